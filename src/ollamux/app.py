@@ -1,0 +1,38 @@
+"""The app factory: ``create_app(config)`` builds one aiohttp application and its gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .config import Config
+from .gateway import Gateway
+from .hooks import PluginManager
+from .pipeline import GATEWAY, handle
+from .plugin_manager import build_plugin_manager
+
+
+def create_app(config: Config, pm: PluginManager | None = None) -> web.Application:
+    """Build the app. Pass ``pm`` to use a plugin manager you prepared (tests do)."""
+    pm = pm if pm is not None else build_plugin_manager(config)
+    gateway = Gateway(config, pm)
+    app = web.Application(client_max_size=int(config.server.max_body_mb * 1024 * 1024))
+    app[GATEWAY] = gateway
+    gateway.app = app
+    gateway.hooks.register_routes(gateway, app)
+    for prefix in ("/api/{tail:.*}", "/v1/{tail:.*}", "/v1", "/"):
+        app.router.add_route("*", prefix, handle)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    gateway = app[GATEWAY]
+    await gateway.open()
+    try:
+        await gateway.hooks.startup(gateway)
+        yield
+    finally:
+        await gateway.hooks.shutdown(gateway)
+        await gateway.close()

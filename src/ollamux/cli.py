@@ -1,0 +1,96 @@
+"""The ``ollamux`` command: serve, check, plugins, --version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from . import __version__
+from .config_loader import ConfigError, backend_from_url, load_config, masked
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ollamux", description="One stable endpoint in front of a fleet of LLM servers."
+    )
+    parser.add_argument("--version", action="version", version=f"ollamux {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    _config_arg(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 11535)")
+    serve.add_argument(
+        "--backend",
+        action="append",
+        metavar="URL",
+        help="a backend URL, repeatable; end it in #openai for an OpenAI-compatible server",
+    )
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--log-level", help="debug, info, warning, error")
+
+    check = sub.add_parser("check", help="validate a config and print the effective one")
+    _config_arg(check)
+
+    plugins = sub.add_parser("plugins", help="list plugins and the hooks they implement")
+    _config_arg(plugins)
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="YAML or TOML config file (or $OLLAMUX_CONFIG)")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    server: dict[str, Any] = {}
+    for flag in ("host", "port", "workers", "log_level"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            server[flag] = value
+    out: dict[str, Any] = {"server": server} if server else {}
+    if getattr(args, "backend", None):
+        out["backends"] = [backend_from_url(u) for u in args.backend]
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config, env=os.environ, overrides=_overrides(args))
+    except ConfigError as exc:
+        print(f"ollamux: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        print(yaml.safe_dump(masked(config), sort_keys=False), end="")
+        return 0
+    from .plugin_manager import PluginError, build_plugin_manager, describe_plugins
+
+    try:
+        pm = build_plugin_manager(config)
+    except PluginError as exc:
+        print(f"ollamux: plugin error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "plugins":
+        rows = describe_plugins(pm)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for row in rows:
+                hooks = ", ".join(row["hooks"])
+                print(f"{row['name']:<20} {row['origin']:<28} {hooks}")
+        return 0
+    from .server import serve
+
+    serve(config, pm)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""The Exchange: one object per request, carried through every hook.
+
+It holds what the client asked for, what is being sent upstream, who asked, where it went
+and how it ended. Plugins keep their own per-request data in ``state[<plugin name>]``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .dialect import Dialect
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .backend import Backend
+    from .gateway import Gateway
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key's name and what it may do."""
+
+    name: str = "anonymous"
+    admin: bool = False
+    models: tuple[str, ...] = ()
+    priority: int = 0
+    authenticated: bool = False
+
+
+ANONYMOUS = Principal()
+
+# Where the auth middleware leaves the caller on ``web.Request`` for plugin routes.
+PRINCIPAL_KEY = "ollamux.principal"
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The caller of a plugin route (anonymous when auth is off)."""
+    found = request.get(PRINCIPAL_KEY)
+    return found if isinstance(found, Principal) else ANONYMOUS
+
+
+class TaskState(enum.StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class Outcome(enum.StrEnum):
+    """How one attempt on one backend went; the balancer learns health from it."""
+
+    OK = "ok"
+    CLIENT_ERROR = "client_error"  # a 4xx: the request's fault, not the backend's
+    BUSY = "busy"  # Ollama's 503 "server busy": try elsewhere, cool down briefly
+    SERVER_ERROR = "server_error"  # 5xx
+    CONNECT_ERROR = "connect_error"
+    TIMEOUT = "timeout"
+    STREAM_ERROR = "stream_error"  # broke after the first byte
+    CANCELLED = "cancelled"  # the client went away
+
+
+@dataclass
+class UpstreamRequest:
+    """What to send to a backend: path relative to the backend URL."""
+
+    method: str
+    path: str
+    query: str = ""
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    body: bytes | None = None
+
+
+@dataclass
+class LocalResponse:
+    """An answer a plugin makes up instead of calling the backend (e.g. ``/api/version``
+    for an OpenAI backend). It flows through response transforms like a real one."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200) -> LocalResponse:
+        return cls(status=status, body=json.dumps(data).encode())
+
+
+@dataclass
+class ResponseHead:
+    """Status and headers of a backend's answer, before its body is relayed."""
+
+    status: int
+    headers: CIMultiDict[str]
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+
+@dataclass(eq=False)
+class Exchange:
+    gateway: Gateway
+    request: web.Request
+    method: str
+    path: str
+    query: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    dialect: Dialect
+    json: dict[str, Any] | None = None
+    model_requested: str | None = None
+    model: str | None = None
+    stream: bool = False
+    principal: Principal = ANONYMOUS
+    task_id: str = ""
+    backend: Backend | None = None
+    attempts: int = 0
+    tried: set[str] = field(default_factory=set)
+    state: dict[str, Any] = field(default_factory=dict)
+    response_headers: dict[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.monotonic)
+    created: float = field(default_factory=time.time)
+    forwarded_at: float | None = None
+    first_chunk_at: float | None = None
+    finished_at: float | None = None
+    chunks: int = 0
+    bytes_out: int = 0
+    status: int = 0
+    outcome: TaskState = TaskState.PENDING
+    error: str = ""
+    usage: dict[str, int] = field(default_factory=dict)
+    body_changed: bool = False
+    job_id: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.task_id or f"req-{id(self):x}"
+
+    def set_model(self, name: str) -> None:
+        """Change the model sent upstream (the body is re-encoded when forwarded)."""
+        self.model = name
+        if self.json is not None:
+            key = "model" if "model" in self.json or "name" not in self.json else "name"
+            self.json[key] = name
+            self.body_changed = True
+
+    def upstream_body(self) -> bytes:
+        if self.body_changed and self.json is not None:
+            return json.dumps(self.json).encode()
+        return self.body
+
+    def elapsed_ms(self, since: float | None = None) -> int:
+        return int(((self.finished_at or time.monotonic()) - (since or self.started_at)) * 1000)
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,72 @@
+"""The Gateway: one per app, shared by the core and every plugin.
+
+It holds the effective config, the hook facade, the backends and the one
+``aiohttp.ClientSession`` used to talk to them.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from .backend import Backend
+from .config import Config
+from .hooks import Hooks, PluginManager
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+log = logging.getLogger("ollamux")
+
+
+class Gateway:
+    def __init__(self, config: Config, pm: PluginManager) -> None:
+        self.config = config
+        self.pm = pm
+        self.hooks = Hooks(pm)
+        self.backends: dict[str, Backend] = {
+            b.name: Backend.from_config(b) for b in config.backends
+        }
+        self._session: aiohttp.ClientSession | None = None
+        self.app: web.Application | None = None
+        self.draining = False
+        # Where this instance can reach itself (set once listening): jobs re-enter the full
+        # request path through it. Requests bearing ``internal_token`` in the
+        # ``X-Ollamux-Internal`` header come from this process (see ``auth``).
+        self.self_url: str | None = None
+        self.internal_token = secrets.token_urlsafe(32)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the gateway's client session exists only while the app runs")
+        return self._session
+
+    def plugin_config(self, name: str) -> dict[str, Any]:
+        return self.config.plugin_config(name)
+
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        """No total timeout (LLM streams are long): connect and between-bytes limits only."""
+        r = self.config.routing
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=r.connect_timeout_s,
+            sock_connect=r.connect_timeout_s,
+            sock_read=r.read_timeout_s,
+        )
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self.client_timeout(),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

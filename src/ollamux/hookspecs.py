@@ -1,0 +1,173 @@
+"""Every hook ollamux calls, in the order a request meets them.
+
+Implementations may be plain functions or ``async def``; ollamux awaits them itself
+(pluggy has no async support), in pluggy's order: ``tryfirst`` implementations first,
+then the most recently registered, ``trylast`` last. An implementation may accept any
+subset of a hook's arguments, by name.
+
+"firstresult" hooks stop at the first implementation that returns something other than
+``None``; all other hooks call every implementation and collect the non-``None`` results.
+Raising ``ollamux.GatewayError`` from a request hook answers the client with that status,
+in the dialect of the endpoint called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .backend import Backend
+    from .exchange import (
+        Exchange,
+        LocalResponse,
+        Outcome,
+        Principal,
+        ResponseHead,
+        UpstreamRequest,
+    )
+    from .gateway import Gateway
+    from .transforms import ResponseTransform
+
+hookspec = pluggy.HookspecMarker("ollamux")
+hookimpl = pluggy.HookimplMarker("ollamux")
+
+
+# ---------------------------------------------------------------------------------------
+# Setting up
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
+    """Add HTTP routes (or middlewares) to the app before it starts.
+
+    Called once per app, synchronously, in ``create_app``. Routes added here take precedence
+    over the catch-all proxy routes. Read your settings with
+    ``gateway.plugin_config("<your plugin name>")``.
+    """
+
+
+@hookspec
+def ollamux_startup(gateway: Gateway) -> None:
+    """Open what the plugin needs (stores, background tasks) when the server starts.
+
+    Called once, after the shared ``gateway.session`` exists. Every implementation runs.
+    """
+
+
+@hookspec
+def ollamux_shutdown(gateway: Gateway) -> None:
+    """Close what ``ollamux_startup`` opened. Every implementation runs, even if one fails."""
+
+
+# ---------------------------------------------------------------------------------------
+# The request path
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def ollamux_authenticate(exchange: Exchange) -> Principal | None:
+    """Decide who is calling.
+
+    Return a ``Principal`` to accept the request, raise ``GatewayError(401 | 403 | 429)`` to
+    refuse it, or return ``None`` so other plugins can be tried. Stops at the first
+    non-``None`` result; when every implementation returns ``None`` the caller is anonymous.
+    """
+
+
+@hookspec
+def ollamux_request_started(exchange: Exchange) -> None:
+    """The request was accepted (authenticated, body parsed) and is about to be routed.
+
+    The task tracker gives it a task id here and records it as PENDING. Every
+    implementation runs; raise ``GatewayError`` to refuse the request (a bad task id).
+    """
+
+
+@hookspec
+def ollamux_rewrite_request(exchange: Exchange) -> None:
+    """Change the request before routing: the model name (``exchange.set_model``), options.
+
+    Every implementation runs, in order. Raise ``GatewayError`` to refuse (a model the
+    caller may not use is a 403).
+    """
+
+
+@hookspec(firstresult=True)
+def ollamux_respond(exchange: Exchange) -> web.StreamResponse | None:
+    """Answer the request without any backend (return a response), or ``None`` to route it.
+
+    Stops at the first non-``None`` result.
+    """
+
+
+@hookspec(firstresult=True)
+def ollamux_fanout_backends(exchange: Exchange) -> list[Backend] | None:
+    """For listings (``/api/tags``, ``/api/ps``, ``/v1/models``): the backends to ask.
+
+    The core sends the listing request to each, through translation and response
+    transforms, and merges the answers. Stops at the first non-``None`` result.
+    """
+
+
+@hookspec(firstresult=True)
+def ollamux_select_backend(exchange: Exchange) -> Backend | None:
+    """Choose the backend for one attempt, waiting for a free one if need be.
+
+    ``exchange.tried`` names backends already tried for this request; avoid them. The
+    returned backend counts one more request in flight until ``ollamux_backend_released``.
+    Raise ``GatewayError`` (404 unknown model, 503 + Retry-After when nothing frees up in
+    time). Stops at the first non-``None`` result; at least one implementation is required.
+    """
+
+
+@hookspec(firstresult=True)
+def ollamux_translate_request(
+    exchange: Exchange, backend: Backend
+) -> UpstreamRequest | LocalResponse | None:
+    """Build what is sent to ``backend`` (an ``UpstreamRequest``) or answer in its stead
+    (a ``LocalResponse``).
+
+    Called once per attempt, after selection, because the backend's API decides the
+    translation. The built-in passthrough answers last (``trylast``) with the client's
+    request unchanged. Stops at the first non-``None`` result.
+    """
+
+
+@hookspec
+def ollamux_upstream_started(exchange: Exchange, backend: Backend, head: ResponseHead) -> None:
+    """The backend answered with a status and headers; the body is about to be relayed.
+
+    A task becomes RUNNING here. Every implementation runs.
+    """
+
+
+@hookspec
+def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> ResponseTransform | None:
+    """Return a ``ResponseTransform`` to rewrite this response, or ``None`` to leave it alone.
+
+    Called once per response (not per chunk). Every implementation runs; the transforms
+    returned are applied in the order of the calls (``tryfirst`` ones see the backend's
+    bytes first).
+    """
+
+
+@hookspec
+def ollamux_backend_released(exchange: Exchange, backend: Backend, outcome: Outcome) -> None:
+    """One attempt on ``backend`` ended with ``outcome``: free its slot, learn its health.
+
+    Every implementation runs.
+    """
+
+
+@hookspec
+def ollamux_request_finished(exchange: Exchange) -> None:
+    """The request ended: ``exchange.outcome`` is SUCCESS, FAILED or CANCELLED, with
+    ``exchange.status``, ``exchange.error``, timings and ``exchange.usage``.
+
+    Every implementation runs; errors are logged, never shown to the client.
+    """

@@ -1,0 +1,112 @@
+"""Build the plugin manager for one app: built-ins, installed entry points, configured files.
+
+A name in ``plugins.disable`` is blocked before anything is imported, so a broken plugin can
+always be switched off. Misspelled hook names fail here, at start, not on first request.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .config import Config
+from .hooks import PluginManager
+from .plugins import DEFAULT_PLUGINS, REQUIRED_HOOKS
+
+ENTRY_POINT_GROUP = "ollamux"
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded, or the loaded set leaves a capability uncovered."""
+
+
+def build_plugin_manager(config: Config) -> PluginManager:
+    pm = PluginManager()
+    pm.add_hookspecs(hookspecs)
+    blocked = set(config.plugins.disable)
+    for name in blocked:
+        pm.set_blocked(name)
+    for name, module_path in DEFAULT_PLUGINS:
+        if name not in blocked:
+            _register(pm, importlib.import_module(module_path), name, "built-in")
+    if config.plugins.autoload:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in blocked or pm.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {ep.name}: cannot load entry point {ep.value}: {exc}"
+                ) from exc
+            dist = ep.dist.name if ep.dist else "?"
+            _register(pm, plugin, ep.name, f"entry point ({dist})")
+    for spec in config.plugins.load:
+        name, module = _load_configured(spec)
+        if name in blocked:
+            continue
+        _register(pm, module, name, f"config ({spec})")
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(str(exc)) from exc
+    _check_capabilities(pm, blocked)
+    return pm
+
+
+def _register(pm: PluginManager, plugin: object, name: str, origin: str) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except (ValueError, pluggy.PluginValidationError) as exc:
+        raise PluginError(f"plugin {name}: {exc}") from exc
+    pm.origins[name] = origin
+
+
+def _load_configured(spec: str) -> tuple[str, ModuleType]:
+    if spec.endswith(".py") or "/" in spec:
+        path = Path(spec).expanduser().resolve()
+        if not path.is_file():
+            raise PluginError(f"plugins.load: no such file {spec}")
+        name = path.stem
+        mod_spec = importlib.util.spec_from_file_location(f"ollamux_local_{name}", path)
+        if mod_spec is None or mod_spec.loader is None:
+            raise PluginError(f"plugins.load: cannot import {spec}")
+        module = importlib.util.module_from_spec(mod_spec)
+        sys.modules[mod_spec.name] = module
+        try:
+            mod_spec.loader.exec_module(module)
+        except Exception as exc:
+            raise PluginError(f"plugins.load: {spec} failed to import: {exc}") from exc
+        return name, module
+    try:
+        return spec, importlib.import_module(spec)
+    except Exception as exc:
+        raise PluginError(f"plugins.load: cannot import {spec}: {exc}") from exc
+
+
+def _check_capabilities(pm: PluginManager, blocked: set[str]) -> None:
+    for hook_name, provider in REQUIRED_HOOKS.items():
+        if not getattr(pm.hook, hook_name).get_hookimpls():
+            raise PluginError(
+                f"plugins.disable: disabling {provider!r} leaves {hook_name} unimplemented;"
+                " load a plugin that provides it"
+            )
+
+
+def describe_plugins(pm: PluginManager) -> list[dict[str, Any]]:
+    """Each plugin: name, where it came from, the hooks it implements."""
+    rows: list[dict[str, Any]] = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        rows.append({"name": name, "origin": pm.origins.get(name, "?"), "hooks": hooks})
+    return rows

@@ -1,0 +1,3 @@
+"""The ``metrics`` built-in plugin (being built)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""The ``translate`` built-in plugin (being built)."""
+
+from __future__ import annotations

@@ -1,0 +1,276 @@
+"""Forwarding one attempt to one backend and relaying its answer, chunk by chunk.
+
+Nothing here buffers a whole answer: bytes are written to the client as they arrive,
+through whatever response transforms plugins asked for. Headers go to the client lazily,
+with the first bytes, so a backend that dies before saying anything can still be retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from .backend import Backend
+from .dialect import NDJSON, Dialect
+from .errors import GatewayError, stream_error_bytes, upstream_error_message
+from .exchange import Exchange, LocalResponse, Outcome, ResponseHead, TaskState, UpstreamRequest
+from .headers import client_headers, upstream_headers
+from .transforms import ResponseTransform
+
+log = logging.getLogger("ollamux.proxy")
+
+
+class AttemptFailed(Exception):
+    """An attempt failed before any byte reached the client: another backend may be tried.
+
+    ``head``/``body`` hold the backend's error answer when there was one (a 5xx), so the
+    last failure can be shown to the client as the backend gave it.
+    """
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        message: str,
+        status: int = 502,
+        head: ResponseHead | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.message = message
+        self.status = status
+        self.head = head
+        self.body = body
+
+
+def passthrough_request(exchange: Exchange, backend: Backend) -> UpstreamRequest:
+    """The client's request as it is, addressed to ``backend``."""
+    return UpstreamRequest(
+        method=exchange.method,
+        path=exchange.path,
+        query=exchange.query,
+        body=exchange.upstream_body() if exchange.method not in ("GET", "HEAD") else None,
+    )
+
+
+def request_args(
+    exchange: Exchange, backend: Backend, up: UpstreamRequest, peer: str | None
+) -> dict[str, Any]:
+    """Keyword arguments for ``ClientSession.request`` sending ``up`` to ``backend``."""
+    headers = upstream_headers(exchange.headers, backend.auth_headers(), peer)
+    for key, value in up.headers.items():
+        headers[key] = value
+    return {
+        "method": up.method,
+        "url": backend.url + up.path + (f"?{up.query}" if up.query else ""),
+        "headers": headers,
+        "data": up.body,
+        "allow_redirects": False,
+    }
+
+
+async def attempt(exchange: Exchange, backend: Backend) -> web.StreamResponse:
+    """Run one attempt; returns the finished client response or raises ``AttemptFailed``
+    (nothing sent yet) / ``GatewayError``."""
+    gw = exchange.gateway
+    up = await gw.hooks.translate_request(exchange, backend)
+    if up is None:
+        up = passthrough_request(exchange, backend)
+    if isinstance(up, LocalResponse):
+        return await _relay_local(exchange, backend, up)
+    try:
+        upstream = await gw.session.request(
+            **request_args(exchange, backend, up, exchange.request.remote)
+        )
+    except TimeoutError as exc:
+        raise AttemptFailed(Outcome.TIMEOUT, f"backend {backend.name} timed out", 504) from exc
+    except aiohttp.ClientError as exc:
+        raise AttemptFailed(
+            Outcome.CONNECT_ERROR, f"backend {backend.name} unreachable: {_reason(exc)}", 502
+        ) from exc
+    try:
+        return await _relay(exchange, backend, upstream)
+    finally:
+        upstream.close()
+
+
+async def _relay(
+    exchange: Exchange, backend: Backend, upstream: aiohttp.ClientResponse
+) -> web.StreamResponse:
+    head = ResponseHead(upstream.status, client_headers(upstream.headers))
+    if upstream.status >= 500:
+        body = await _read_quietly(upstream)
+        busy = upstream.status == 503 and backend.api is Dialect.OLLAMA
+        raise AttemptFailed(
+            Outcome.BUSY if busy else Outcome.SERVER_ERROR,
+            f"backend {backend.name} answered {upstream.status}: {upstream_error_message(body)}",
+            upstream.status,
+            head,
+            body,
+        )
+    exchange.forwarded_at = time.monotonic()
+    gw = exchange.gateway
+    await gw.hooks.upstream_started(exchange, backend, head)
+    transforms = await gw.hooks.transform_response(exchange, head)
+    for t in transforms:
+        head = t.head(head)
+    watch_errors = (
+        head.status < 400
+        and backend.api is Dialect.OLLAMA
+        and NDJSON in (upstream.headers.get("Content-Type", ""))
+    )
+    relay = _Relay(exchange, head, transforms)
+    try:
+        async for data in upstream.content.iter_any():
+            if watch_errors and b'"error"' in data:
+                _check_error_line(exchange, data)
+            await relay.write(data)
+        await relay.finish()
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
+        if isinstance(exc, aiohttp.ClientConnectionResetError) and relay.client_gone():
+            raise asyncio.CancelledError from exc
+        message = f"backend {backend.name} failed mid-stream: {_reason(exc)}"
+        if not relay.started:
+            outcome = Outcome.TIMEOUT if isinstance(exc, TimeoutError) else Outcome.SERVER_ERROR
+            raise AttemptFailed(
+                outcome, message, 504 if outcome is Outcome.TIMEOUT else 502
+            ) from exc
+        await relay.fail(message)
+    exchange.status = head.status
+    return relay.response
+
+
+class _Relay:
+    """Writes transformed bytes to the client, preparing the response on the first bytes."""
+
+    def __init__(
+        self, exchange: Exchange, head: ResponseHead, transforms: list[ResponseTransform]
+    ) -> None:
+        self.exchange = exchange
+        self.head = head
+        self.transforms = transforms
+        self.response = web.StreamResponse(status=head.status, headers=head.headers)
+        self.response.headers.update(exchange.response_headers)
+        self.started = False
+
+    def client_gone(self) -> bool:
+        transport = self.exchange.request.transport
+        return transport is None or transport.is_closing()
+
+    async def _start(self) -> None:
+        self.started = True
+        self.exchange.status = self.head.status
+        await self.response.prepare(self.exchange.request)
+
+    async def write(self, data: bytes) -> None:
+        for t in self.transforms:
+            if not data:
+                return
+            data = t.feed(data)
+        if not data:
+            return
+        if not self.started:
+            await self._start()
+        ex = self.exchange
+        if ex.first_chunk_at is None:
+            ex.first_chunk_at = time.monotonic()
+        ex.chunks += 1
+        ex.bytes_out += len(data)
+        await self.response.write(data)
+
+    async def finish(self) -> None:
+        tail = b""
+        for t in self.transforms:
+            tail = (t.feed(tail) if tail else b"") + t.end()
+        if tail:
+            await self.write_raw(tail)
+        if not self.started:
+            await self._start()
+        await self.response.write_eof()
+
+    async def write_raw(self, data: bytes) -> None:
+        if not self.started:
+            await self._start()
+        self.exchange.chunks += 1
+        self.exchange.bytes_out += len(data)
+        await self.response.write(data)
+
+    async def fail(self, message: str) -> None:
+        """End a stream that broke: an error event/line in the endpoint's dialect."""
+        ex = self.exchange
+        ex.outcome = TaskState.FAILED
+        ex.error = message
+        ex.state["stream_broken"] = True
+        if not self.started:
+            await self._start()
+        try:
+            await self.response.write(stream_error_bytes(ex.dialect, message))
+            await self.response.write_eof()
+        except (ConnectionError, aiohttp.ClientConnectionResetError):
+            pass
+
+
+def _check_error_line(exchange: Exchange, data: bytes) -> None:
+    """An Ollama ``{"error": ...}`` line inside a 200 stream means the request failed."""
+    for line in data.split(b"\n"):
+        if line.startswith(b'{"error"'):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            exchange.outcome = TaskState.FAILED
+            exchange.error = str(obj.get("error"))
+            exchange.state["stream_broken"] = True
+
+
+async def _relay_local(
+    exchange: Exchange, backend: Backend, local: LocalResponse
+) -> web.StreamResponse:
+    head = ResponseHead(local.status, CIMultiDict({"Content-Type": local.content_type}))
+    gw = exchange.gateway
+    exchange.forwarded_at = time.monotonic()
+    await gw.hooks.upstream_started(exchange, backend, head)
+    transforms = await gw.hooks.transform_response(exchange, head)
+    for t in transforms:
+        head = t.head(head)
+    relay = _Relay(exchange, head, transforms)
+    await relay.write(local.body)
+    await relay.finish()
+    return relay.response
+
+
+async def relay_failure(exchange: Exchange, failure: AttemptFailed) -> web.StreamResponse:
+    """Show the client the last failed attempt: the backend's own error answer if it gave
+    one (through the transforms, so it is in the endpoint's dialect), else a 502/504."""
+    if failure.head is None:
+        raise GatewayError(failure.status, failure.message)
+    gw = exchange.gateway
+    head = failure.head
+    transforms = await gw.hooks.transform_response(exchange, head)
+    for t in transforms:
+        head = t.head(head)
+    relay = _Relay(exchange, head, transforms)
+    await relay.write(failure.body)
+    await relay.finish()
+    return relay.response
+
+
+async def _read_quietly(upstream: aiohttp.ClientResponse) -> bytes:
+    try:
+        return await upstream.read()
+    except (aiohttp.ClientError, TimeoutError):
+        return b""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:300]

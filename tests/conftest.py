@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.fakes.ollama_backend import FakeOllama
+from tests.fakes.openai_backend import FakeOpenAI
+
+pytest_plugins = ["ollamux.testing"]
+
+ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
+
+
+@pytest.fixture
+async def fake_ollama(aiohttp_server: Any) -> tuple[FakeOllama, str]:
+    """A fake Ollama server on loopback and its base URL."""
+    fake = FakeOllama()
+    server = await aiohttp_server(fake.app())
+    return fake, str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def fake_openai(aiohttp_server: Any) -> tuple[FakeOpenAI, str]:
+    """A fake OpenAI-compatible server on loopback and its base URL."""
+    fake = FakeOpenAI()
+    server = await aiohttp_server(fake.app())
+    return fake, str(server.make_url("")).rstrip("/")
