@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -38,6 +39,9 @@ class Gateway:
         # ``X-Ollamux-Internal`` header come from this process (see ``auth``).
         self.self_url: str | None = None
         self.internal_token = secrets.token_urlsafe(32)
+        # Live numbers plugins publish for others to read (metrics, dashboard, health):
+        # name -> a function returning the current value, e.g. "queue_depth".
+        self.gauges: dict[str, Callable[[], float]] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
