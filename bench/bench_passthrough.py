@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "cpu_per_req_us": r.cpu_per_request_us(cpu_pid),
                     "cpu_per_chunk_us": r.cpu_per_chunk_us(cpu_pid),
                     "backend_cpu_s": r.cpu[backend.pid],
+                    "client_cpu_share": r.client_cpu / r.seconds,
                 }
 
             return measure
@@ -149,14 +150,18 @@ def report(results: dict[str, Any]) -> str:
         f"{s['machine']}",
         "",
         f"{'target':<16}{'req/s':>9}{'chunks/s':>11}{'p50 ms':>9}{'CPU us/req':>12}"
-        f"{'CPU us/chunk':>14}{'errors':>8}",
+        f"{'CPU us/chunk':>14}{'client CPU':>12}{'errors':>8}",
     ]
     for name, m in results["medians"].items():
         lines.append(
             f"{name:<16}{m['req_s']:>9.0f}{m['chunks_s']:>11.0f}{m['latency_median_ms']:>9.1f}"
-            f"{m['cpu_per_req_us']:>12.0f}{m['cpu_per_chunk_us']:>14.1f}{m['errors']:>8.0f}"
+            f"{m['cpu_per_req_us']:>12.0f}{m['cpu_per_chunk_us']:>14.1f}"
+            f"{m['client_cpu_share']:>12.0%}{m['errors']:>8.0f}"
         )
-    lines.append("(CPU: the proxy's process; for direct/*, the backend's)")
+    lines.append(
+        "(CPU us: the proxy process's; for direct/*, the backend's. client CPU: the load"
+        " generator's share of one core; near 100 % it, not the proxy, limits req/s)"
+    )
     lines.append("")
     r = results["ratios"]
     for name, value in r.items():

@@ -138,12 +138,24 @@ class Fleet:
         self.servers.clear()
         self._tmp.cleanup()
 
-    def start(self, name: str, argv: Sequence[str], port: int, timeout: float = 20.0) -> Server:
-        """Start ``argv`` (output to a log file), wait until ``port`` listens."""
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        port: int,
+        timeout: float = 20.0,
+        env: Mapping[str, str] | None = None,
+    ) -> Server:
+        """Start ``argv`` (output to a log file, ``env`` added to ours), wait until ``port``
+        listens."""
         log_path = self.tmp / f"{name}-{port}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **env} if env else None,
             )
         server = Server(name, f"http://{HOST}:{port}", port, proc, log_path)
         self.servers.append(server)
@@ -171,16 +183,27 @@ class Fleet:
         argv = [self.python, str(HARNESS), "relay", "--port", str(port), "--upstream", upstream]
         return self.start("relay", argv, port)
 
-    def ollamux(self, config: Mapping[str, Any] | None = None, name: str = "ollamux") -> Server:
-        """``python -m ollamux serve`` with ``config`` over ``bench_config()`` defaults."""
+    def ollamux(
+        self,
+        config: Mapping[str, Any] | None = None,
+        name: str = "ollamux",
+        src: str | Path | None = None,
+    ) -> Server:
+        """``python -m ollamux serve`` with ``config`` over ``bench_config()`` defaults.
+
+        ``src``: a directory holding an ``ollamux`` package to run instead of the installed
+        one (put first on ``PYTHONPATH``), to compare two versions of the code.
+        """
         port = free_port()
         merged = _deep_merge(bench_config(), dict(config or {}))
         merged.setdefault("server", {}).update(host=HOST, port=port)
         path = self.tmp / f"{name}-{port}.yaml"
         path.write_text(json.dumps(merged))  # JSON is YAML
-        return self.start(
-            name, [self.python, "-m", "ollamux", "serve", "--config", str(path)], port
-        )
+        argv = [self.python, "-m", "ollamux", "serve", "--config", str(path)]
+        env = None
+        if src is not None:
+            env = {"PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
+        return self.start(name, argv, port, env=env)
 
 
 def bench_config() -> dict[str, Any]:
@@ -246,6 +269,7 @@ class LoadResult:
     latency_median_ms: float
     latency_p99_ms: float
     cpu: dict[int, float] = field(default_factory=dict)  # pid -> CPU seconds in the window
+    client_cpu: float = 0.0  # CPU seconds the load generator itself used in the window
 
     @property
     def req_s(self) -> float:
@@ -328,11 +352,13 @@ async def generate_load(
         tasks = [asyncio.create_task(worker(session)) for _ in range(concurrency)]
         await asyncio.sleep(warmup)
         cpu0 = {pid: cpu_seconds(pid) for pid in cpu_pids}
+        own0 = time.process_time()
         t0 = time.perf_counter()
         measuring = True
         await asyncio.sleep(duration)
         measuring = False
         seconds = time.perf_counter() - t0
+        own = time.process_time() - own0
         cpu1 = {pid: cpu_seconds(pid) for pid in cpu_pids}
         stop = True
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -345,6 +371,7 @@ async def generate_load(
         latency_median_ms=statistics.median(latencies) * 1000 if latencies else float("nan"),
         latency_p99_ms=latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan"),
         cpu={pid: cpu1[pid] - cpu0[pid] for pid in cpu_pids},
+        client_cpu=own,
     )
 
 
