@@ -534,15 +534,17 @@ def relay_app(upstream: str) -> Any:
     import aiohttp
     from aiohttp import web
 
+    session_key = web.AppKey("session", aiohttp.ClientSession)
+
     async def session_ctx(app: web.Application) -> Any:
-        app["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        app[session_key] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         yield
-        await app["session"].close()
+        await app[session_key].close()
 
     async def relay(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
-        session: aiohttp.ClientSession = request.app["session"]
+        session = request.app[session_key]
         async with session.request(
             request.method, upstream + request.path_qs, data=body, headers=headers
         ) as up:
