@@ -22,6 +22,7 @@ from .dialect import NDJSON, Dialect
 from .errors import GatewayError, stream_error_bytes, upstream_error_message
 from .exchange import Exchange, LocalResponse, Outcome, ResponseHead, TaskState, UpstreamRequest
 from .headers import client_headers, upstream_headers
+from .idle import IdleWatch
 from .transforms import ResponseTransform
 
 log = logging.getLogger("ollamux.proxy")
@@ -127,11 +128,14 @@ async def _relay(
         and NDJSON in (upstream.headers.get("Content-Type", ""))
     )
     relay = _Relay(exchange, head, transforms)
+    idle = IdleWatch(upstream, gw.session.timeout.sock_read)
     try:
         async for data in upstream.content.iter_any():
+            idle.busy()
             if watch_errors and b'"error"' in data:
                 _check_error_line(exchange, data)
             await relay.write(data)
+            idle.waiting()
         await relay.finish()
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
         if isinstance(exc, aiohttp.ClientConnectionResetError) and relay.client_gone():
@@ -143,6 +147,8 @@ async def _relay(
                 outcome, message, 504 if outcome is Outcome.TIMEOUT else 502
             ) from exc
         await relay.fail(message)
+    finally:
+        idle.stop()
     exchange.status = head.status
     return relay.response
 
