@@ -127,18 +127,19 @@ class Monitor:
     # -- discovery ----------------------------------------------------------------------
 
     async def _scan(self) -> None:
-        """Probe every port of the range at once; add what answers, drop what stopped."""
+        """Probe every port of the range at once; add what answers, drop what stopped.
+        Each port's answer is applied as soon as it arrives, not after the slowest."""
         assert self.discovery is not None
-        host, api = self.discovery.host, Dialect(self.discovery.api)
+        host = self.discovery.host
         static_urls = {b.url for b in self.gateway.backends.values() if not b.discovered}
         urls = [f"http://{host}:{port}" for port in self.ports]
-        urls = [u for u in urls if u not in static_urls]
-        session, timeout = self.gateway.session, self.discovery.probe_timeout_s
-        results = await asyncio.gather(*(probe(session, u, api, {}, timeout) for u in urls))
-        changed = False
-        for url, result in zip(urls, results, strict=True):
-            changed |= self._learn(url, api, result)
-        if changed:
+        await asyncio.gather(*(self._scan_one(u) for u in urls if u not in static_urls))
+
+    async def _scan_one(self, url: str) -> None:
+        assert self.discovery is not None
+        api = Dialect(self.discovery.api)
+        result = await probe(self.gateway.session, url, api, {}, self.discovery.probe_timeout_s)
+        if self._learn(url, api, result):
             self.fleet.dispatch(settle=True)
 
     def _learn(self, url: str, api: Dialect, result: ProbeResult) -> bool:
