@@ -10,15 +10,15 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[Any]], within_s: float = 15.0) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
     while True:
         value = await check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+            raise AssertionError(f"condition not met within {within_s}s (last: {value!r})")
         await asyncio.sleep(0.02)
 
 
