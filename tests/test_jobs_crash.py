@@ -52,13 +52,16 @@ class Gateway:
         self.config.write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen[bytes] | None = None
 
-    async def start(self) -> None:
+    def spawn(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ollamux", "serve", "--config", str(self.config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    async def start(self) -> None:
+        self.spawn()
         async with aiohttp.ClientSession() as http:
 
             async def up() -> bool:
