@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
+from ollamux import hookimpl
+from ollamux.exchange import PRINCIPAL_KEY, Principal
 from ollamux.testing import gateway_of
 from tests.fakes.jobs_backend import JobsFake
 from tests.jobs_support import eventually, job_doc, wait_status
@@ -291,3 +294,88 @@ async def test_jobs_survive_in_the_sqlite_file(jobs_gateway: Any, tmp_path: Path
         row = db.execute("SELECT status, body FROM jobs WHERE id=?", (job_id,)).fetchone()
     assert row[0] == "queued"
     assert json.loads(row[1])["prompt"] == "x"
+
+
+# -- the page and the root -----------------------------------------------------------------------
+
+
+async def test_root_serves_the_page_to_browsers(jobs_gateway: Any) -> None:
+    client = await jobs_gateway({"workers": 0})
+    resp = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    assert "/jobs-ui/jobs.js" in await resp.text()
+    for asset, kind in (("jobs.js", "text/javascript"), ("jobs.css", "text/css")):
+        got = await client.get(f"/jobs-ui/{asset}")
+        assert got.status == 200 and got.content_type == kind
+    assert (await client.get("/jobs-ui/secret.py")).status == 404
+    assert (await client.get("/list")).content_type == "text/html"
+
+
+async def test_root_still_answers_like_ollama_for_api_clients(jobs_gateway: Any) -> None:
+    client = await jobs_gateway({"workers": 0})
+    resp = await client.get("/")
+    assert resp.status == 200
+    assert await resp.text() == "Ollama is running"
+    head = await client.head("/")
+    assert head.status == 200
+
+
+# -- owners ------------------------------------------------------------------------------------
+
+
+class _HeaderAuth:
+    """Stands in for the auth plugin: the caller named by X-Test-User (admin if "root")."""
+
+    @hookimpl
+    def ollamux_register_routes(self, gateway: Any, app: web.Application) -> None:
+        @web.middleware
+        async def who(request: web.Request, handler: Any) -> web.StreamResponse:
+            name = request.headers.get("X-Test-User")
+            if name:
+                request[PRINCIPAL_KEY] = Principal(
+                    name=name, authenticated=True, admin=name == "root", priority=7
+                )
+            return await handler(request)
+
+        app.middlewares.append(who)
+
+
+async def test_with_auth_a_key_sees_and_cancels_only_its_own_jobs(
+    gateway_client: Any, fake: Any
+) -> None:
+    _backend, url = fake
+    config = {"backends": [{"url": url}], "jobs": {"workers": 0}}
+    client = await gateway_client(config, plugins=[("header_auth", _HeaderAuth())])
+    alice, bob, root = ({"X-Test-User": n} for n in ("alice", "bob", "root"))
+    job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "x"}}
+    mine = (await (await client.post("/jobs", json=job, headers=alice)).json())["id"]
+    await client.post("/jobs", json=job, headers=bob)
+
+    listed = await (await client.get("/jobs", headers=alice)).json()
+    assert [j["id"] for j in listed["jobs"]] == [mine]
+    assert listed["jobs"][0]["owner"] == "alice"
+    assert listed["jobs"][0]["priority"] == 7  # the key's priority when the job names none
+    assert (await client.get(f"/jobs/{mine}", headers=bob)).status == 404
+    assert (await client.delete(f"/jobs/{mine}", headers=bob)).status == 404
+    assert (await (await client.get("/jobs", headers=root)).json())["total"] == 2
+    assert (await client.delete(f"/jobs/{mine}", headers=alice)).status == 200
+
+
+async def test_jobs_run_as_their_owner(gateway_client: Any, fake: Any) -> None:
+    backend, url = fake
+    seen: list[tuple[str | None, str | None]] = []
+
+    class Spy:
+        @hookimpl
+        def ollamux_upstream_started(self, exchange: Any) -> None:
+            seen.append((exchange.headers.get("X-Ollamux-Principal"), exchange.job_id))
+
+    config = {"backends": [{"url": url}]}
+    client = await gateway_client(config, plugins=[("header_auth", _HeaderAuth()), ("spy", Spy())])
+    job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "x"}}
+    job_id = (
+        await (await client.post("/jobs", json=job, headers={"X-Test-User": "alice"})).json()
+    )["id"]
+    await eventually(lambda: _true(backend.calls[job_id]))
+    assert ("alice", job_id) in seen
