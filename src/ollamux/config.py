@@ -86,6 +86,7 @@ class JobsConfig:
     max_queued: int = 100000
     max_attempts: int = 3
     lease_s: float = 60
+    redis_prefix: str = "ollamux:jobs:"
 
 
 @dataclass
