@@ -88,8 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from .server import serve
 
-    serve(config, pm)
-    return 0
+    return serve(config, pm, config_path=args.config, overrides=_overrides(args))
 
 
 if __name__ == "__main__":  # pragma: no cover
