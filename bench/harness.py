@@ -156,6 +156,7 @@ class Fleet:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **env} if env else None,
+                cwd=self.tmp,  # relative paths (./ollamux.db) land in the throwaway dir
             )
         server = Server(name, f"http://{HOST}:{port}", port, proc, log_path)
         self.servers.append(server)
