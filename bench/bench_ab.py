@@ -58,24 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         }
 
         def case(server: harness.Server, mode: str) -> Callable[[], float]:
-            def measure() -> float:
-                paced = mode == "paced"
-                url = server.url + "/api/chat"
-                url += f"?chunk_delay={args.paced_delay}" if paced else ""
-                r = harness.run_load(
-                    url,
-                    harness.ollama_chat_body(stream=paced),
-                    concurrency=args.concurrency,
-                    duration=args.duration,
-                    warmup=0.3,
-                    stream=paced,
-                    cpu_pids=[server.pid],
-                )
-                if r.errors:
-                    raise RuntimeError(f"{r.errors} failed requests:\n{server.log_tail()}")
-                return r.cpu_per_chunk_us(server.pid) if paced else r.cpu_per_request_us(server.pid)
-
-            return measure
+            paced = args.paced_delay if mode == "paced" else None
+            return lambda: harness.cpu_cost(
+                server, paced_delay=paced, concurrency=args.concurrency, duration=args.duration
+            )
 
         cases = {
             f"{mode}|{name}": case(server, mode)

@@ -405,6 +405,32 @@ def run_load(
     return LoadResult.from_json(proc.stdout.strip().splitlines()[-1])
 
 
+def cpu_cost(
+    server: Server,
+    *,
+    paced_delay: float | None = None,
+    concurrency: int = 32,
+    duration: float = 1.5,
+    warmup: float = 0.3,
+) -> float:
+    """CPU microseconds ``server`` spends per non-streamed ``/api/chat`` request, or, with
+    ``paced_delay`` (seconds between chunks), per streamed chunk. Fails on any error."""
+    stream = paced_delay is not None
+    url = server.url + "/api/chat" + (f"?chunk_delay={paced_delay}" if stream else "")
+    r = run_load(
+        url,
+        ollama_chat_body(stream=stream),
+        concurrency=concurrency,
+        duration=duration,
+        warmup=warmup,
+        stream=stream,
+        cpu_pids=[server.pid],
+    )
+    if r.errors:
+        raise RuntimeError(f"{r.errors} failed requests to {server.name}:\n{server.log_tail()}")
+    return r.cpu_per_chunk_us(server.pid) if stream else r.cpu_per_request_us(server.pid)
+
+
 # -- repetitions -------------------------------------------------------------------------
 
 
