@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -60,7 +61,22 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process ``pid`` has used so far (Linux ``/proc``)."""
+    """CPU time the process ``pid`` (all its threads) has used so far, in seconds.
+
+    Reads the scheduler's nanosecond counters (``/proc/<pid>/task/*/schedstat``); falls back
+    to ``/proc/<pid>/stat``, whose clock ticks (10 ms) are too coarse for short windows.
+    """
+    try:
+        total = 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with (
+                contextlib.suppress(FileNotFoundError),
+                open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f,
+            ):
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (FileNotFoundError, PermissionError):
+        pass
     with open(f"/proc/{pid}/stat", "rb") as f:
         stat = f.read()
     # The command name (field 2) may contain spaces: split after its closing parenthesis.
