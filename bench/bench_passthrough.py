@@ -1,12 +1,13 @@
 """Passthrough overhead: the fake backend directly, through a bare aiohttp relay, through ollamux.
 
 Measures, at ``--concurrency`` clients, non-streaming requests per second and streamed
-chunks per second, plus the CPU each proxy spends per request and per chunk, with the
-three targets interleaved over ``--repetitions`` rounds; prints medians and the ratios
-against the issue's targets (ollamux req/s >= 80 % of the relay's, CPU per streamed chunk
-<= 1.3x the relay's).
+chunks per second, plus the CPU each proxy spends per request and per chunk, for the
+targets (direct, relay, ollamux with only its core, ollamux with its default plugins)
+interleaved over ``--repetitions`` rounds; prints medians and the ratios against the
+issue's targets (ollamux req/s >= 80 % of the relay's, CPU per streamed chunk <= 1.3x the
+relay's). See docs/benchmarks.md.
 
-    python bench/bench_passthrough.py            # ~1 minute
+    python bench/bench_passthrough.py            # about 2 minutes
     python bench/bench_passthrough.py --long     # longer windows, more rounds
     python bench/bench_passthrough.py --api openai --json results.json
 """
