@@ -6,10 +6,12 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 
 from ollamux import hookimpl
 from ollamux.exchange import Exchange, TaskState
+from ollamux.transforms import ResponseTransform
 
 CHAT = {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
 OPENAI_CHAT = {"model": "qwen2.5-7b", "messages": [{"role": "user", "content": "hi"}]}
@@ -282,3 +284,77 @@ async def test_a_stream_broken_midway_ends_with_an_sse_error_event(
     error = _assert_openai_error(json.loads(events[-1][len("data: ") :]))
     assert "failed mid-stream" in error["message"]
     assert (await finished.last()).outcome is TaskState.FAILED
+
+
+async def test_a_stream_silent_past_read_timeout_ends_with_an_error_line(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    fake.mode = "hang_body"  # one line, then silence
+    finished = Finished()
+    client = await gateway_client(
+        {"backends": [{"url": url}], "routing": {"read_timeout_s": 0.2}},
+        plugins=[("finished", finished)],
+    )
+    resp = await client.post("/api/chat", json=CHAT)
+    assert resp.status == 200
+    lines = [json.loads(x) for x in (await resp.text()).splitlines()]
+    assert lines[0]["message"]["content"] == "Hello"
+    assert "timed out" in _assert_ollama_error(lines[-1])
+    assert (await finished.last()).outcome is TaskState.FAILED
+
+
+# -- bugs in plugins -------------------------------------------------------------------------
+
+
+class BrokenRewrite(Finished):
+    @hookimpl
+    def ollamux_rewrite_request(self, exchange: Exchange) -> None:
+        raise RuntimeError("plugin bug")
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])
+async def test_a_plugin_bug_before_any_byte_is_a_500_in_the_dialect(
+    gateway_client: Any, fake_ollama: Any, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, url = fake_ollama
+    plugin = BrokenRewrite()
+    client = await gateway_client({"backends": [{"url": url}]}, plugins=[("broken", plugin)])
+    resp = await client.post(path, json=CHAT)
+    assert resp.status == 500
+    body = await resp.json()
+    if path.startswith("/v1/"):
+        assert _assert_openai_error(body)["message"] == "internal error"
+    else:
+        assert _assert_ollama_error(body) == "internal error"
+    exchange = await plugin.last()
+    assert (exchange.outcome, exchange.status) == (TaskState.FAILED, 500)
+    assert "plugin bug" in exchange.error
+    assert fake.received == []
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert record.getMessage() == f"internal error: POST {path}"
+
+
+class BrokenTransform(Finished):
+    @hookimpl
+    def ollamux_transform_response(self, exchange: Exchange, head: Any) -> Any:
+        class Breaks(ResponseTransform):
+            def end(self) -> bytes:  # after the body went out
+                raise ValueError("transform bug")
+
+        return Breaks()
+
+
+async def test_a_plugin_bug_mid_stream_drops_the_connection_and_fails_the_request(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    plugin = BrokenTransform()
+    client = await gateway_client({"backends": [{"url": url}]}, plugins=[("broken", plugin)])
+    resp = await client.post("/api/chat", json=CHAT)
+    assert resp.status == 200
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()
+    exchange = await plugin.last()
+    assert exchange.outcome is TaskState.FAILED
+    assert "transform bug" in exchange.error
