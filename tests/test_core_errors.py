@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from ollamux import hookimpl
 from ollamux.exchange import Exchange, TaskState
@@ -358,3 +359,37 @@ async def test_a_plugin_bug_mid_stream_drops_the_connection_and_fails_the_reques
     exchange = await plugin.last()
     assert exchange.outcome is TaskState.FAILED
     assert "transform bug" in exchange.error
+
+
+async def test_an_error_line_split_across_reads_still_marks_the_request_failed(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    first_half_seen = asyncio.Event()
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        await resp.write(b'{"model": "m", "done": false}\n{"error": "model run')
+        await first_half_seen.wait()  # the gateway relayed the first half on its own
+        await resp.write(b'ner crashed"}\n')
+        await resp.write_eof()
+        return resp
+
+    backend = web.Application()
+    backend.router.add_post("/api/chat", chat)
+    server = await aiohttp_server(backend)
+    finished = Finished()
+    client = await gateway_client(
+        {"backends": [{"url": str(server.make_url("")).rstrip("/")}]},
+        plugins=[("finished", finished)],
+    )
+    resp = await client.post("/api/chat", json=CHAT)
+    received = b""
+    while b"model run" not in received:
+        received += await asyncio.wait_for(resp.content.readany(), 10)
+    first_half_seen.set()
+    received += await resp.read()
+    assert received.splitlines()[-1] == b'{"error": "model runner crashed"}'
+    exchange = await finished.last()
+    assert exchange.outcome is TaskState.FAILED
+    assert exchange.error.startswith("model run")
