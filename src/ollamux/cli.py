@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__
+from . import __version__, cli_fleet
 from .config_loader import ConfigError, backend_from_url, load_config, masked
 
 
@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list plugins and the hooks they implement")
     _config_arg(plugins)
     plugins.add_argument("--json", action="store_true", help="print JSON")
+    cli_fleet.add_commands(sub)
     return parser
 
 
@@ -64,6 +65,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in cli_fleet.COMMANDS:
+        return cli_fleet.run(args)
     try:
         config = load_config(args.config, env=os.environ, overrides=_overrides(args))
     except ConfigError as exc:
@@ -93,12 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .server import serve
 
     try:
-        serve(config, pm)
+        return serve(config, pm, config_path=args.config, overrides=_overrides(args))
     except OSError as exc:  # most often: the port is taken
         host, port = config.server.host, config.server.port
         print(f"ollamux: cannot serve on {host}:{port}: {_one_line(exc)}", file=sys.stderr)
         return 1
-    return 0
 
 
 def _one_line(exc: Exception) -> str:
