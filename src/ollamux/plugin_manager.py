@@ -40,8 +40,15 @@ def build_plugin_manager(config: Config) -> PluginManager:
             _register(pm, importlib.import_module(module_path), name, "built-in")
     if config.plugins.autoload:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in blocked or pm.has_plugin(ep.name):
+            if ep.name in blocked:
                 continue
+            if pm.has_plugin(ep.name):
+                if pm.origins.get(ep.name) == "built-in":
+                    raise PluginError(
+                        f"plugin {ep.name}: entry point {ep.value} ({ep.dist.name if ep.dist else '?'})"
+                        " takes the name of a built-in plugin; give the entry point another name"
+                    )
+                continue  # the same distribution seen twice on sys.path
             try:
                 plugin = ep.load()
             except Exception as exc:
