@@ -42,11 +42,12 @@ def build_plugin_manager(config: Config) -> PluginManager:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in blocked:
                 continue
+            dist = ep.dist.name if ep.dist else "?"
             if pm.has_plugin(ep.name):
                 if pm.origins.get(ep.name) == "built-in":
                     raise PluginError(
-                        f"plugin {ep.name}: entry point {ep.value} ({ep.dist.name if ep.dist else '?'})"
-                        " takes the name of a built-in plugin; give the entry point another name"
+                        f"plugin {ep.name}: entry point {ep.value} ({dist}) takes the name"
+                        " of a built-in plugin; give the entry point another name"
                     )
                 continue  # the same distribution seen twice on sys.path
             try:
@@ -55,7 +56,6 @@ def build_plugin_manager(config: Config) -> PluginManager:
                 raise PluginError(
                     f"plugin {ep.name}: cannot load entry point {ep.value}: {exc}"
                 ) from exc
-            dist = ep.dist.name if ep.dist else "?"
             _register(pm, plugin, ep.name, f"entry point ({dist})")
     for spec in config.plugins.load:
         name = configured_name(spec)
