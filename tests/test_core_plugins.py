@@ -249,6 +249,7 @@ async def test_request_log_gets_its_config_and_logs_each_request(
     await resp.read()
     (line,) = log_file.read_text().splitlines()
     row = json.loads(line)
+    assert row["task_id"] == resp.headers["X-Task-Id"]
     assert (row["path"], row["model"], row["backend"], row["status"], row["outcome"]) == (
         "/api/chat",
         "llama3.2:latest",
