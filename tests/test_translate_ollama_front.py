@@ -356,3 +356,13 @@ def test_error_status_keeps_status_and_becomes_ollama_error() -> None:
     t = _transform(_exchange(), 401, "application/json")
     out = t.feed(b'{"error": {"message": "bad key", "type": "authentication_error"}}') + t.end()
     assert json.loads(out) == {"error": "bad key"}
+
+
+@pytest.mark.parametrize("generate", [False, True])
+def test_text_fast_path_writes_the_same_line_as_the_general_path(generate: bool) -> None:
+    stream = res.ChatStream(MODEL, generate=generate)
+    line = stream.content_line(chunk({"content": 'say "hi"\n', "role": None}))
+    assert line is not None and line.endswith(b"\n")
+    assert json.loads(line) == stream.feed(chunk({"content": 'say "hi"\n'}))[0]
+    assert stream.content_line(chunk({"content": "x", "reasoning_content": "y"})) is None
+    assert stream.content_line(chunk({"content": "x"}, "stop")) is None

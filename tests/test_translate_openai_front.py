@@ -413,3 +413,38 @@ def test_error_status_keeps_status_and_becomes_openai_error_object() -> None:
             "code": None,
         }
     }
+
+
+def test_text_fast_path_writes_the_same_chunk_as_the_general_path() -> None:
+    stream = res.ChatStream(MODEL)
+    stream.feed(piece("first"))
+    event = stream.content_event(piece('say "hi"\n'))
+    assert event is not None and event.startswith(b"data: ") and event.endswith(b"\n\n")
+    assert json.loads(event[6:]) == stream.feed(piece('say "hi"\n'))[0]
+    assert stream.content_event(piece("x", thinking="y")) is None
+    assert res.ChatStream(MODEL).content_event(piece("x")) is None  # role not sent yet
+
+
+def _go_line(content: str, **extra: Any) -> bytes:
+    """A line as Ollama's Go server writes it: compact, keys in struct order."""
+    message = {"role": "assistant", "content": content, **extra}
+    obj = {"model": MODEL, "created_at": "2025-01-01T00:00:00Z", "message": message, "done": False}
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def test_raw_fast_path_copies_the_content_string_of_ollamas_own_lines() -> None:
+    stream = res.ChatStream(MODEL)
+    stream.feed(piece("first"))
+    for text in ['say "hi"}', "\\", 'a"},"done":false}']:
+        event = stream.content_event_raw(_go_line(text))
+        assert event is not None
+        assert json.loads(event[6:])["choices"][0]["delta"] == {"content": text}
+
+
+def test_raw_fast_path_leaves_other_lines_to_the_parser() -> None:
+    stream = res.ChatStream(MODEL)
+    assert stream.content_event_raw(_go_line("x")) is None  # role not sent yet
+    stream.feed(piece("first"))
+    assert stream.content_event_raw(_go_line("", thinking="y")) is None
+    assert stream.content_event_raw(_go_line("")) is None
+    assert stream.content_event_raw(b'{"error":"x"}') is None

@@ -122,12 +122,18 @@ class OllamaToOpenAI(_Translating):
         return convert
 
     def line(self, line: bytes) -> bytes:
+        fast = self.stream.content_event_raw(line)
+        if fast is not None:
+            return fast
         if not line.strip():
             return b""
         try:
             obj = json.loads(line)
         except ValueError:
             return b""
+        event = self.stream.content_event(obj)
+        if event is not None:
+            return event
         if "error" in obj:
             return self.stream_error(str(obj["error"]))
         return b"".join(
@@ -147,6 +153,11 @@ class OpenAIToOllama(_Translating):
 
     stream_type = SSE
     client_type = NDJSON
+
+    def feed(self, data: bytes) -> bytes:
+        if self.mode == "stream":
+            self.stream.tick()
+        return super().feed(data)
 
     def __init__(self, exchange: Exchange, whole: Whole, stream: to_ollama.ChatStream) -> None:
         super().__init__(exchange, self._whole_with_usage(whole))
@@ -172,6 +183,9 @@ class OpenAIToOllama(_Translating):
             obj = json.loads(payload)
         except ValueError:
             return b""
+        fast = self.stream.content_line(obj)
+        if fast is not None:
+            return fast
         if obj.get("error"):
             err = obj["error"]
             return self.stream_error(str(err.get("message", err) if isinstance(err, dict) else err))
