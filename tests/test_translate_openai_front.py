@@ -448,3 +448,10 @@ def test_raw_fast_path_leaves_other_lines_to_the_parser() -> None:
     assert stream.content_event_raw(_go_line("", thinking="y")) is None
     assert stream.content_event_raw(_go_line("")) is None
     assert stream.content_event_raw(b'{"error":"x"}') is None
+
+
+def test_nothing_follows_a_mid_stream_error_in_the_same_read() -> None:
+    t = _transform(_exchange())
+    body = b'{"error":"boom"}\n' + json.dumps(piece("late")).encode() + b"\n"
+    out = t.feed(body) + t.end()
+    assert [e["error"]["message"] for e in _events(out)] == ["boom"]

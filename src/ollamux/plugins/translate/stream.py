@@ -54,13 +54,15 @@ class _Translating(ResponseTransform):
         if self.mode != "stream":
             self.buffer.append(data)
             return b""
-        if self.failed:
-            return b""
-        return b"".join([self.line(line) for line in self.lines.feed(data)])
+        return self._lines(self.lines.feed(data))
+
+    def _lines(self, lines: list[bytes]) -> bytes:
+        """Convert complete lines; nothing more once the stream has failed."""
+        return b"".join([self.line(line) for line in lines if not self.failed])
 
     def end(self) -> bytes:
         if self.mode == "stream":
-            tail = b"".join([self.line(line) for line in self.lines.flush()])
+            tail = self._lines(self.lines.flush())
             return tail if self.failed else tail + self.close()
         body = b"".join(self.buffer)
         if self.mode == "error":
