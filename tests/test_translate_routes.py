@@ -157,3 +157,27 @@ async def test_backend_5xx_keeps_status_in_client_dialect(
     )
     assert resp.status == 500
     assert (await resp.json())["error"]["message"] == "boom"
+
+
+async def test_unknown_model_id_is_a_404_in_openai_shape(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}]})
+    resp = await client.get("/v1/models/org/missing:7b")
+    assert resp.status == 404
+    assert (await resp.json())["error"]["type"] == "not_found_error"
+    assert fake.last.body == {"model": "org/missing:7b"}
+
+
+async def test_loaded_models_over_a_mixed_fleet(
+    gateway_client: Any, fake_ollama: Any, fake_openai: Any
+) -> None:
+    ollama_fake, ollama_url = fake_ollama
+    ollama_fake.loaded = [MODEL]
+    _a, openai_url = fake_openai
+    client = await gateway_client(
+        {"backends": [{"url": ollama_url}, {"url": openai_url, "api": "openai"}]}
+    )
+    running = await (await client.get("/api/ps")).json()
+    assert sorted(m["name"] for m in running["models"]) == [MODEL, "qwen2.5-7b"]
