@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from .common import floats_to_base64, new_id, unix_of
+from .common import floats_to_base64, loads, new_id, unix_of
 
 _OLLAMA_MESSAGE_HEAD = b'"message":{"role":"assistant","content":'
 _OLLAMA_PIECE_TAIL = b'},"done":false}'
@@ -167,7 +167,7 @@ class ChatStream:
         if len(value) < 3 or value[0] != 0x22 or value[-1] != 0x22:
             return None
         try:  # one JSON string, not several fields that happen to start and end with quotes
-            json.loads(value)
+            loads(value)
         except ValueError:
             return None
         return self._content_prefix() + value + _CONTENT_TAIL

@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from .common import base64_to_floats, iso_of, now_iso
+from .common import base64_to_floats, iso_of
 
 _CHAT_TAIL = b'}, "done": false}\n'
 _GENERATE_TAIL = b', "done": false}\n'
@@ -114,17 +114,24 @@ class ChatStream:
         self.usage: dict[str, Any] | None = None
         self.done = False
         self.stamp = ""
+        self._second = -1
+        self._second_text = ""
         self._prefix = b""
+        self._model_head = b'{"model": ' + json.dumps(model).encode() + b', "created_at": "'
+        self._body_head = (
+            b'", "response": ' if generate else (b'", "message": {"role": "assistant", "content": ')
+        )
         self.tick()
 
     def tick(self) -> None:
         """Take the time for the lines that follow (once per read, not once per line)."""
-        self.stamp = now_iso()
-        head = json.dumps({"model": self.model, "created_at": self.stamp}).encode()[:-1]
-        if self.generate:
-            self._prefix = head + b', "response": '
-        else:
-            self._prefix = head + b', "message": {"role": "assistant", "content": '
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # format the date only once a second
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        self.stamp = f"{self._second_text}.{int((now - second) * 1e6):06d}Z"
+        self._prefix = self._model_head + self.stamp.encode() + self._body_head
 
     def content_line(self, obj: dict[str, Any]) -> bytes | None:
         """The hot path: a text-only chunk as a ready NDJSON line (no dicts built);

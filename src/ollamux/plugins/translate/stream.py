@@ -17,6 +17,7 @@ from ...exchange import Exchange, ResponseHead, TaskState
 from ...transforms import LineSplitter, ResponseTransform
 from . import ollama_to_openai_response as to_openai
 from . import openai_to_ollama_response as to_ollama
+from .common import loads
 
 Whole = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -127,10 +128,11 @@ class OllamaToOpenAI(_Translating):
         fast = self.stream.content_event_raw(line)
         if fast is not None:
             return fast
-        if not line.strip():
+        line = line.strip()
+        if not line:
             return b""
         try:
-            obj = json.loads(line)
+            obj = loads(line)
         except ValueError:
             return b""
         event = self.stream.content_event(obj)
@@ -182,7 +184,7 @@ class OpenAIToOllama(_Translating):
         if payload == b"[DONE]":
             return self._finish()
         try:
-            obj = json.loads(payload)
+            obj = loads(payload)
         except ValueError:
             return b""
         fast = self.stream.content_line(obj)
