@@ -81,7 +81,7 @@ def test_format_schema_becomes_json_schema() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
     assert chat(format=schema)["response_format"] == {
         "type": "json_schema",
-        "json_schema": {"name": "response", "schema": schema, "strict": True},
+        "json_schema": {"name": "response", "schema": schema},
     }
 
 

@@ -455,3 +455,30 @@ def test_nothing_follows_a_mid_stream_error_in_the_same_read() -> None:
     body = b'{"error":"boom"}\n' + json.dumps(piece("late")).encode() + b"\n"
     out = t.feed(body) + t.end()
     assert [e["error"]["message"] for e in _events(out)] == ["boom"]
+
+
+def test_completion_stream_chunks_and_usage_chunk() -> None:
+    stream = res.CompletionStream(MODEL, include_usage=True)
+    generate_piece = {
+        "model": MODEL,
+        "created_at": "2025-01-01T00:00:00Z",
+        "response": "ab",
+        "done": False,
+    }
+    first = stream.feed(generate_piece)
+    final = {
+        **generate_piece,
+        "response": "",
+        "done": True,
+        "done_reason": "length",
+        "prompt_eval_count": 2,
+        "eval_count": 5,
+    }
+    *rest, usage = stream.feed(final)
+    assert first[0]["object"] == "text_completion"
+    assert (
+        first[0]["choices"][0]["text"] == "ab" and first[0]["choices"][0]["finish_reason"] is None
+    )
+    assert rest[-1]["choices"][0]["finish_reason"] == "length"
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 5
+    assert len({c["id"] for c in [*first, *rest, usage]}) == 1
