@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import base64
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
+
+from ollamux.dialect import Dialect
+from ollamux.exchange import ResponseHead
+from ollamux.plugins import translate
 
 MODEL = "llama3.2:latest"
 
@@ -181,3 +187,11 @@ async def test_loaded_models_over_a_mixed_fleet(
     )
     running = await (await client.get("/api/ps")).json()
     assert sorted(m["name"] for m in running["models"]) == [MODEL, "qwen2.5-7b"]
+
+
+async def test_same_dialect_is_left_alone() -> None:
+    exchange: Any = SimpleNamespace(dialect=Dialect.OPENAI, state={})
+    backend: Any = SimpleNamespace(api=Dialect.OPENAI)
+    assert await translate.ollamux_translate_request(exchange, backend) is None
+    assert translate.ollamux_transform_response(exchange, ResponseHead(200, CIMultiDict())) is None
+    assert exchange.state == {}
