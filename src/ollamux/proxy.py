@@ -194,21 +194,28 @@ class _Relay:
             ex.bytes_out += len(data)
         return data
 
-    async def write(self, data: bytes) -> None:
-        data = self._feed(data)
-        if not data:
-            return
+    async def _send(self, data: bytes) -> None:
         if not self.started:
             await self._start()
         await self.response.write(data)
+
+    async def write(self, data: bytes) -> None:
+        data = self._feed(data)
+        if data:
+            await self._send(data)
 
     async def finish(self, data: bytes = b"") -> None:
         """End the response; ``data``, the answer's last bytes when already known, is sent
         in the same write as the end (one send instead of two for a small answer)."""
         data = self._feed(data)
         tail = b""
-        for t in self.transforms:
-            tail = (t.feed(tail) if tail else b"") + t.end()
+        try:
+            for t in self.transforms:
+                tail = (t.feed(tail) if tail else b"") + t.end()
+        except Exception:
+            if data:  # the client gets what it would have got had ``data`` gone out alone
+                await self._send(data)
+            raise
         if tail:
             self.exchange.chunks += 1
             self.exchange.bytes_out += len(tail)
