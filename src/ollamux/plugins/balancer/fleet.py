@@ -66,6 +66,7 @@ class Fleet:
         self.wait_s_avg = 0.0
         self.timeouts = 0
         self.rejected = 0
+        self._ordered: list[Backend] = []
         self._publish_gauges()
 
     def _publish_gauges(self) -> None:
@@ -117,9 +118,19 @@ class Fleet:
             return await self._wait(exchange)
         raise self._refusal(exchange, verdict)
 
+    def ordered(self) -> list[Backend]:
+        """The backends in name order (what ``choose`` needs), cached; rebuilt when the
+        fleet changes size or ``fleet_changed`` says so."""
+        if len(self._ordered) != len(self.gateway.backends):
+            self.fleet_changed()
+        return self._ordered
+
+    def fleet_changed(self) -> None:
+        self._ordered = sorted(self.gateway.backends.values(), key=lambda b: b.name)
+
     def _choose(self, exchange: Exchange, capped: bool = True) -> Choice:
         return choose(
-            self.gateway.backends.values(),
+            self.ordered(),
             exchange.model,
             exchange.tried,
             capped,

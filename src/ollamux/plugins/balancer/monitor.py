@@ -163,6 +163,7 @@ class Monitor:
             )
             apply_probe(backend, result)
             self.gateway.backends[name] = backend
+            self.fleet.fleet_changed()
             log.info("discovered backend %s (%d models)", name, len(backend.models))
             return True
         revived = apply_probe(known, result)
@@ -170,6 +171,7 @@ class Monitor:
             return revived
         if known.in_flight == 0:
             del self.gateway.backends[name]
+            self.fleet.fleet_changed()
             log.info("discovered backend %s is gone: %s", name, result.error)
             return True
         return False

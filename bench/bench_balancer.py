@@ -1,0 +1,212 @@
+"""Routing cost: does the balancer slow the gateway down as the fleet grows?
+
+Runs a tiny upstream and the gateway (``ollamux serve``) as separate processes, then drives
+non-streaming ``/api/generate`` requests through the gateway with 1 backend configured and
+with N (default 100, all pointing at the same upstream, all serving the model, none
+full). Configurations alternate over several rounds and the median req/s of each is kept,
+in alternating order, so noise from other load on the machine hits both alike. Besides wall-clock req/s it
+reports requests per CPU-second of the gateway process (from /proc), which is what the
+gateway could serve on a core of its own and hardly moves with other load on the machine;
+the verdict uses that figure. Also times ``choose()`` alone for growing fleets, to show its
+cost is linear in the number of backends.
+
+    python bench/bench_balancer.py [--backends 100] [--seconds 3] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import timeit
+from pathlib import Path
+
+import aiohttp
+
+from ollamux.backend import Backend
+from ollamux.plugins.balancer.selection import choose
+
+MODEL = "bench:1b"
+
+UPSTREAM = """
+import sys
+from aiohttp import web
+body = b'{"model":"bench:1b","response":"ok","done":true}'
+tags = b'{"models":[{"name":"bench:1b","model":"bench:1b"}]}'
+ps = b'{"models":[{"name":"bench:1b","model":"bench:1b"}]}'
+async def gen(r):
+    await r.read()
+    return web.Response(body=body, content_type="application/json")
+app = web.Application()
+app.router.add_post("/api/generate", gen)
+app.router.add_get("/api/tags", lambda r: web.Response(body=tags, content_type="application/json"))
+app.router.add_get("/api/ps", lambda r: web.Response(body=ps, content_type="application/json"))
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_up(url: str) -> None:
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url) as resp:
+                    if resp.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not come up")
+            await asyncio.sleep(0.1)
+
+
+def write_config(tmp: Path, n: int, upstream: str, port: int) -> Path:
+    cfg = {
+        "server": {"port": port, "log_level": "warning"},
+        "backends": [
+            {"name": f"gpu{i:03d}", "url": upstream, "max_concurrency": 1000} for i in range(n)
+        ],
+        "routing": {"health_interval_s": 3600, "retries": 0},
+        "tasks": {"store": "memory"},
+        "jobs": {"sqlite_path": str(tmp / f"jobs{n}.db")},
+        "plugins": {"autoload": False},
+    }
+    path = tmp / f"fleet{n}.json.yaml"
+    path.write_text(json.dumps(cfg))  # JSON is valid YAML
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load(url: str, seconds: float, concurrency: int) -> tuple[int, float]:
+    """(requests done, seconds taken) through ``url`` with ``concurrency`` clients."""
+    body = json.dumps({"model": MODEL, "prompt": "hi", "stream": False}).encode()
+    headers = {"Content-Type": "application/json"}
+    done = 0
+    stop = time.monotonic() + seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.monotonic() < stop:
+                async with session.post(url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"status {resp.status}")
+                done += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return done, time.monotonic() - started
+
+
+async def measure(url: str, pid: int, seconds: float, concurrency: int) -> tuple[float, float]:
+    """(wall-clock req/s, requests per gateway CPU-second)."""
+    cpu0 = cpu_seconds(pid)
+    done, took = await load(url, seconds, concurrency)
+    return done / took, done / max(cpu_seconds(pid) - cpu0, 1e-9)
+
+
+def selection_cost_us(n: int, worst: bool) -> float:
+    """One ``choose()`` call over ``n`` backends. Worst case: the model is loaded nowhere
+    and every backend is busy, so no early stop; else all have it loaded, a few are busy."""
+    backends = [
+        Backend(
+            name=f"gpu{i:04d}",
+            url="http://x",
+            models={MODEL},
+            loaded_models=set() if worst else {MODEL},
+            in_flight=1 if worst or i < 16 else 0,
+            max_concurrency=1000,
+        )
+        for i in range(n)
+    ]
+    now = time.monotonic()
+    number = max(200, 20000 // n)
+    total = timeit.timeit(lambda: choose(backends, MODEL, set(), True, now), number=number)
+    return total / number * 1e6
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backends", type=int, default=100)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=16)
+    args = ap.parse_args()
+
+    print("choose() alone, one call (worst case: full scan / typical: early stop):")
+    for n in (1, 10, 100, 1000):
+        worst, typical = selection_cost_us(n, True), selection_cost_us(n, False)
+        print(f"  {n:5d} backends: {worst:8.1f} us / {typical:6.1f} us")
+
+    procs: list[asyncio.subprocess.Process] = []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        try:
+            up_port = free_port()
+            upstream = f"http://127.0.0.1:{up_port}"
+            procs.append(
+                await asyncio.create_subprocess_exec(sys.executable, "-c", UPSTREAM, str(up_port))
+            )
+            await wait_up(upstream + "/api/tags")
+            gateways: dict[int, tuple[str, int]] = {}
+            for n in (1, args.backends):
+                port = free_port()
+                cfg = write_config(tmp, n, upstream, port)
+                env = {**os.environ, "OLLAMUX_CONFIG": str(cfg)}
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "ollamux", "serve", env=env
+                )
+                procs.append(proc)
+                gateways[n] = (f"http://127.0.0.1:{port}", proc.pid)
+            for url, _ in gateways.values():
+                await wait_up(url + "/ollamux/health")
+                await load(url + "/api/generate", 0.5, args.concurrency)  # warm up
+            wall: dict[int, list[float]] = {n: [] for n in gateways}
+            per_cpu: dict[int, list[float]] = {n: [] for n in gateways}
+            for i in range(args.rounds):
+                order = list(gateways.items())
+                for n, (url, pid) in order if i % 2 == 0 else reversed(order):
+                    rate, efficiency = await measure(
+                        url + "/api/generate", pid, args.seconds, args.concurrency
+                    )
+                    wall[n].append(rate)
+                    per_cpu[n].append(efficiency)
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                await p.wait()
+    print(f"\nthrough the gateway, {args.concurrency} clients, median of {args.rounds} rounds:")
+    for n in wall:
+        print(
+            f"  {n:4d} backend(s): {statistics.median(wall[n]):7.0f} req/s wall, "
+            f"{statistics.median(per_cpu[n]):7.0f} req per gateway CPU-second"
+        )
+    for label, table in (("wall-clock", wall), ("per CPU-second", per_cpu)):
+        base, big = statistics.median(table[1]), statistics.median(table[args.backends])
+        print(f"  {label}: {args.backends} backends cost {(1 - big / base) * 100:+.1f} % vs 1")
+    base, big = statistics.median(per_cpu[1]), statistics.median(per_cpu[args.backends])
+    verdict = "PASS" if big >= 0.95 * base else "FAIL"
+    print(f"  {verdict}: routing cost {(1 - big / base) * 100:.1f} % (limit 5 %)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
