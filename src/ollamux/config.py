@@ -72,6 +72,8 @@ class TasksConfig:
     ttl_running_s: float = 3600
     ttl_done_s: float = 86400
     heartbeat_s: float = 10
+    redis_prefix: str = "ts:ollama:"  # status documents live at <redis_prefix><task_id>
+    sweep_interval_s: float = 60  # how often expired tasks are deleted (SQLite, memory)
 
 
 @dataclass
@@ -84,6 +86,7 @@ class JobsConfig:
     max_queued: int = 100000
     max_attempts: int = 3
     lease_s: float = 60
+    redis_prefix: str = "ollamux:jobs:"
 
 
 @dataclass
