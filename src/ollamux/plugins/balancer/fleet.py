@@ -13,6 +13,7 @@ import time
 import weakref
 
 from ...backend import Backend
+from ...config import Config
 from ...errors import GatewayError
 from ...exchange import Exchange, Outcome
 from ...gateway import Gateway
@@ -97,6 +98,34 @@ class Fleet:
             self.queue.remove(waiter)
             if not waiter.future.done():
                 waiter.future.set_exception(_unavailable("the gateway is shutting down", 1))
+
+    def reconfigure(self, old: Config, new: Config) -> None:
+        """The config was reloaded: ``gateway.backends`` already holds the new static
+        backends. Take the new routing knobs; forget discovered backends that discovery no
+        longer covers or that a static backend now names; let waiters look again."""
+        routing = new.routing
+        self.queue_timeout_s = routing.queue_timeout_s
+        self.busy_cooldown_s = routing.busy_cooldown_s
+        self.queue.limit = routing.max_queue
+        self.monitor.configure(new)
+        backends = self.gateway.backends
+        static_urls = {b.url for b in backends.values() if not b.discovered}
+        for name, b in list(backends.items()):
+            if b.discovered and (b.url in static_urls or not self._still_covered(b, old, new)):
+                del backends[name]
+        if new.discovery is not None and new.discovery != old.discovery:
+            self.discovery_ready = False  # until the new range has been scanned once
+        elif new.discovery is None:
+            self.discovery_ready = True
+        self.fleet_changed()
+        self.dispatch(settle=True)
+
+    def _still_covered(self, backend: Backend, old: Config, new: Config) -> bool:
+        """Whether a discovered backend is still inside the (possibly new) discovery range;
+        unchanged discovery settings keep it either way."""
+        if new.discovery == old.discovery:
+            return True
+        return backend.url in self.monitor.range_urls()
 
     # -- selection ----------------------------------------------------------------------
 
