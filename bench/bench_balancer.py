@@ -1,19 +1,19 @@
 """Routing cost: does the balancer slow the gateway down as the fleet grows?
 
-Runs a tiny upstream and the gateway (``ollamux serve``) as separate processes, then drives
-non-streaming ``/api/generate`` requests through the gateway with 1 backend configured and
-with N (default 100, all pointing at the same upstream, all serving the model, none
-full). Configurations alternate over several rounds and the median req/s of each is kept,
-in alternating order, so noise from other load on the machine hits both alike. Besides wall-clock req/s it
-reports requests per CPU-second of the gateway process (from /proc), which is what the
-gateway could serve on a core of its own and hardly moves with other load on the machine;
-Also times ``choose()`` alone for growing fleets (its cost is linear in the number of
-backends, with an early stop in the usual case), and the balancer's own time per request
-(selection and release) inside a real gateway with 1 and N backends: the verdict compares
-the difference with the gateway's CPU time per request, which is steadier on a shared
-machine than the end-to-end difference.
+Runs a tiny upstream and gateways (``ollamux serve``) as separate processes: one with 1
+backend, one with N (default 100, all pointing at the same upstream, all serving the model,
+none full), and a control with 1 backend again, whose gap to the first is the noise floor.
+Non-streaming ``/api/generate`` requests go through each in turn, over several rounds in
+rotating order. Besides wall-clock req/s it reports requests per CPU-second of each gateway
+process (from /proc), which moves less with other load on the machine.
 
-    python bench/bench_balancer.py [--backends 100] [--seconds 3] [--rounds 3]
+It also times ``choose()`` alone for growing fleets (linear in the number of backends,
+with an early stop in the usual case) and the balancer's own time per request (selection
+and release) inside a real gateway with 1 and N backends. The verdict compares that
+difference with the gateway's CPU time per request: on a shared machine it is steadier
+than the end-to-end difference.
+
+    python bench/bench_balancer.py [--backends 100] [--seconds 2] [--rounds 6]
 """
 
 from __future__ import annotations
@@ -219,8 +219,8 @@ def selection_cost_us(n: int, worst: bool) -> float:
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backends", type=int, default=100)
-    ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--concurrency", type=int, default=16)
     args = ap.parse_args()
 
@@ -239,8 +239,10 @@ async def main() -> None:
                 await asyncio.create_subprocess_exec(sys.executable, "-c", UPSTREAM, str(up_port))
             )
             await wait_up(upstream + "/api/tags")
-            gateways: dict[int, tuple[str, int]] = {}
-            for n in (1, args.backends):
+            configs = [("1 backend", 1), ("1 backend, control", 1)]
+            configs.append((f"{args.backends} backends", args.backends))
+            gateways: dict[str, tuple[str, int]] = {}
+            for label, n in configs:
                 port = free_port()
                 cfg = write_config(tmp, n, upstream, port)
                 env = {**os.environ, "OLLAMUX_CONFIG": str(cfg)}
@@ -248,41 +250,41 @@ async def main() -> None:
                     sys.executable, "-m", "ollamux", "serve", env=env
                 )
                 procs.append(proc)
-                gateways[n] = (f"http://127.0.0.1:{port}", proc.pid)
+                gateways[label] = (f"http://127.0.0.1:{port}", proc.pid)
             for url, _ in gateways.values():
                 await wait_up(url + "/ollamux/health")
                 await load(url + "/api/generate", 0.5, args.concurrency)  # warm up
-            wall: dict[int, list[float]] = {n: [] for n in gateways}
-            per_cpu: dict[int, list[float]] = {n: [] for n in gateways}
+            wall: dict[str, list[float]] = {label: [] for label in gateways}
+            per_cpu: dict[str, list[float]] = {label: [] for label in gateways}
+            order = list(gateways.items())
             for i in range(args.rounds):
-                order = list(gateways.items())
-                for n, (url, pid) in order if i % 2 == 0 else reversed(order):
+                for label, (url, pid) in order[i % 3 :] + order[: i % 3]:
                     rate, efficiency = await measure(
                         url + "/api/generate", pid, args.seconds, args.concurrency
                     )
-                    wall[n].append(rate)
-                    per_cpu[n].append(efficiency)
+                    wall[label].append(rate)
+                    per_cpu[label].append(efficiency)
         finally:
             for p in procs:
                 p.terminate()
             for p in procs:
                 await p.wait()
-    print(f"\nthrough the gateway, {args.concurrency} clients, median of {args.rounds} rounds:")
-    for n in wall:
-        print(
-            f"  {n:4d} backend(s): {statistics.median(wall[n]):7.0f} req/s wall, "
-            f"{statistics.median(per_cpu[n]):7.0f} req per gateway CPU-second"
+    print(f"\nthrough the gateway, {args.concurrency} clients, {args.rounds} rounds:")
+    base = configs[0][0]
+    for label in wall:
+        line = (
+            f"  {label:20s}: {statistics.median(wall[label]):6.0f} req/s wall, "
+            f"{statistics.median(per_cpu[label]):6.0f} req per gateway CPU-second (median)"
         )
-    for label, table in (("wall-clock", wall), ("per CPU-second", per_cpu)):
-        for how, pick in (("median", statistics.median), ("best round", max)):
-            base, big = pick(table[1]), pick(table[args.backends])
-            print(
-                f"  {label}, {how}: {args.backends} backends cost "
-                f"{(1 - big / base) * 100:+.1f} % vs 1"
-            )
+        if label != base:
+            cost = 1 - statistics.median(per_cpu[label]) / statistics.median(per_cpu[base])
+            best = 1 - max(per_cpu[label]) / max(per_cpu[base])
+            line += f"; vs 1 backend: {cost * 100:+.1f} % (median), {best * 100:+.1f} % (best)"
+        print(line)
+    print("  (the control runs the same config as the first: its gap is the noise floor)")
     # The end-to-end figures move by several % between runs on a shared machine. The
     # balancer's own time per request, measured directly, is the steadier verdict.
-    gateway_us = 1e6 / statistics.median(per_cpu[1])
+    gateway_us = 1e6 / statistics.median(per_cpu[base])
     own = {n: await balancer_us_per_request(n, 4000, args.concurrency) for n in (1, args.backends)}
     added = own[args.backends] - own[1]
     print("\nbalancer's own time per request (select + release), in-process:")
