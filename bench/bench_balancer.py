@@ -90,10 +90,10 @@ def write_config(tmp: Path, n: int, upstream: str, port: int) -> Path:
         ],
         "routing": {"health_interval_s": 3600, "retries": 0},
         "tasks": {"store": "memory"},
-        "jobs": {"sqlite_path": str(tmp / f"jobs{n}.db")},
+        "jobs": {"sqlite_path": str(tmp / f"jobs{port}.db")},
         "plugins": {"autoload": False},
     }
-    path = tmp / f"fleet{n}.json.yaml"
+    path = tmp / f"gateway{port}.json.yaml"
     path.write_text(json.dumps(cfg))  # JSON is valid YAML
     return path
 
@@ -266,7 +266,8 @@ async def main() -> None:
                     per_cpu[label].append(efficiency)
         finally:
             for p in procs:
-                p.terminate()
+                if p.returncode is None:
+                    p.terminate()
             for p in procs:
                 await p.wait()
     print(f"\nthrough the gateway, {args.concurrency} clients, {args.rounds} rounds:")
