@@ -174,7 +174,10 @@ class Fleet:
     def _refusal(self, exchange: Exchange, verdict: Verdict) -> GatewayError:
         if verdict is Verdict.UNKNOWN_MODEL:
             return GatewayError(
-                404, f"model '{exchange.model}' not found", code="model_not_found", param="model"
+                404,
+                f"model '{exchange.model_requested or exchange.model}' not found",
+                code="model_not_found",
+                param="model",
             )
         if verdict is Verdict.DRAINING:
             return _unavailable(f"every backend serving '{exchange.model}' is draining", 5)
