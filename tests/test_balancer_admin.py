@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import ollama
 import pytest
 
 from ollamux.testing import gateway_of
@@ -232,8 +233,6 @@ async def test_all_flag_is_refused_for_create(gateway_client: Any, aiohttp_serve
 async def test_the_ollama_client_pulls_on_every_backend(
     gateway_client: Any, aiohttp_server: Any
 ) -> None:
-    import ollama
-
     client, fakes = await fleet(gateway_client, aiohttp_server, ["a", "b"])
     sdk = ollama.AsyncClient(host=str(client.make_url("")), headers={"X-Ollamux-All": "1"})
     statuses = [p.status async for p in await sdk.pull("llama3.2", stream=True)]
@@ -245,8 +244,6 @@ async def test_the_ollama_client_pulls_on_every_backend(
 async def test_the_ollama_client_is_told_to_name_a_backend(
     gateway_client: Any, aiohttp_server: Any
 ) -> None:
-    import ollama
-
     client, _ = await fleet(gateway_client, aiohttp_server, ["a", "b"])
     sdk = ollama.AsyncClient(host=str(client.make_url("")))
     with pytest.raises(ollama.ResponseError) as caught:
