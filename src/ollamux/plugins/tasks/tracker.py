@@ -81,7 +81,7 @@ class Tracker:
     async def start(self) -> None:
         try:
             await self.store.open()
-        except (OSError, ConnectionError, TimeoutError) as exc:
+        except Exception as exc:
             if not isinstance(self.store, RedisStore):
                 raise
             # Redis may come up later: the client reconnects on its own, writes retry.
