@@ -147,7 +147,7 @@ class Tracker:
                 state=state,
                 created=run.created,
                 expires_at=time.time() + ttl,
-                doc=status_document(exchange, state, stage, message, run.selected_at),
+                doc=lambda: status_document(exchange, state, stage, message, run.selected_at),
             )
         )
 

@@ -105,6 +105,7 @@ class TaskWriter:
         except Exception as exc:
             for task_id, record in batch.items():
                 if task_id not in self._pending and len(self._pending) < self.max_pending:
+                    _ = record.doc  # render: hold the document, not the whole request
                     self._pending[task_id] = record
             self.note_failure(exc)
             return False
