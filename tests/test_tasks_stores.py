@@ -18,6 +18,7 @@ from tests.tasks_util import (
     MODEL,
     REDIS_URL,
     redis_prefix,
+    settle,
     store_config,
     wait_for_state,
     wait_until,
@@ -58,6 +59,7 @@ async def test_sqlite_file_is_created_in_wal_mode_with_one_row_per_task(
     await run_chat(client, "row-1")
     await run_chat(client, "row-2")
     await wait_for_state(client, "row-2", "SUCCESS")
+    await settle(client)
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     rows = sqlite_rows(path)
@@ -117,6 +119,7 @@ async def test_running_task_uses_running_ttl_and_end_state_uses_done_ttl(
     )
     await resp.content.readline()
     await wait_for_state(client, "ttl-1", "RUNNING")
+    await settle(client)
 
     def ttl_left() -> float:
         with sqlite3.connect(path) as db:
@@ -130,6 +133,7 @@ async def test_running_task_uses_running_ttl_and_end_state_uses_done_ttl(
     fake.release.set()
     await resp.read()
     await wait_for_state(client, "ttl-1", "SUCCESS")
+    await settle(client)
     assert ttl_left() < 50
 
 
@@ -145,6 +149,7 @@ async def test_redis_holds_the_document_under_ts_ollama_key_with_ttl(
     )
     await run_chat(client, "key-1")
     await wait_for_state(client, "key-1", "SUCCESS")
+    await settle(client)
     redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:
         doc = json.loads(await redis.get(f"{redis_prefix}key-1"))
@@ -171,6 +176,7 @@ async def test_redis_expired_task_disappears(
     )
     await run_chat(client, "exp-1")
     await wait_for_state(client, "exp-1", "SUCCESS")
+    await settle(client)
     redis = aioredis.Redis.from_url(REDIS_URL)
     try:
         await wait_until(lambda: redis.exists(f"{redis_prefix}exp-1"), timeout_s=1)
@@ -215,6 +221,7 @@ async def test_long_stream_costs_a_write_per_state_change_not_per_chunk(
     await run_chat(client, "many-chunks")
     doc = await wait_for_state(client, "many-chunks", "SUCCESS")
     assert doc["extensions"]["chunks"] >= 50
+    await settle(client)
     written = [r.state for r in store.records if r.task_id == "many-chunks"]
     assert 1 <= len(written) <= 4  # PENDING, RUNNING (forwarded, streaming), SUCCESS at most
     assert written[-1] == "SUCCESS"

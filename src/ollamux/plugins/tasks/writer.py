@@ -1,8 +1,9 @@
 """The background writer: status writes leave the request path at once and are coalesced.
 
 ``put`` only files the latest record of a task in a dict and wakes the writer task, which
-writes everything pending in one batch. A task that changes state three times before the
-writer runs costs one write. When the store fails, the batch is kept (up to a bound, newer
+lingers ``linger_s`` (so that more changes gather) and then writes everything pending in
+one batch. A task that changes state three times within that time costs one write; a short
+request is usually written once, in its end state. When the store fails, the batch is kept (up to a bound, newer
 records win) and retried after a pause; the failure is logged once per interval, and
 requests never notice.
 """
@@ -25,11 +26,13 @@ class TaskWriter:
         store: TaskStore,
         *,
         max_pending: int = 10_000,
+        linger_s: float = 0.05,
         retry_s: float = 1.0,
         log_every_s: float = 60.0,
     ) -> None:
         self.store = store
         self.max_pending = max_pending
+        self.linger_s = linger_s
         self.retry_s = retry_s
         self.log_every_s = log_every_s
         self.healthy = True
@@ -84,6 +87,9 @@ class TaskWriter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            if not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.linger_s)
             self._wake.clear()
             if self._pending:
                 ok = await self._write_batch()
