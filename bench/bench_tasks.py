@@ -2,8 +2,11 @@
 
 Every target is its own ``ollamux serve`` process in front of the same fake backend; the
 load generator runs in a process of its own. Cases are interleaved over ``--repetitions``
-rounds and the medians compared with "tasks off" (the ``tasks`` plugin disabled). The
-issue's target: with tasks on, SQLite and Redis each keep >= 85 % of the req/s of tasks off.
+rounds and compared with "tasks off" (the ``tasks`` plugin disabled) round by round; the
+report gives the median of those per-round ratios. Two ratios: req/s, and CPU capacity
+(tasks-off CPU per request / tasks-on CPU per request: the req/s ratio a CPU-bound gateway
+would show, and much less sensitive to other load on a shared machine). The issue's target:
+with tasks on, SQLite and Redis each keep >= 85 % of the req/s of tasks off.
 
     python bench/bench_tasks.py                 # ~1-2 minutes
     python bench/bench_tasks.py --long          # longer windows, more rounds
@@ -39,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--duration", type=float, default=2.0, help="seconds measured per run")
     p.add_argument("--warmup", type=float, default=0.5, help="seconds before each window")
-    p.add_argument("--repetitions", type=int, default=3, help="interleaved rounds")
+    p.add_argument("--repetitions", type=int, default=4, help="interleaved rounds")
     p.add_argument("--chunks", type=int, default=20, help="chunks per streamed answer")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--stores", default="memory,sqlite,redis", help="stores to measure")
@@ -103,13 +106,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         name: {k: harness.median([run[k] for run in runs]) for k in runs[0]}
         for name, runs in raw.items()
     }
-    ratios = {
-        f"{name}/{mode} vs off": medians[f"{name}/{mode}"]["req_s"]
-        / medians[f"off/{mode}"]["req_s"]
-        for mode in MODES
-        for name in gateways
-        if name != "off"
-    }
+    ratios: dict[str, dict[str, float]] = {}
+    for mode in MODES:
+        base = raw[f"off/{mode}"]
+        for name in gateways:
+            if name == "off":
+                continue
+            runs = raw[f"{name}/{mode}"]
+            pairs = list(zip(runs, base, strict=True))
+            ratios[f"{name}/{mode} vs off"] = {
+                "req_s": harness.median([r["req_s"] / b["req_s"] for r, b in pairs]),
+                "cpu_capacity": harness.median(
+                    [b["cpu_per_req_us"] / r["cpu_per_req_us"] for r, b in pairs]
+                ),
+            }
     return {
         "settings": {
             "concurrency": args.concurrency,
@@ -153,14 +163,19 @@ def report(results: dict[str, Any]) -> str:
             f"{m['cpu_per_req_us']:>12.0f}{m['errors']:>8.0f}"
         )
     lines.append("")
-    missed = []
+    lines.append(f"{'ratio (median of rounds)':<26}{'req/s':>8}{'CPU capacity':>14}")
+    missed: dict[str, list[str]] = {"req_s": [], "cpu_capacity": []}
     for name, value in results["ratios"].items():
-        lines.append(f"{name:<24}{value:>6.2f}")
-        if not name.startswith("memory") and value < TARGET_RATIO:
-            missed.append(name)
+        lines.append(f"{name:<26}{value['req_s']:>8.2f}{value['cpu_capacity']:>14.2f}")
+        for key, names in missed.items():
+            if not name.startswith("memory") and value[key] < TARGET_RATIO:
+                names.append(name)
     lines.append("")
-    verdict = "met" if not missed else "MISSED (" + ", ".join(missed) + ")"
-    lines.append(f"target: SQLite and Redis >= {TARGET_RATIO:.0%} of tasks off: {verdict}")
+    for key, label in (("req_s", "req/s"), ("cpu_capacity", "CPU capacity")):
+        verdict = "met" if not missed[key] else "MISSED (" + ", ".join(missed[key]) + ")"
+        lines.append(
+            f"target ({label}): SQLite and Redis >= {TARGET_RATIO:.0%} of tasks off: {verdict}"
+        )
     return "\n".join(lines)
 
 
