@@ -14,11 +14,11 @@ from aiohttp import web
 
 from ...backend import Backend
 from ...errors import GatewayError
-from ...exchange import Exchange, ResponseHead, TaskState, new_task_id
+from ...exchange import Exchange, ResponseHead, TaskState
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from ...transforms import ResponseTransform
-from .document import MAX_TASK_ID, is_valid_task_id
+from .document import MAX_TASK_ID, is_valid_task_id, uuid4
 from .routes import TRACKER, add_routes
 from .tracker import ErrorCapture, Run, Tracker, failure_reason
 
@@ -67,7 +67,7 @@ async def ollamux_request_started(exchange: Exchange) -> None:
     owner = exchange.principal.name
     given = exchange.task_id or exchange.headers.get(HEADER)
     if given is None:
-        task_id = new_task_id()
+        task_id = uuid4()
     else:
         if not is_valid_task_id(given):
             raise GatewayError(

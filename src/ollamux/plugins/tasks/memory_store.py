@@ -24,7 +24,6 @@ class MemoryStore(TaskStore):
             old = self._tasks.get(record.task_id)
             if old is not None and old.owner != record.owner and old.expires_at > now:
                 continue
-            _ = record.doc  # render now: keep the document, not the request it came from
             self._tasks[record.task_id] = record
 
     async def get(self, task_id: str) -> tuple[str, dict[str, Any]] | None:

@@ -7,43 +7,20 @@ the owner (the API key's name), the creation time (for "newest first") and an ex
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 
+@dataclass(frozen=True, slots=True)
 class TaskRecord:
-    """One write: the status document of ``task_id``, owned by ``owner``.
+    """One write: the status document of ``task_id`` as of now, owned by ``owner``."""
 
-    The document is made by ``render`` when first asked for (normally by the store, as it
-    is written): a record replaced by a newer one before the writer runs costs no
-    rendering. Pass a ready ``dict`` when there is nothing to defer.
-    """
-
-    __slots__ = ("_doc", "_render", "created", "expires_at", "owner", "state", "task_id")
-
-    def __init__(
-        self,
-        task_id: str,
-        owner: str,
-        state: str,
-        created: float,
-        expires_at: float,
-        doc: dict[str, Any] | Callable[[], dict[str, Any]],
-    ) -> None:
-        self.task_id = task_id
-        self.owner = owner
-        self.state = state
-        self.created = created  # epoch seconds when the request arrived: the list order
-        self.expires_at = expires_at  # epoch seconds after which the task is gone
-        self._doc = doc if isinstance(doc, dict) else None
-        self._render = None if isinstance(doc, dict) else doc
-
-    @property
-    def doc(self) -> dict[str, Any]:
-        if self._doc is None:
-            assert self._render is not None
-            self._doc, self._render = self._render(), None
-        return self._doc
+    task_id: str
+    owner: str
+    state: str
+    created: float  # epoch seconds when the request arrived: the list order
+    expires_at: float  # epoch seconds after which the task is gone
+    doc: dict[str, Any]
 
 
 class TaskStore(abc.ABC):
