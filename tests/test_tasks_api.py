@@ -241,3 +241,14 @@ async def test_status_api_needs_a_key_when_auth_is_on(make_client: Any) -> None:
     client = await make_client(auth=True)
     assert (await client.get("/tasks/status")).status == 401
     assert (await client.get("/tasks/status/x-1")).status == 401
+
+
+async def test_reused_task_id_moves_to_the_top_of_the_list(make_client: Any) -> None:
+    client = await make_client()
+    await generate(client, "re-1")
+    await generate(client, "re-2")
+    await generate(client, "re-1")
+    await wait_for_state(client, "re-1", "SUCCESS")
+    await settle(client)
+    listed = await (await client.get("/tasks/status")).json()
+    assert [t["task_id"] for t in listed["tasks"]] == ["re-1", "re-2"]

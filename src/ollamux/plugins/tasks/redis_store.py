@@ -4,7 +4,9 @@ The document key and its JSON are the public contract (default prefix ``ts:ollam
 other programs read them directly. What ollamux needs besides lives under
 ``ollamux:idx:<prefix>``, outside that key space: ``owner:<task_id>`` (same TTL as the
 document), ``recent`` (a sorted set of task ids by creation time) and ``recent:<owner>``.
-Index entries whose document expired are dropped when a listing meets them and by the sweep.
+Index entries whose document expired are dropped when a listing meets them and by the sweep
+(which drops entries created more than max(ttl_running_s, ttl_done_s) ago: a stream
+running longer than that leaves the listings, though it can still be read by its id).
 Several ollamux instances sharing one Redis see each other's tasks.
 """
 
@@ -21,17 +23,21 @@ from redis.backoff import NoBackoff
 from .store import TaskRecord, TaskStore
 
 # Write a batch of tasks in one round trip and one command. For each task i (1-based),
-# KEYS[4i-3..4i] = document, owner, index, owner's index and ARGV[5i-4..5i] = owner,
-# document JSON, TTL in ms, creation time, task id. A task held by another owner is skipped.
+# KEYS[4i-3..4i] = document, owner, index, owner's index and ARGV[6i-5..6i] = owner,
+# document JSON, TTL in ms, creation time, task id, "1" if the task (re)starts. A task held
+# by another owner is skipped. A task enters the indexes when it is new (no owner key yet) or starts over
+# (PENDING); later writes of the same task only replace the document and renew the TTLs.
 _PUT = """
 for i = 0, #KEYS / 4 - 1 do
-  local k, a = i * 4, i * 5
+  local k, a = i * 4, i * 6
   local owner = redis.call('GET', KEYS[k + 2])
   if not owner or owner == ARGV[a + 1] then
     redis.call('SET', KEYS[k + 1], ARGV[a + 2], 'PX', ARGV[a + 3])
     redis.call('SET', KEYS[k + 2], ARGV[a + 1], 'PX', ARGV[a + 3])
-    redis.call('ZADD', KEYS[k + 3], ARGV[a + 4], ARGV[a + 5])
-    redis.call('ZADD', KEYS[k + 4], ARGV[a + 4], ARGV[a + 5])
+    if not owner or ARGV[a + 6] == '1' then
+      redis.call('ZADD', KEYS[k + 3], ARGV[a + 4], ARGV[a + 5])
+      redis.call('ZADD', KEYS[k + 4], ARGV[a + 4], ARGV[a + 5])
+    end
   end
 end
 return 0
@@ -96,7 +102,8 @@ class RedisStore(TaskStore):
                 self._index(None),
                 self._index(r.owner),
             ]
-            args += [r.owner, json.dumps(r.doc), ttl_ms, r.created, r.task_id]
+            starts = 1 if r.state == "PENDING" else 0
+            args += [r.owner, json.dumps(r.doc), ttl_ms, r.created, r.task_id, starts]
         await self._put(keys=keys, args=args)
 
     async def get(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
