@@ -86,6 +86,12 @@ async def wait_http(url: str, within_s: float = 30) -> None:
             await asyncio.sleep(0.1)
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
@@ -214,12 +220,16 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 tmp / "gateway.log",
             )
         )
+        gateway = procs[-1].pid
         base = f"http://127.0.0.1:{gateway_port}"
         await wait_http(base + "/jobs?page_size=1")
 
         await measure_live(base, min(500, args.live), pressure)  # warm up
+        cpu0 = cpu_s(gateway)
         live = await measure_live(base, args.live, pressure)
+        cpu1 = cpu_s(gateway)
         jobs = await measure_jobs(base, args.jobs, args.clients)
+        cpu2 = cpu_s(gateway)
         return {
             "store": args.store,
             "backends": args.backends,
@@ -229,6 +239,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "live_per_s": live,
             **jobs,
             "drain_vs_live": jobs["drain_per_s"] / live,
+            # Gateway CPU per request: the load-independent cost (the machine may be shared).
+            "gateway_cpu_ms_per_live_request": 1000 * (cpu1 - cpu0) / args.live,
+            "gateway_cpu_ms_per_job": 1000 * (cpu2 - cpu1) / args.jobs,
             "submit_target_met": jobs["submit_per_s"] >= 1000,
             "drain_target_met": jobs["drain_per_s"] >= 0.9 * live,
         }

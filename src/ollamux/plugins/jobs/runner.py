@@ -56,6 +56,7 @@ class JobRunner:
         self.counts: dict[JobStatus, int] = {JobStatus.QUEUED: 0, JobStatus.PROCESSING: 0}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._recording: set[asyncio.Task[None]] = set()
         self._closing = False
         # How often an idle worker looks at a queue that others (instances) may fill.
         self._poll_s = 0.25 if store.shared else 1.0
@@ -81,6 +82,7 @@ class JobRunner:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._recording, return_exceptions=True)
 
     def notify(self) -> None:
         """A job was queued: wake idle workers."""
@@ -146,15 +148,26 @@ class JobRunner:
                 await asyncio.wait({task}, timeout=self._renew_s)
                 if not task.done() and not await self._renew(job, token):
                     task.cancel()
-            await self._settle(job, token, task)
         except asyncio.CancelledError:  # shutdown: the job goes back to the queue
             task.cancel()
+            self._forget(job.id)
             with contextlib.suppress(Exception):
                 await self.store.release(job.id, token, keep_attempt=False)
             raise
-        finally:
-            self.running.pop(job.id, None)
-            self.backends.pop(job.id, None)
+        if not task.cancelled() and isinstance(task.exception(), _NotListening):
+            self._forget(job.id)
+            await self.store.release(job.id, token, keep_attempt=False, error=str(task.exception()))
+            await self._wait_until_listening()
+            return
+        # Record the outcome in the background: this worker claims its next job meanwhile
+        # (both writes then share one commit).
+        recorder = asyncio.create_task(self._settle(job, token, task))
+        self._recording.add(recorder)
+        recorder.add_done_callback(self._recording.discard)
+
+    def _forget(self, job_id: str) -> None:
+        self.running.pop(job_id, None)
+        self.backends.pop(job_id, None)
 
     async def _settle(self, job: Job, token: str, task: asyncio.Task[tuple[int, bytes]]) -> None:
         """Record how the request to ourselves ended."""
@@ -162,9 +175,6 @@ class JobRunner:
             status, raw = task.result()
         except asyncio.CancelledError:
             log.info("job %s was cancelled while running", job.id)
-        except _NotListening as exc:
-            await self.store.release(job.id, token, keep_attempt=False, error=str(exc))
-            await self._wait_until_listening()
         except (aiohttp.ClientError, TimeoutError) as exc:
             if self._closing:
                 await self.store.release(job.id, token, keep_attempt=False)
@@ -172,6 +182,8 @@ class JobRunner:
                 await self._failed(job, token, f"request failed: {exc!r}", retry=True)
         else:
             await self._record(job, token, status, raw)
+        finally:
+            self._forget(job.id)
 
     async def _renew(self, job: Job, token: str) -> bool:
         try:

@@ -229,18 +229,17 @@ class SqliteJobStore(JobStore):
     async def claim(self, token: str, lease_s: float) -> Job | None:
         async def op(db: aiosqlite.Connection) -> Job | None:
             now = time.time()
-            async with db.execute(
+            rows = await db.execute_fetchall(
                 "UPDATE jobs SET status='processing', attempts=attempts+1, token=?, "
                 "updated_at=?, started_at=? WHERE seq=(SELECT seq FROM jobs "
                 "WHERE status='queued' ORDER BY priority DESC, seq LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
                 (token, now, now),
-            ) as cur:
-                row = await cur.fetchone()
-            if row is None:
+            )
+            if not rows:
                 return None
             self._queued -= 1
-            return _row_to_job(row)
+            return _row_to_job(next(iter(rows)))
 
         job: Job | None = await self._write(op)
         return job
@@ -299,11 +298,12 @@ class SqliteJobStore(JobStore):
 
     async def cancel(self, job_id: str) -> Job | None:
         async def op(db: aiosqlite.Connection) -> Job | None:
-            async with db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)) as cur:
-                row = await cur.fetchone()
-            if row is None:
+            rows = list(
+                await db.execute_fetchall(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,))
+            )
+            if not rows:
                 return None
-            before = _row_to_job(row)
+            before = _row_to_job(rows[0])
             if not before.status.terminal:
                 now = time.time()
                 await db.execute(
