@@ -71,13 +71,11 @@ class JobRunner:
         ]
         self._tasks.append(asyncio.create_task(self._maintain(), name="ollamux-jobs-maintain"))
 
-    def closing(self) -> None:
-        """The server stopped listening: claim nothing more; a request to ourselves that
-        breaks from now on is the shutdown's doing, not the job's."""
-        self._closing = True
-
     async def stop(self) -> None:
-        """Stop the workers; jobs they were running go back to the queue, attempt uncounted."""
+        """Stop the workers; jobs they were running go back to the queue, attempt uncounted.
+
+        Called when the server stops listening (so the requests of running jobs do not hold
+        up the shutdown) and again at shutdown; the second call finds nothing left to do."""
         self._closing = True
         for task in self._tasks:
             task.cancel()
