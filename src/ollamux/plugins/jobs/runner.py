@@ -59,7 +59,7 @@ class JobRunner:
         self._recording: set[asyncio.Task[None]] = set()
         self._closing = False
         # How often an idle worker looks at a queue that others (instances) may fill.
-        self._poll_s = 0.25 if store.shared else 1.0
+        self._poll_s = 0.25 if store.shared else 0.5
         self._renew_s = max(0.05, min(config.lease_s / 3, 2.0))
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -95,11 +95,11 @@ class JobRunner:
     # -- the loops ---------------------------------------------------------------------------
 
     async def _maintain(self) -> None:
-        """Refresh the published counts; hand back jobs whose lease expired (shared stores)."""
+        """Refresh the published counts; hand back jobs whose worker died."""
         tick = max(0.05, min(1.0, self.config.lease_s / 4))
         while True:
             try:
-                if self.store.shared and await self.store.recover(self.config.max_attempts):
+                if await self.store.recover(self.config.max_attempts):
                     self.notify()
                 self.counts = await self.store.counts()
             except Exception:

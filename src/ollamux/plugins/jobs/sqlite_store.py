@@ -5,13 +5,18 @@ concurrent callers are queued and applied together in one transaction: each call
 resumes only after the commit holding its change is durable. Reads use a second
 connection (WAL lets it read while the writer writes) and never see uncommitted changes.
 
-One gateway process per file: ``recover`` at start hands back every ``processing`` job.
+Each claim records its claimer (this process's pid and a random start token). ``recover``
+hands back the ``processing`` jobs whose claimer is no longer alive: at start (the jobs
+of a gateway that died) and periodically (a sibling ``--workers`` process that died).
+All processes sharing the file must run on one machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -43,7 +48,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     backend TEXT NOT NULL DEFAULT '',
     error TEXT NOT NULL DEFAULT '',
     result TEXT,
-    token TEXT NOT NULL DEFAULT ''
+    token TEXT NOT NULL DEFAULT '',
+    claimer TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, priority DESC, seq);
 CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);
@@ -84,7 +90,8 @@ class SqliteJobStore(JobStore):
         self._reader: aiosqlite.Connection | None = None
         self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._queued = 0  # exact: this process is the file's only writer
+        self._queued = 0  # queued jobs, counted at the start of each write batch
+        self.claimer = f"{os.getpid()}:{secrets.token_hex(4)}"
 
     # -- connections ---------------------------------------------------------------------
 
@@ -97,7 +104,6 @@ class SqliteJobStore(JobStore):
         await self._writer.executescript(_SCHEMA)
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout=5000")
-        self._queued = (await self.counts()).get(JobStatus.QUEUED, 0)
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -132,6 +138,8 @@ class SqliteJobStore(JobStore):
             outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
             try:
                 await db.execute("BEGIN IMMEDIATE")
+                # Recounted under the write lock: exact even with other processes on the file.
+                self._queued = await _count_queued(db)
                 for op, future in batch:
                     try:
                         outcomes.append((future, await op(db), None))
@@ -141,7 +149,6 @@ class SqliteJobStore(JobStore):
             except Exception as exc:
                 await _rollback(db)
                 outcomes = [(future, None, exc) for _, future in batch]
-                self._queued = await _count_queued(db)
             for future, value, error in outcomes:
                 if future.done():
                     continue
@@ -153,23 +160,48 @@ class SqliteJobStore(JobStore):
     # -- the contract ------------------------------------------------------------------------
 
     async def recover(self, max_attempts: int) -> int:
+        async with self._read.execute(
+            "SELECT DISTINCT claimer FROM jobs WHERE status='processing'"
+        ) as cur:
+            dead = [c for (c,) in await cur.fetchall() if not self._alive(c)]
+        if not dead:
+            return 0
+
         async def op(db: aiosqlite.Connection) -> int:
             now = time.time()
+            marks = ", ".join("?" * len(dead))
             failed = await db.execute(
                 "UPDATE jobs SET status='failed', finished_at=?, updated_at=?, token='', "
-                "error='interrupted ' || attempts || ' times (the gateway stopped while it ran)' "
-                "WHERE status='processing' AND attempts>=?",
-                (now, now, max_attempts),
+                "error='interrupted ' || attempts || ' times (its gateway stopped while it ran)' "
+                f"WHERE status='processing' AND attempts>=? AND claimer IN ({marks})",
+                (now, now, max_attempts, *dead),
             )
             requeued = await db.execute(
-                "UPDATE jobs SET status='queued', updated_at=?, token='' WHERE status='processing'",
-                (now,),
+                "UPDATE jobs SET status='queued', updated_at=?, token='' "
+                f"WHERE status='processing' AND claimer IN ({marks})",
+                (now, *dead),
             )
             return failed.rowcount + requeued.rowcount
 
-        touched = int(await self._write(op))
-        self._queued = (await self.counts())[JobStatus.QUEUED]
-        return touched
+        return int(await self._write(op))
+
+    def _alive(self, claimer: str) -> bool:
+        """Whether the process that made a claim still runs (on this machine)."""
+        if claimer == self.claimer:
+            return True
+        try:
+            pid = int(claimer.split(":", 1)[0])
+        except ValueError:
+            return False
+        if pid == os.getpid():  # the same pid, an earlier process (a restarted container)
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
     async def submit(self, job: Job, max_queued: int) -> bool:
         async def op(db: aiosqlite.Connection) -> bool:
@@ -230,15 +262,14 @@ class SqliteJobStore(JobStore):
         async def op(db: aiosqlite.Connection) -> Job | None:
             now = time.time()
             rows = await db.execute_fetchall(
-                "UPDATE jobs SET status='processing', attempts=attempts+1, token=?, "
+                "UPDATE jobs SET status='processing', attempts=attempts+1, token=?, claimer=?, "
                 "updated_at=?, started_at=? WHERE seq=(SELECT seq FROM jobs "
                 "WHERE status='queued' ORDER BY priority DESC, seq LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
-                (token, now, now),
+                (token, self.claimer, now, now),
             )
             if not rows:
                 return None
-            self._queued -= 1
             return _row_to_job(next(iter(rows)))
 
         job: Job | None = await self._write(op)
@@ -289,10 +320,7 @@ class SqliteJobStore(JobStore):
                 "attempts=attempts-? WHERE id=? AND status='processing' AND token=?",
                 (error, time.time(), 0 if keep_attempt else 1, job_id, token),
             )
-            if cursor.rowcount != 1:
-                return False
-            self._queued += 1
-            return True
+            return cursor.rowcount == 1
 
         return bool(await self._write(op))
 
@@ -311,8 +339,6 @@ class SqliteJobStore(JobStore):
                     "error='cancelled' WHERE id=?",
                     (now, now, job_id),
                 )
-                if before.status is JobStatus.QUEUED:
-                    self._queued -= 1
             return before
 
         job: Job | None = await self._write(op)
