@@ -61,6 +61,11 @@ _COLUMNS = (
     "finished_at, attempts, backend, error, result, token"
 )
 
+_INSERT = (
+    "INSERT INTO jobs (id, kind, owner, path, body, priority, status, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 
 def _row_to_job(row: Any) -> Job:
     return Job(
@@ -89,6 +94,7 @@ class SqliteJobStore(JobStore):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
+        self._inserts: list[tuple[tuple[Any, ...], int, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._queued = 0  # queued jobs, counted at the start of each write batch
         self.claimer = f"{os.getpid()}:{secrets.token_hex(4)}"
@@ -125,21 +131,34 @@ class SqliteJobStore(JobStore):
         """Run ``op`` inside the next shared transaction; return once it is committed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((op, future))
+        self._kick()
+        return await future
+
+    def _kick(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await future
 
     async def _flush(self) -> None:
         db = self._writer
         if db is None:
             raise RuntimeError("job store is not open")
-        while self._pending:
+        while self._pending or self._inserts:
             batch, self._pending = self._pending, []
+            inserts, self._inserts = self._inserts, []
             outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
             try:
                 await db.execute("BEGIN IMMEDIATE")
                 # Recounted under the write lock: exact even with other processes on the file.
                 self._queued = await _count_queued(db)
+                accepted = []
+                for row, max_queued, future in inserts:  # new jobs: one statement for all
+                    room = self._queued < max_queued
+                    if room:
+                        accepted.append(row)
+                        self._queued += 1
+                    outcomes.append((future, room, None))
+                if accepted:
+                    await db.executemany(_INSERT, accepted)
                 for op, future in batch:
                     try:
                         outcomes.append((future, await op(db), None))
@@ -148,7 +167,8 @@ class SqliteJobStore(JobStore):
                 await db.commit()
             except Exception as exc:
                 await _rollback(db)
-                outcomes = [(future, None, exc) for _, future in batch]
+                futures = [f for _, f in batch] + [f for _, _, f in inserts]
+                outcomes = [(future, None, exc) for future in futures]
             for future, value, error in outcomes:
                 if future.done():
                     continue
@@ -204,34 +224,21 @@ class SqliteJobStore(JobStore):
         return True
 
     async def submit(self, job: Job, max_queued: int) -> bool:
-        async def op(db: aiosqlite.Connection) -> bool:
-            if self._queued >= max_queued:
-                return False
-            await db.execute(
-                f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-                (
-                    job.id,
-                    job.kind,
-                    job.owner,
-                    job.path,
-                    json.dumps(job.body),
-                    job.priority,
-                    str(job.status),
-                    job.created_at,
-                    job.updated_at,
-                    None,
-                    None,
-                    0,
-                    "",
-                    "",
-                    None,
-                    "",
-                ),
-            )
-            self._queued += 1
-            return True
-
-        return bool(await self._write(op))
+        row = (
+            job.id,
+            job.kind,
+            job.owner,
+            job.path,
+            json.dumps(job.body),
+            job.priority,
+            str(job.status),
+            job.created_at,
+            job.updated_at,
+        )
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inserts.append((row, max_queued, future))
+        self._kick()
+        return bool(await future)
 
     async def get(self, job_id: str) -> Job | None:
         async with self._read.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)) as cur:
