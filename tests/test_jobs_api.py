@@ -119,6 +119,29 @@ async def test_chat_job_result_is_the_complete_non_streamed_answer(
     assert backend.calls[created["id"]] == 1  # task id = job id
 
 
+async def test_openai_chat_job_on_an_ollama_backend_gives_a_chat_completion(
+    jobs_gateway: Any, fake: Any
+) -> None:
+    backend, _ = fake
+    client = await jobs_gateway()
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    job_id = (
+        await (
+            await client.post("/jobs", json={"path": "/v1/chat/completions", "body": body})
+        ).json()
+    )["id"]
+    await wait_status(client, job_id, "completed")
+    result = await (await client.get(f"/jobs/{job_id}/result")).json()
+    assert result["object"] == "chat.completion"
+    assert result["choices"][0]["message"]["content"] == "echo: hi"
+    assert backend.calls[job_id] == 1
+
+
 async def test_embed_job_returns_embeddings(jobs_gateway: Any) -> None:
     client = await jobs_gateway()
     job = {"path": "/api/embed", "body": {"model": MODEL, "input": "text"}}
@@ -360,6 +383,7 @@ class _HeaderAuth:
         app.middlewares.append(who)
 
 
+@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 async def test_with_auth_a_key_sees_and_cancels_only_its_own_jobs(
     gateway_client: Any, fake: Any
 ) -> None:
