@@ -120,7 +120,10 @@ class JobRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_s)
                 continue
-            await self._run(job, token)
+            try:
+                await self._run(job, token)
+            except Exception:  # the store failed: the claim's lease or recovery hands it back
+                log.exception("running job %s failed", job.id)
 
     async def _wait_until_listening(self) -> None:
         """Jobs re-enter through HTTP: wait until this gateway answers on ``self_url``."""
@@ -159,9 +162,17 @@ class JobRunner:
             return
         # Record the outcome in the background: this worker claims its next job meanwhile
         # (both writes then share one commit).
-        recorder = asyncio.create_task(self._settle(job, token, task))
+        recorder = asyncio.create_task(self._settle_logged(job, token, task))
         self._recording.add(recorder)
         recorder.add_done_callback(self._recording.discard)
+
+    async def _settle_logged(
+        self, job: Job, token: str, task: asyncio.Task[tuple[int, bytes]]
+    ) -> None:
+        try:
+            await self._settle(job, token, task)
+        except Exception:  # the store failed: the claim's lease or recovery hands it back
+            log.exception("recording the outcome of job %s failed", job.id)
 
     def _forget(self, job_id: str) -> None:
         self.running.pop(job_id, None)
@@ -178,6 +189,9 @@ class JobRunner:
                 await self.store.release(job.id, token, keep_attempt=False)
             else:
                 await self._failed(job, token, f"request failed: {exc!r}", retry=True)
+        except Exception:
+            log.exception("job %s: the request to this gateway failed", job.id)
+            await self._failed(job, token, "internal error running the job", retry=True)
         else:
             await self._record(job, token, status, raw)
         finally:
