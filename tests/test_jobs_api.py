@@ -162,6 +162,20 @@ async def test_job_for_unknown_model_fails_with_the_backend_error(jobs_gateway: 
     assert (await resp.json())["status"] == "failed"
 
 
+async def test_backend_failures_are_retried_until_max_attempts(
+    jobs_gateway: Any, fake: Any
+) -> None:
+    backend, _ = fake
+    backend.fail_status = 500
+    client = await jobs_gateway({"max_attempts": 2}, routing={"retries": 0})
+    job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "x"}}
+    job_id = (await (await client.post("/jobs", json=job)).json())["id"]
+    doc = await wait_status(client, job_id, "failed")
+    assert doc["attempts"] == 2
+    assert "backend trouble" in doc["error"]
+    assert backend.calls[job_id] == 2
+
+
 async def test_jobs_list_filters_by_status_and_pages(jobs_gateway: Any) -> None:
     client = await jobs_gateway({"workers": 0})
     for i in range(3):

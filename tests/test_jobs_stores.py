@@ -197,3 +197,25 @@ async def test_sqlite_recover_leaves_jobs_of_live_processes_alone(tmp_path: Path
         assert back is not None and back.status is JobStatus.QUEUED
     finally:
         await store.close()
+
+
+async def test_redis_lease_expiry_after_the_last_attempt_fails_the_job() -> None:
+    store = RedisJobStore(REDIS_URL, f"test-jobs-{uuid.uuid4().hex}:")
+    await store.open()
+    try:
+        await store.submit(_job(), 10)
+        job = await store.claim("dead-worker", lease_s=0.01)
+        assert job is not None
+
+        async def failed() -> bool:
+            await store.recover(max_attempts=1)
+            found = await store.get(job.id)
+            return found is not None and found.status is JobStatus.FAILED
+
+        await eventually(failed)
+        found = await store.get(job.id)
+        assert found is not None and "interrupted 1 times" in found.error
+        assert await store.claim("next", 60) is None
+    finally:
+        await store.delete_all()
+        await store.close()
