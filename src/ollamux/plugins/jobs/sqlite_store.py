@@ -1,9 +1,11 @@
 """Jobs in a SQLite file: WAL, ``synchronous=FULL``, writes grouped into shared commits.
 
 A commit with ``synchronous=FULL`` waits for the disk (milliseconds), so writes from
-concurrent callers are queued and applied together in one transaction: each caller
-resumes only after the commit holding its change is durable. Reads use a second
-connection (WAL lets it read while the writer writes) and never see uncommitted changes.
+concurrent callers are queued and applied together in one transaction (group commit):
+each caller resumes only after the commit holding its change is durable. A whole
+transaction runs in one call on the writer's own thread (one thread hop per commit, not
+per statement). Reads go through aiosqlite on a second connection (WAL lets it read while
+the writer writes) and never see uncommitted changes.
 
 Each claim records its claimer (this process's pid and a random start token). ``recover``
 hands back the ``processing`` jobs whose claimer is no longer alive: at start (the jobs
@@ -17,18 +19,21 @@ import asyncio
 import json
 import os
 import secrets
+import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 
 from .model import Job, JobStatus
 from .store import JobStore, Page
 
-T = TypeVar("T")
-_Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
+_Op = Callable[[sqlite3.Connection], Any]  # one write, run on the writer's thread
+_Outcome = tuple[Any, BaseException | None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -91,33 +96,44 @@ def _row_to_job(row: Any) -> Job:
 class SqliteJobStore(JobStore):
     def __init__(self, path: str) -> None:
         self.path = path
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
         self._reader: aiosqlite.Connection | None = None
         self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
         self._inserts: list[tuple[tuple[Any, ...], int, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._queued = 0  # queued jobs, counted at the start of each write batch
         self.claimer = f"{os.getpid()}:{secrets.token_hex(4)}"
 
     # -- connections ---------------------------------------------------------------------
 
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self._writer.execute("PRAGMA synchronous=FULL")
-        await self._writer.execute("PRAGMA busy_timeout=5000")
-        await self._writer.executescript(_SCHEMA)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ollamux-jobs-sqlite")
+        self._writer = await self._in_thread(self._connect_writer)
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout=5000")
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+        return db
 
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
-        for conn in (self._writer, self._reader):
-            if conn is not None:
-                await conn.close()
-        self._writer = self._reader = None
+        if self._writer is not None:
+            await self._in_thread(self._writer.close)
+        if self._reader is not None:
+            await self._reader.close()
+        if self._thread is not None:
+            self._thread.shutdown()
+        self._writer = self._reader = self._thread = None
+
+    async def _in_thread(self, fn: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
     @property
     def _read(self) -> aiosqlite.Connection:
@@ -139,43 +155,60 @@ class SqliteJobStore(JobStore):
             self._flusher = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
-        db = self._writer
-        if db is None:
-            raise RuntimeError("job store is not open")
         while self._pending or self._inserts:
-            batch, self._pending = self._pending, []
+            ops, self._pending = self._pending, []
             inserts, self._inserts = self._inserts, []
-            outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+            futures = [f for _, _, f in inserts] + [f for _, f in ops]
             try:
-                await db.execute("BEGIN IMMEDIATE")
-                # Recounted under the write lock: exact even with other processes on the file.
-                self._queued = await _count_queued(db)
-                accepted = []
-                for row, max_queued, future in inserts:  # new jobs: one statement for all
-                    room = self._queued < max_queued
-                    if room:
-                        accepted.append(row)
-                        self._queued += 1
-                    outcomes.append((future, room, None))
-                if accepted:
-                    await db.executemany(_INSERT, accepted)
-                for op, future in batch:
-                    try:
-                        outcomes.append((future, await op(db), None))
-                    except Exception as exc:  # one bad op fails alone (statements are atomic)
-                        outcomes.append((future, None, exc))
-                await db.commit()
+                work = partial(
+                    self._transaction,
+                    [(row, limit) for row, limit, _ in inserts],
+                    [op for op, _ in ops],
+                )
+                outcomes: list[_Outcome] = await self._in_thread(work)
             except Exception as exc:
-                await _rollback(db)
-                futures = [f for _, f in batch] + [f for _, _, f in inserts]
-                outcomes = [(future, None, exc) for future in futures]
-            for future, value, error in outcomes:
+                outcomes = [(None, exc)] * len(futures)
+            for future, (value, error) in zip(futures, outcomes, strict=True):
                 if future.done():
                     continue
                 if error is None:
                     future.set_result(value)
                 else:
                     future.set_exception(error)
+
+    def _transaction(
+        self, inserts: list[tuple[tuple[Any, ...], int]], ops: list[_Op]
+    ) -> list[_Outcome]:
+        """One transaction on the writer's thread: new jobs (while the backlog has room),
+        then the other writes. One failing write fails alone (statements are atomic)."""
+        db = self._writer
+        if db is None:
+            raise RuntimeError("job store is not open")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Counted under the write lock: exact even with other processes on the file.
+            queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status='queued'").fetchone()[0]
+            outcomes: list[_Outcome] = []
+            accepted = []
+            for row, max_queued in inserts:
+                room = queued < max_queued
+                if room:
+                    accepted.append(row)
+                    queued += 1
+                outcomes.append((room, None))
+            if accepted:
+                db.executemany(_INSERT, accepted)
+            for op in ops:
+                try:
+                    outcomes.append((op(db), None))
+                except Exception as exc:
+                    outcomes.append((None, exc))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return outcomes
 
     # -- the contract ------------------------------------------------------------------------
 
@@ -187,16 +220,16 @@ class SqliteJobStore(JobStore):
         if not dead:
             return 0
 
-        async def op(db: aiosqlite.Connection) -> int:
+        def op(db: sqlite3.Connection) -> int:
             now = time.time()
             marks = ", ".join("?" * len(dead))
-            failed = await db.execute(
+            failed = db.execute(
                 "UPDATE jobs SET status='failed', finished_at=?, updated_at=?, token='', "
                 "error='interrupted ' || attempts || ' times (its gateway stopped while it ran)' "
                 f"WHERE status='processing' AND attempts>=? AND claimer IN ({marks})",
                 (now, now, max_attempts, *dead),
             )
-            requeued = await db.execute(
+            requeued = db.execute(
                 "UPDATE jobs SET status='queued', updated_at=?, token='' "
                 f"WHERE status='processing' AND claimer IN ({marks})",
                 (now, *dead),
@@ -266,18 +299,16 @@ class SqliteJobStore(JobStore):
         return Page([_row_to_job(r) for r in rows], int(total_row[0]) if total_row else 0)
 
     async def claim(self, token: str, lease_s: float) -> Job | None:
-        async def op(db: aiosqlite.Connection) -> Job | None:
+        def op(db: sqlite3.Connection) -> Job | None:
             now = time.time()
-            rows = await db.execute_fetchall(
+            row = db.execute(
                 "UPDATE jobs SET status='processing', attempts=attempts+1, token=?, claimer=?, "
                 "updated_at=?, started_at=? WHERE seq=(SELECT seq FROM jobs "
                 "WHERE status='queued' ORDER BY priority DESC, seq LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
                 (token, self.claimer, now, now),
-            )
-            if not rows:
-                return None
-            return _row_to_job(next(iter(rows)))
+            ).fetchone()
+            return None if row is None else _row_to_job(row)
 
         job: Job | None = await self._write(op)
         return job
@@ -298,9 +329,9 @@ class SqliteJobStore(JobStore):
         error: str = "",
         backend: str = "",
     ) -> bool:
-        async def op(db: aiosqlite.Connection) -> bool:
+        def op(db: sqlite3.Connection) -> bool:
             now = time.time()
-            cursor = await db.execute(
+            cursor = db.execute(
                 "UPDATE jobs SET status=?, result=?, error=?, backend=?, finished_at=?, "
                 "updated_at=?, token='' WHERE id=? AND status='processing' AND token=?",
                 (
@@ -321,8 +352,8 @@ class SqliteJobStore(JobStore):
     async def release(
         self, job_id: str, token: str, *, keep_attempt: bool, error: str = ""
     ) -> bool:
-        async def op(db: aiosqlite.Connection) -> bool:
-            cursor = await db.execute(
+        def op(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 "UPDATE jobs SET status='queued', token='', error=?, updated_at=?, "
                 "attempts=attempts-? WHERE id=? AND status='processing' AND token=?",
                 (error, time.time(), 0 if keep_attempt else 1, job_id, token),
@@ -332,16 +363,14 @@ class SqliteJobStore(JobStore):
         return bool(await self._write(op))
 
     async def cancel(self, job_id: str) -> Job | None:
-        async def op(db: aiosqlite.Connection) -> Job | None:
-            rows = list(
-                await db.execute_fetchall(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,))
-            )
-            if not rows:
+        def op(db: sqlite3.Connection) -> Job | None:
+            row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None:
                 return None
-            before = _row_to_job(rows[0])
+            before = _row_to_job(row)
             if not before.status.terminal:
                 now = time.time()
-                await db.execute(
+                db.execute(
                     "UPDATE jobs SET status='cancelled', token='', finished_at=?, updated_at=?, "
                     "error='cancelled' WHERE id=?",
                     (now, now, job_id),
@@ -362,16 +391,3 @@ class SqliteJobStore(JobStore):
             JobStatus.QUEUED: found.get(JobStatus.QUEUED, 0),
             JobStatus.PROCESSING: found.get(JobStatus.PROCESSING, 0),
         }
-
-
-async def _rollback(db: aiosqlite.Connection) -> None:
-    try:
-        await db.rollback()
-    except Exception:  # nothing to roll back: the failure was BEGIN itself
-        return
-
-
-async def _count_queued(db: aiosqlite.Connection) -> int:
-    async with db.execute("SELECT COUNT(*) FROM jobs WHERE status='queued'") as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
