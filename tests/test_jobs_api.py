@@ -142,6 +142,21 @@ async def test_openai_chat_job_on_an_ollama_backend_gives_a_chat_completion(
     assert backend.calls[job_id] == 1
 
 
+async def test_a_job_is_tracked_as_the_task_with_its_id(jobs_gateway: Any) -> None:
+    client = await jobs_gateway()
+    job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "x"}}
+    job_id = (await (await client.post("/jobs", json=job)).json())["id"]
+    await wait_status(client, job_id, "completed")
+
+    async def task_done() -> dict[str, Any] | None:
+        resp = await client.get(f"/tasks/status/{job_id}")
+        doc: dict[str, Any] = await resp.json() if resp.status == 200 else {}
+        return doc if doc.get("state") == "SUCCESS" else None
+
+    doc = await eventually(task_done)
+    assert doc["extensions"]["path"] == "/api/generate"
+
+
 async def test_embed_job_returns_embeddings(jobs_gateway: Any) -> None:
     client = await jobs_gateway()
     job = {"path": "/api/embed", "body": {"model": MODEL, "input": "text"}}
