@@ -151,6 +151,7 @@ class JobRunner:
                     task.cancel()
         except asyncio.CancelledError:  # shutdown: the job goes back to the queue
             task.cancel()
+            task.add_done_callback(_consume)
             self._forget(job.id)
             with contextlib.suppress(Exception):
                 await self.store.release(job.id, token, keep_attempt=False)
@@ -248,3 +249,9 @@ class JobRunner:
             return
         backend = self.backends.get(job.id, "")
         await self.store.finish(job.id, token, JobStatus.FAILED, error=message, backend=backend)
+
+
+def _consume(task: asyncio.Task[tuple[int, bytes]]) -> None:
+    """Retrieve the outcome of a request given up on, so asyncio does not report it."""
+    if not task.cancelled():
+        task.exception()
