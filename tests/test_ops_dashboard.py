@@ -12,6 +12,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -26,7 +27,7 @@ MODEL = "llama3.2:latest"
 
 @pytest.fixture
 async def browser_page() -> Any:
-    if not os.path.exists(CHROMIUM):
+    if not HAVE_CHROMIUM:
         pytest.skip("chromium is not installed")
     playwright_api = pytest.importorskip("playwright.async_api")
     async with playwright_api.async_playwright() as pw:
