@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
     serve.add_argument("--log-level", help="debug, info, warning, error")
 
-    check = sub.add_parser("check", help="validate a config and print the effective one")
+    check = sub.add_parser(
+        "check", help="validate a config and its plugins; print the effective config"
+    )
     _config_arg(check)
 
     plugins = sub.add_parser("plugins", help="list plugins and the hooks they implement")
@@ -68,18 +70,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, env=os.environ, overrides=_overrides(args))
     except ConfigError as exc:
-        print(f"ollamux: config error: {exc}", file=sys.stderr)
+        print(f"ollamux: config error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    if args.command == "check":
-        print(yaml.safe_dump(masked(config), sort_keys=False), end="")
-        return 0
     from .plugin_manager import PluginError, build_plugin_manager, describe_plugins
 
     try:
         pm = build_plugin_manager(config)
     except PluginError as exc:
-        print(f"ollamux: plugin error: {exc}", file=sys.stderr)
+        print(f"ollamux: plugin error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    if args.command == "check":
+        print(yaml.safe_dump(masked(config), sort_keys=False), end="")
+        return 0
     if args.command == "plugins":
         rows = describe_plugins(pm)
         if args.json:
@@ -91,7 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from .server import serve
 
-    return serve(config, pm, config_path=args.config, overrides=_overrides(args))
+    try:
+        return serve(config, pm, config_path=args.config, overrides=_overrides(args))
+    except OSError as exc:  # most often: the port is taken
+        host, port = config.server.host, config.server.port
+        print(f"ollamux: cannot serve on {host}:{port}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":  # pragma: no cover
