@@ -158,13 +158,10 @@ async def _load(port: int, duration: float, connections: int, warmup: float) -> 
     ]
     await asyncio.gather(*(c.done for c in clients))
     elapsed = time.perf_counter() - start
-    latencies.sort()
     return {
-        "requests": len(latencies),
+        "elapsed": elapsed,
         "errors": sum(c.errors for c in clients),
-        "req_s": len(latencies) / elapsed,
-        "p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else None,
-        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)] if latencies else None,
+        "latencies_ms": [round(1000 * x, 3) for x in latencies],
     }
 
 
@@ -235,23 +232,29 @@ def _gateway(tmp: Path, backend_port: int, workers: int) -> tuple[subprocess.Pop
 
 
 def _run_load(port: int, args: argparse.Namespace) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "load",
-            "--port",
-            str(port),
-            "--duration",
-            str(args.duration),
-            "--connections",
-            str(args.connections),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    result: dict[str, Any] = json.loads(out.stdout)
-    return result
+    """``args.load_procs`` load processes at once, each with its share of the connections."""
+    per_proc = max(1, args.connections // args.load_procs)
+    argv = [sys.executable, __file__, "load", "--port", str(port), "--duration"]
+    argv += [str(args.duration), "--connections", str(per_proc)]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        for _ in range(args.load_procs)
+    ]
+    parts = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"load process exited with {proc.returncode}")
+        parts.append(json.loads(out))
+    latencies = sorted(x for part in parts for x in part["latencies_ms"])
+    elapsed = max(part["elapsed"] for part in parts)
+    return {
+        "requests": len(latencies),
+        "errors": sum(part["errors"] for part in parts),
+        "req_s": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] if latencies else 0.0,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] if latencies else 0.0,
+    }
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -291,7 +294,8 @@ def _measure(
 def compare(args: argparse.Namespace) -> int:
     load = os.getloadavg()[0]
     print(
-        f"cores: {os.cpu_count()}; load average {load:.1f}; {args.connections} connections; "
+        f"cores: {os.cpu_count()}; load average {load:.1f}; {args.connections} connections "
+        f"from {args.load_procs} load processes; "
         f"{args.duration:g}s per run; {args.rounds} rounds, alternating which goes first"
     )
     ratios: list[float] = []
@@ -343,6 +347,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--load-procs", type=int, default=2, help="load generator processes")
     args = parser.parse_args()
     if args.role == "backend":
         asyncio.run(_serve_backend(args.port))
