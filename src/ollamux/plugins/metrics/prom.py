@@ -184,7 +184,15 @@ class GatewayCollector(Collector):
                 value = float(read())
             except Exception:  # a broken gauge must not break the scrape
                 continue
-            family = GaugeMetricFamily(metric_name(name), f"Gauge {name!r} published by a plugin.")
+            family: Metric
+            if name.endswith("_total"):  # a running count: export it as a counter
+                family = CounterMetricFamily(
+                    metric_name(name[: -len("_total")]), f"Count {name!r} published by a plugin."
+                )
+            else:
+                family = GaugeMetricFamily(
+                    metric_name(name), f"Gauge {name!r} published by a plugin."
+                )
             family.add_metric([], value)
             yield family
         for name, count in sorted(self.gateway.counters.items()):
