@@ -93,3 +93,30 @@ async def test_two_workers_never_exceed_max_concurrency_together(
         statuses = await asyncio.gather(*(one(client) for _ in range(12)))
     assert statuses == [200] * 12
     assert 1 <= peak <= 2
+
+
+@pytest.mark.slow
+async def test_sighup_to_the_supervisor_reloads_every_worker(
+    spawn_gateway: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    config: dict[str, Any] = {"backends": [{"name": "a", "url": url, "max_concurrency": 4}]}
+    gw = await spawn_gateway(dict(config), "--workers", "2")
+    config.update(
+        server={"port": gw.port},
+        tasks={"store": "memory"},
+        plugins={"autoload": False},
+        backends=[{"name": "b", "url": url, "max_concurrency": 4}],
+    )
+    gw.write_config(config)
+    gw.signal(signal.SIGHUP)
+    seen: dict[int, list[str]] = {}
+
+    async def both_reloaded() -> bool:
+        stats = await gw.stats()
+        seen[stats["pid"]] = [b["name"] for b in stats["backends"]]
+        return len(seen) == 2 and all(names == ["b"] for names in seen.values())
+
+    await gw.wait_for(both_reloaded, "both workers to serve the new backend")
+    shares = sorted(b["max_concurrency"] for b in (await gw.stats())["backends"])
+    assert shares == [2]
