@@ -120,3 +120,36 @@ async def test_sighup_to_the_supervisor_reloads_every_worker(
     await gw.wait_for(both_reloaded, "both workers to serve the new backend")
     shares = sorted(b["max_concurrency"] for b in (await gw.stats())["backends"])
     assert shares == [2]
+
+
+@pytest.mark.slow
+async def test_with_two_workers_jobs_reenter_the_worker_that_runs_them(
+    spawn_gateway: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    gw = await spawn_gateway(
+        {
+            "backends": [{"name": "a", "url": url, "max_concurrency": 4}],
+            "jobs": {"store": "sqlite", "default_model": MODEL},
+        },
+        "--workers",
+        "2",
+    )
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as client:
+        ids = []
+        for i in range(6):
+            async with client.post(gw.url + "/api/v1/prompt", json={"prompt": f"p{i}"}) as r:
+                ids.append((await r.json())["id"])
+        docs: dict[str, Any] = {}
+
+        async def all_done() -> bool:
+            for job_id in ids:
+                async with client.get(f"{gw.url}/jobs/{job_id}") as r:
+                    docs[job_id] = await r.json()
+            return all(d["status"] in ("completed", "failed") for d in docs.values())
+
+        await gw.wait_for(all_done, "every job to finish")
+    assert {d["status"] for d in docs.values()} == {"completed"}
+    # the worker that claimed a job saw its request come back: it knows the backend
+    assert {d["backend"] for d in docs.values()} == {"a"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,8 @@ async def run(
         await site.start()
         port = _bound_port(runner, config.server.port)
         gateway.self_url = self_url(config.server.host, port)
+        if slot.count > 1:
+            gateway.self_url = await _private_site(runner)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
@@ -112,6 +115,19 @@ async def run(
             loop.remove_signal_handler(sig)
         await runner.cleanup()
         log.info("ollamux stopped")
+
+
+async def _private_site(runner: web.AppRunner) -> str:
+    """A loopback port of this worker's own, for requests it makes to itself (jobs).
+
+    On the shared port the kernel may hand such a request to another worker, which neither
+    knows this worker's ``internal_token`` nor counts the job against this worker's share.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    await web.SockSite(runner, sock).start()
+    return f"http://127.0.0.1:{port}"
 
 
 def _bound_port(runner: web.AppRunner, configured: int) -> int:
