@@ -93,3 +93,32 @@ async def test_a_broken_file_is_refused_and_nothing_changes(
     assert gw.config is old
     assert sorted(gw.backends) == ["a"]
     assert rec.calls == []
+
+
+async def test_more_slots_after_a_reload_start_a_waiting_request(
+    gateway_client: Any, fake_ollama: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    fake, url = fake_ollama
+    fake.mode = "wait"
+    backend = {"name": "a", "url": url, "max_concurrency": 1}
+    client = await gateway_client({"backends": [backend], "routing": {"queue_timeout_s": 30}})
+    body = {"model": "llama3.2:latest", "messages": []}
+    first = await client.post("/api/chat", json=body)
+    await first.content.readline()
+    second = asyncio.ensure_future(client.post("/api/chat", json=body))
+    gw = gateway_of(client)
+    deadline = asyncio.get_running_loop().time() + 10
+    while gw.gauges["queue_depth"]() < 1:  # the second request waits for a slot
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    path = write(tmp_path / "new.yaml", {"backends": [{**backend, "max_concurrency": 2}]})
+    assert await reload_config(gw, path)
+    while len([r for r in fake.received if r.path == "/api/chat"]) < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the waiting request never ran"
+        await asyncio.sleep(0.02)
+    fake.release.set()
+    assert (await second).status == 200
+    await (await second).read()
+    await first.read()
