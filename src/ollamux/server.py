@@ -90,9 +90,9 @@ async def run(
         )
         await site.start()
         port = _bound_port(runner, config.server.port)
-        gateway.self_url = self_url(config.server.host, port)
-        if slot.count > 1:
-            gateway.self_url = await _private_site(runner)
+        gateway.self_url = (
+            await _private_site(runner) if slot.count > 1 else self_url(config.server.host, port)
+        )
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
@@ -107,7 +107,7 @@ async def run(
         await stop.wait()
         log.info(
             "shutting down: no new connections; draining requests in flight (up to %gs)",
-            gateway.config.server.shutdown_timeout_s,
+            config.server.shutdown_timeout_s,
         )
     finally:
         gateway.draining = True
