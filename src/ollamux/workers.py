@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from .config import Config
+from .config_loader import ConfigError, load_config
 
 log = logging.getLogger("ollamux.workers")
 
@@ -53,6 +54,18 @@ class WorkerSlot:
                 b.max_concurrency = self.share(b.max_concurrency)
 
 
+class EarlyHup:
+    """Remembers a SIGHUP that arrives while a worker starts, before its event loop
+    listens for signals; the worker reloads once it is up instead of dying of it."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        signal.signal(signal.SIGHUP, self._note)
+
+    def _note(self, _sig: int, _frame: FrameType | None) -> None:
+        self.seen = True
+
+
 def _worker_main(
     config: Config,
     config_path: str | Path | None,
@@ -62,8 +75,10 @@ def _worker_main(
     from .plugin_manager import build_plugin_manager
     from .server import run
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    early_hup = EarlyHup()
+    for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
+    config = _current(config, config_path, overrides)
     asyncio.run(
         run(
             config,
@@ -71,8 +86,21 @@ def _worker_main(
             config_path=config_path,
             overrides=overrides,
             slot=slot,
+            early_hup=early_hup,
         )
     )
+
+
+def _current(
+    config: Config, config_path: str | Path | None, overrides: Mapping[str, Any] | None
+) -> Config:
+    """The config file as it is now (a worker restarted after a reload must not come back
+    with the old one); the supervisor's copy if the file no longer validates."""
+    try:
+        return load_config(config_path, env=os.environ, overrides=overrides)
+    except ConfigError as exc:
+        log.error("worker keeps the config it was started with: %s", exc)
+        return config
 
 
 def run_workers(
