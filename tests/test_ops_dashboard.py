@@ -77,6 +77,7 @@ async def test_dashboard_shows_backends_live_tasks_and_charts(
              return n; })"""
     )
     assert all(n > 100 for n in painted)
+    await page.wait_for_selector('#gauges td[data-gauge="queue_depth"]', timeout=15000)
     await page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
     fake.release.set()

@@ -112,6 +112,17 @@ function renderTasks(tasks) {
     rows.join("") || '<tr><td class="empty" colspan="8">nothing in flight</td></tr>';
 }
 
+// Gauges and counters plugins publish (queue, tasks, jobs), two name/value pairs a row.
+function renderGauges(gauges, counters) {
+  const items = Object.entries({ ...gauges, ...counters }).sort(([a], [b]) => a.localeCompare(b));
+  const cells = items.map(([k, v]) =>
+    `<td data-gauge="${esc(k)}">${esc(k)}</td><td>${Number.isInteger(v) ? v : v.toFixed(3)}</td>`);
+  const rows = [];
+  for (let i = 0; i < cells.length; i += 2) rows.push(`<tr>${cells[i]}${cells[i + 1] || "<td></td><td></td>"}</tr>`);
+  $("gauges").tBodies[0].innerHTML =
+    rows.join("") || '<tr><td class="empty" colspan="4">none published</td></tr>';
+}
+
 function render(s) {
   const series = s.series;
   const last10 = series.slice(-10);
@@ -131,6 +142,7 @@ function render(s) {
   drawChart($("chart-latency"), [series.map((p) => p.latency_ms), series.map((p) => p.ttft_ms)], ["--a", "--b"]);
   renderBackends(s.backends);
   renderTasks(s.tasks);
+  renderGauges(s.gauges, s.counters);
 }
 
 async function tick() {
