@@ -122,3 +122,21 @@ async def test_more_slots_after_a_reload_start_a_waiting_request(
     assert (await second).status == 200
     await (await second).read()
     await first.read()
+
+
+async def test_an_alias_added_by_a_reload_is_used_by_the_next_request(
+    gateway_client: Any, fake_ollama: Any, tmp_path: Path
+) -> None:
+    fake, url = fake_ollama
+    backends = [{"name": "a", "url": url}]
+    client = await gateway_client({"backends": backends})
+    body = {"model": "gpt-4o", "prompt": "hi", "stream": False}
+    assert (await client.post("/api/generate", json=body)).status == 404
+    path = write(
+        tmp_path / "new.yaml",
+        {"backends": backends, "models": {"aliases": {"gpt-4o": "llama3.2:latest"}}},
+    )
+    assert await reload_config(gateway_of(client), path)
+    resp = await client.post("/api/generate", json=body)
+    assert resp.status == 200
+    assert fake.last.body["model"] == "llama3.2:latest"
