@@ -153,3 +153,31 @@ async def test_with_two_workers_jobs_reenter_the_worker_that_runs_them(
     assert {d["status"] for d in docs.values()} == {"completed"}
     # the worker that claimed a job saw its request come back: it knows the backend
     assert {d["backend"] for d in docs.values()} == {"a"}
+
+
+@pytest.mark.slow
+async def test_workers_on_a_taken_port_stop_with_exit_1(tmp_path: Any) -> None:
+    import socket
+    import sys
+
+    from tests.fakes.gateway_process import GatewayProcess
+
+    gp = GatewayProcess(tmp_path, {}, "--workers", "2")
+    with socket.socket() as taken:  # a listener without SO_REUSEPORT: the workers cannot join
+        taken.bind(("127.0.0.1", gp.port))
+        taken.listen()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ollamux",
+            "serve",
+            "--config",
+            str(gp.config_path),
+            "--workers",
+            "2",
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{gp.port}" in err.decode()
+    assert "Traceback" not in err.decode()

@@ -79,16 +79,21 @@ def _worker_main(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
     config = _current(config, config_path, overrides)
-    asyncio.run(
-        run(
-            config,
-            build_plugin_manager(config),
-            config_path=config_path,
-            overrides=overrides,
-            slot=slot,
-            early_hup=early_hup,
+    try:
+        asyncio.run(
+            run(
+                config,
+                build_plugin_manager(config),
+                config_path=config_path,
+                overrides=overrides,
+                slot=slot,
+                early_hup=early_hup,
+            )
         )
-    )
+    except OSError as exc:  # most often: the port is taken (by something not ollamux)
+        server = config.server
+        log.error("worker %d cannot serve on %s:%d: %s", slot.index, server.host, server.port, exc)
+        raise SystemExit(1) from None
 
 
 def _current(
