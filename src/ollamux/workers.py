@@ -1,11 +1,12 @@
 """``--workers N``: N processes serving one port (SO_REUSEPORT), under a small supervisor.
 
 Each worker is a full gateway of its own (own plugins, own backend slots). A backend's
-``max_concurrency`` is split between the workers so that together they never run more
-than that at once: worker ``i`` of ``N`` gets ``c // N``, plus one for the first ``c % N``
-workers. A worker whose share would be 0 still gets 1 (it must be able to reach every
-backend), so a backend with fewer slots than workers can briefly see up to ``N`` requests;
-keep ``max_concurrency >= workers`` where that matters.
+``max_concurrency`` (and a key's ``max_concurrency`` and ``rpm``, unless the auth plugin
+keeps them in Redis) is split between the workers so that together they stay within it:
+worker ``i`` of ``N`` gets ``c // N``, plus one for the first ``c % N`` workers. A share
+is never below 1 (a worker must be able to reach every backend), so a limit smaller than
+the number of workers can be exceeded, up to ``N``; keep limits ``>= workers`` where that
+matters.
 
 The supervisor passes SIGTERM/SIGINT (graceful stop) and SIGHUP (reload) on to the
 workers and restarts a worker that dies unexpectedly.
@@ -48,10 +49,17 @@ class WorkerSlot:
         return max(1, base + (1 if self.index < extra else 0))
 
     def apply(self, config: Config) -> None:
-        """Give this worker its share of every static backend's ``max_concurrency``."""
-        if self.count > 1:
-            for b in config.backends:
-                b.max_concurrency = self.share(b.max_concurrency)
+        """Give this worker its share of every static backend's ``max_concurrency`` and,
+        unless the keys' limits are kept in Redis (``auth.redis_url``), of every key's
+        ``max_concurrency`` and ``rpm``."""
+        if self.count == 1:
+            return
+        for b in config.backends:
+            b.max_concurrency = self.share(b.max_concurrency)
+        if not config.auth.redis_url:
+            for k in config.auth.keys:
+                k.max_concurrency = self.share(k.max_concurrency) if k.max_concurrency else 0
+                k.rpm = self.share(k.rpm) if k.rpm else 0
 
 
 class EarlyHup:
