@@ -13,7 +13,6 @@ import time
 import weakref
 
 from ...backend import Backend
-from ...config import RoutingConfig
 from ...errors import GatewayError
 from ...exchange import Exchange, Outcome
 from ...gateway import Gateway
@@ -182,14 +181,6 @@ class Fleet:
 
     def _retry_after(self) -> int:
         return max(1, math.ceil(self.wait_s_avg))
-
-    def reconfigure(self, routing: RoutingConfig) -> None:
-        """Take new routing limits (a SIGHUP reload) and hand new room to waiters: the
-        backends may have changed too (more slots, a new backend)."""
-        self.queue_timeout_s = routing.queue_timeout_s
-        self.busy_cooldown_s = routing.busy_cooldown_s
-        self.queue.limit = routing.max_queue
-        self.dispatch(settle=True)
 
     def dispatch(self, settle: bool = False) -> None:
         """Hand free backends to waiters, in queue order. Called whenever a slot frees, a
