@@ -145,3 +145,24 @@ async def test_an_alias_added_by_a_reload_is_used_by_the_next_request(
     resp = await client.post("/api/generate", json=body)
     assert resp.status == 200
     assert fake.last.body["model"] == "llama3.2:latest"
+
+
+async def test_the_access_log_can_be_switched_off_by_a_reload(
+    gateway_client: Any, fake_ollama: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ollamux.access")
+    _fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"name": "a", "url": url}]})
+    await (await client.get("/api/version")).read()
+    path = write(
+        tmp_path / "new.yaml",
+        {
+            "backends": [{"name": "a", "url": url}],
+            "plugins": {"config": {"metrics": {"access_log": False}}},
+        },
+    )
+    assert await reload_config(gateway_of(client), path)
+    await (await client.get("/api/version")).read()
+    assert len([r for r in caplog.records if r.name == "ollamux.access"]) == 1
