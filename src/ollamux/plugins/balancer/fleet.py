@@ -79,7 +79,7 @@ class Fleet:
         g["queue_waits_total"] = lambda: float(self.waits)
         g["queue_timeouts_total"] = lambda: float(self.timeouts)
         g["queue_rejected_total"] = lambda: float(self.rejected)
-        g["backends_total"] = lambda: float(len(self.gateway.backends))
+        g["backends"] = lambda: float(len(self.gateway.backends))
         g["backends_healthy"] = lambda: float(
             sum(1 for b in self.gateway.backends.values() if b.healthy)
         )

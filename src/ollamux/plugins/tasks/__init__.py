@@ -50,6 +50,7 @@ async def ollamux_startup(gateway: Gateway) -> None:
     gateway.gauges["tasks_live"] = lambda: float(len(tracker.live))
     gateway.gauges["tasks_pending_writes"] = lambda: float(tracker.writer.pending)
     gateway.gauges["tasks_store_up"] = lambda: 1.0 if tracker.writer.healthy else 0.0
+    gateway.gauges["task_store_errors_total"] = lambda: float(tracker.writer.failures)
 
 
 @hookimpl

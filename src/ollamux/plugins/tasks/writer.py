@@ -45,6 +45,7 @@ class TaskWriter:
         self.retry_s = retry_s
         self.log_every_s = log_every_s
         self.healthy = True
+        self.failures = 0  # store errors so far: ollamux_task_store_errors_total
         self.written = 0
         self.dropped = 0
         self._pending: dict[str, Filed] = {}
@@ -141,6 +142,7 @@ class TaskWriter:
     def note_failure(self, exc: BaseException) -> None:
         """The store failed: log it, at most once per ``log_every_s``."""
         self.healthy = False
+        self.failures += 1
         now = time.monotonic()
         if now - self._last_logged >= self.log_every_s:
             self._last_logged = now
