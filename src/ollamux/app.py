@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import hardening
+from . import hardening, openapi
 from .config import Config
 from .gateway import Gateway
 from .hooks import PluginManager
@@ -24,6 +24,7 @@ def create_app(config: Config, pm: PluginManager | None = None) -> web.Applicati
     hardening.install_outer(app)
     gateway.hooks.register_routes(gateway, app)
     hardening.install_inner(app, config)
+    app.router.add_get("/ollamux/openapi.json", openapi.serve)
     for prefix in ("/api/{tail:.*}", "/v1/{tail:.*}", "/v1", "/"):
         app.router.add_route("*", prefix, handle)
     app.cleanup_ctx.append(_lifecycle)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__
+from . import __version__, cli_keys
 from .config_loader import ConfigError, backend_from_url, load_config, masked
 
 
@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list plugins and the hooks they implement")
     _config_arg(plugins)
     plugins.add_argument("--json", action="store_true", help="print JSON")
+    cli_keys.add_parser(sub)
     return parser
 
 
@@ -62,6 +63,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "keys":
+        return cli_keys.run(args)
     try:
         config = load_config(args.config, env=os.environ, overrides=_overrides(args))
     except ConfigError as exc:

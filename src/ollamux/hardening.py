@@ -126,3 +126,4 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
     request[_PREPARED] = True
     for k, v in _SECURITY_HEADERS.items():
         response.headers.setdefault(k, v)
+    response.headers["Server"] = "ollamux"  # not aiohttp's version string
