@@ -114,7 +114,9 @@ def body_deadline(timeout_s: float) -> Middleware:
                 async with asyncio.timeout(timeout_s):
                     await request.read()  # aiohttp keeps it: handlers read it again for free
             except TimeoutError:
-                return _error(408, "request body not received in time", request.path)
+                response = _error(408, "request body not received in time", request.path)
+                response.force_close()  # the rest of the body will not be read: no keep-alive
+                return response
             except web.HTTPRequestEntityTooLarge:
                 return _error(413, "request body too large", request.path)
         return await handler(request)
