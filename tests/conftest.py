@@ -29,3 +29,21 @@ async def fake_openai(aiohttp_server: Any) -> tuple[FakeOpenAI, str]:
     fake = FakeOpenAI()
     server = await aiohttp_server(fake.app())
     return fake, str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def spawn_gateway(tmp_path: Any) -> Any:
+    """Start real ``ollamux serve`` subprocesses: ``await spawn_gateway(config, *args)``."""
+    from tests.fakes.gateway_process import GatewayProcess
+
+    started: list[GatewayProcess] = []
+
+    async def factory(config: dict[str, Any], *args: str) -> GatewayProcess:
+        gp = GatewayProcess(tmp_path, config, *args)
+        started.append(gp)
+        await gp.start()
+        return gp
+
+    yield factory
+    for gp in started:
+        await gp.stop()

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from ollamux.testing import gateway_of
-from tests.auth_support import ALICE, bearer, keyed
+from tests.auth_support import ALICE, bearer, keyed, relayed
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CHAT = {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
@@ -166,7 +166,7 @@ async def test_unreachable_redis_refuses_with_503(gateway_client: Any, fake_olla
     config = limited(url, rpm=10)
     config["auth"] |= {"redis_url": "redis://127.0.0.1:1/0"}
     client = await gateway_client(config)
-    resp = await client.get("/api/tags", headers=bearer(ALICE))
+    resp = await client.post("/api/chat", json=CHAT, headers=bearer(ALICE))
     assert resp.status == 503
     assert resp.headers["Retry-After"] == "1"
-    assert fake.received == []
+    assert relayed(fake) == []

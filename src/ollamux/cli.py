@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__, cli_keys
+from . import __version__, cli_fleet, cli_keys
 from .config_loader import ConfigError, backend_from_url, load_config, masked
 
 
@@ -35,12 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
     serve.add_argument("--log-level", help="debug, info, warning, error")
 
-    check = sub.add_parser("check", help="validate a config and print the effective one")
+    check = sub.add_parser(
+        "check", help="validate a config and its plugins; print the effective config"
+    )
     _config_arg(check)
 
     plugins = sub.add_parser("plugins", help="list plugins and the hooks they implement")
     _config_arg(plugins)
     plugins.add_argument("--json", action="store_true", help="print JSON")
+    cli_fleet.add_commands(sub)
     cli_keys.add_parser(sub)
     return parser
 
@@ -63,23 +66,25 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in cli_fleet.COMMANDS:
+        return cli_fleet.run(args)
     if args.command == "keys":
         return cli_keys.run(args)
     try:
         config = load_config(args.config, env=os.environ, overrides=_overrides(args))
     except ConfigError as exc:
-        print(f"ollamux: config error: {exc}", file=sys.stderr)
+        print(f"ollamux: config error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    if args.command == "check":
-        print(yaml.safe_dump(masked(config), sort_keys=False), end="")
-        return 0
     from .plugin_manager import PluginError, build_plugin_manager, describe_plugins
 
     try:
         pm = build_plugin_manager(config)
     except PluginError as exc:
-        print(f"ollamux: plugin error: {exc}", file=sys.stderr)
+        print(f"ollamux: plugin error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    if args.command == "check":
+        print(yaml.safe_dump(masked(config), sort_keys=False), end="")
+        return 0
     if args.command == "plugins":
         rows = describe_plugins(pm)
         if args.json:
@@ -91,8 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from .server import serve
 
-    serve(config, pm)
-    return 0
+    try:
+        return serve(config, pm, config_path=args.config, overrides=_overrides(args))
+    except OSError as exc:  # most often: the port is taken
+        host, port = config.server.host, config.server.port
+        print(f"ollamux: cannot serve on {host}:{port}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":  # pragma: no cover

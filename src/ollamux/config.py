@@ -43,6 +43,7 @@ class DiscoveryConfig:
     interval_s: float = 5
     api: Api = "ollama"
     probe_timeout_s: float = 1.0
+    max_concurrency: int = 0  # 0: the default for the api (1 for Ollama, 16 for OpenAI)
 
 
 @dataclass
@@ -54,6 +55,8 @@ class RoutingConfig:
     read_timeout_s: float = 600
     health_interval_s: float = 10
     busy_cooldown_s: float = 2
+    probe_timeout_s: float = 2
+    probe_backoff_max_s: float = 60
 
 
 @dataclass
@@ -70,6 +73,8 @@ class TasksConfig:
     ttl_running_s: float = 3600
     ttl_done_s: float = 86400
     heartbeat_s: float = 10
+    redis_prefix: str = "ts:ollama:"  # status documents live at <redis_prefix><task_id>
+    sweep_interval_s: float = 60  # how often expired tasks are deleted (SQLite, memory)
 
 
 @dataclass
@@ -82,6 +87,7 @@ class JobsConfig:
     max_queued: int = 100000
     max_attempts: int = 3
     lease_s: float = 60
+    redis_prefix: str = "ollamux:jobs:"
 
 
 @dataclass

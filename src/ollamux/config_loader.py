@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import secrets
 import tomllib
 import types
 import typing
@@ -55,7 +56,8 @@ def read_file(path: str | Path) -> dict[str, Any]:
         if p.suffix == ".toml":
             data: Any = tomllib.loads(text)
         elif p.suffix in (".yaml", ".yml", ""):
-            data = yaml.safe_load(text)
+            shielded, refs = _shield_env_refs(text)
+            data = _restore_env_refs(yaml.safe_load(shielded), refs)
         else:
             raise ConfigError("", f"config file {p} must end in .yaml, .yml or .toml")
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
@@ -66,6 +68,38 @@ def read_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError("", f"{p} must hold a mapping at the top level")
     return data
+
+
+def _shield_env_refs(text: str) -> tuple[str, dict[str, str]]:
+    """Hide each ``${...}`` from the YAML parser behind a plain token.
+
+    ``[${KEY}]`` is not valid YAML (``{`` opens a flow mapping), yet it is the natural way
+    to write a list of secrets; the tokens are put back before interpolation.
+    """
+    nonce = secrets.token_hex(4)
+    refs: dict[str, str] = {}
+
+    def sub(m: re.Match[str]) -> str:
+        token = f"ollamux_env_{nonce}_{len(refs)}"
+        refs[token] = m.group(0)
+        return token
+
+    return _ENV_REF.sub(sub, text), refs
+
+
+def _restore_env_refs(value: Any, refs: Mapping[str, str]) -> Any:
+    if not refs:
+        return value
+    if isinstance(value, str):
+        for token, ref in refs.items():
+            if token in value:
+                value = value.replace(token, ref)
+        return value
+    if isinstance(value, dict):
+        return {_restore_env_refs(k, refs): _restore_env_refs(v, refs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore_env_refs(v, refs) for v in value]
+    return value
 
 
 def interpolate(value: Any, env: Mapping[str, str], key: str = "") -> Any:

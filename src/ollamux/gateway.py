@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,9 @@ class Gateway:
         # Live numbers plugins publish for others to read (metrics, dashboard, health):
         # name -> a function returning the current value, e.g. "queue_depth".
         self.gauges: dict[str, Callable[[], float]] = {}
+        # Event counts plugins bump for metrics, e.g. ``counters["task_store_errors"] += 1``;
+        # exported as ``ollamux_<name>_total``.
+        self.counters: Counter[str] = Counter()
 
     @property
     def session(self) -> aiohttp.ClientSession:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from .backend import Backend
+    from .config import Config
     from .exchange import (
         Exchange,
         LocalResponse,
@@ -125,6 +126,9 @@ class Hooks:
 
     async def shutdown(self, gateway: Gateway) -> None:
         await self.notify("ollamux_shutdown", gateway=gateway)
+
+    async def config_reloaded(self, gateway: Gateway, old: Config, new: Config) -> None:
+        await self.notify("ollamux_config_reloaded", gateway=gateway, old=old, new=new)
 
     # -- the request path ---------------------------------------------------------------
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from .backend import Backend
+    from .config import Config
     from .exchange import (
         Exchange,
         LocalResponse,
@@ -61,7 +62,23 @@ def ollamux_startup(gateway: Gateway) -> None:
 
 @hookspec
 def ollamux_shutdown(gateway: Gateway) -> None:
-    """Close what ``ollamux_startup`` opened. Every implementation runs, even if one fails."""
+    """Close what ``ollamux_startup`` opened. Every implementation runs, even if one fails.
+
+    On a graceful shutdown (SIGTERM) it runs after requests in flight have drained (or
+    were cancelled at ``server.shutdown_timeout_s``): requeue running jobs, close stores.
+    ``gateway.draining`` is already true then (it turns true as soon as the signal arrives).
+    """
+
+
+@hookspec
+def ollamux_config_reloaded(gateway: Gateway, old: Config, new: Config) -> None:
+    """The config file was re-read (SIGHUP) and ``gateway.config`` is now ``new``.
+
+    By then ``gateway.backends`` holds the new static backends (added, removed, updated in
+    place; requests in flight keep the backend they have). Refresh whatever you derived
+    from ``old`` (keys, aliases, limits). A config that fails validation never gets here:
+    it is refused and the old one kept. Every implementation runs; errors are logged.
+    """
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -50,10 +51,10 @@ def build_plugin_manager(config: Config) -> PluginManager:
             dist = ep.dist.name if ep.dist else "?"
             _register(pm, plugin, ep.name, f"entry point ({dist})")
     for spec in config.plugins.load:
-        name, module = _load_configured(spec)
+        name = configured_name(spec)
         if name in blocked:
             continue
-        _register(pm, module, name, f"config ({spec})")
+        _register(pm, _import_configured(spec, name), name, f"config ({spec})")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -68,14 +69,32 @@ def _register(pm: PluginManager, plugin: object, name: str, origin: str) -> None
     except (ValueError, pluggy.PluginValidationError) as exc:
         raise PluginError(f"plugin {name}: {exc}") from exc
     pm.origins[name] = origin
+    for caller in pm.get_hookcallers(plugin) or []:
+        for impl in caller.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            if impl.hookwrapper or impl.wrapper:
+                raise PluginError(f"plugin {name}: {caller.name}: hook wrappers are not supported")
+            if caller.name == "ollamux_register_routes" and inspect.iscoroutinefunction(
+                impl.function
+            ):
+                raise PluginError(f"plugin {name}: ollamux_register_routes must not be async")
 
 
-def _load_configured(spec: str) -> tuple[str, ModuleType]:
-    if spec.endswith(".py") or "/" in spec:
+def _is_file_spec(spec: str) -> bool:
+    return spec.endswith(".py") or "/" in spec
+
+
+def configured_name(spec: str) -> str:
+    """The name a ``plugins.load`` entry registers under: the module path, or a file's stem."""
+    return Path(spec).stem if _is_file_spec(spec) else spec
+
+
+def _import_configured(spec: str, name: str) -> ModuleType:
+    if _is_file_spec(spec):
         path = Path(spec).expanduser().resolve()
         if not path.is_file():
             raise PluginError(f"plugins.load: no such file {spec}")
-        name = path.stem
         mod_spec = importlib.util.spec_from_file_location(f"ollamux_local_{name}", path)
         if mod_spec is None or mod_spec.loader is None:
             raise PluginError(f"plugins.load: cannot import {spec}")
@@ -84,10 +103,11 @@ def _load_configured(spec: str) -> tuple[str, ModuleType]:
         try:
             mod_spec.loader.exec_module(module)
         except Exception as exc:
+            del sys.modules[mod_spec.name]
             raise PluginError(f"plugins.load: {spec} failed to import: {exc}") from exc
-        return name, module
+        return module
     try:
-        return spec, importlib.import_module(spec)
+        return importlib.import_module(spec)
     except Exception as exc:
         raise PluginError(f"plugins.load: cannot import {spec}: {exc}") from exc
 

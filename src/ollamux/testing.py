@@ -34,6 +34,10 @@ def test_config(data: Mapping[str, Any], tmp: Path) -> dict[str, Any]:
     return deep_merge(base, data)
 
 
+# Not a test, although its name says so: keep pytest from collecting it where it is imported.
+test_config.__test__ = False  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def gateway_client(
     aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], tmp_path: Path

@@ -44,6 +44,8 @@ class FakeOllama:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     name: str = "fake-ollama"
+    # When set, /api/tags answers only once this event is set (a server still starting).
+    tags_gate: asyncio.Event | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -108,6 +110,8 @@ class FakeOllama:
 
     async def tags(self, request: web.Request) -> web.Response:
         await self._record(request)
+        if self.tags_gate is not None:
+            await self.tags_gate.wait()
         if self.mode == "status":
             return web.json_response(self.status_body, status=self.status)
         return web.json_response({"models": [self._model_entry(m) for m in self.models]})

@@ -9,6 +9,7 @@ every route, and the hooks below apply the per-key rules on the proxied request 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -19,7 +20,7 @@ from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from ...listing import LISTING_PATHS
 from ...transforms import ResponseTransform
-from .keys import KeyRing
+from .keys import KeyEntry, KeyRing
 from .limits import RedisLimits, too_many
 from .listing_filter import ListingFilter
 from .middleware import CALLER_KEY, STATE, AuthState, identify, make_middleware
@@ -121,14 +122,16 @@ def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> Respon
 
 
 @hookimpl
-async def ollamux_request_finished(exchange: Exchange) -> None:
+def ollamux_request_finished(exchange: Exchange) -> Awaitable[None] | None:
+    """Give back the in-flight slot, if the request took one (awaited only then)."""
     slot = exchange.state.pop(_SLOT, None)
-    if slot is None:
-        return
     state = exchange.request.app.get(STATE)
-    if state is None:
-        return
-    entry, handle = slot
+    if slot is None or state is None:
+        return None
+    return _release(state, *slot)
+
+
+async def _release(state: AuthState, entry: KeyEntry, handle: str) -> None:
     try:
         await state.limits.release(entry, handle)
     except aioredis.RedisError as exc:

@@ -1,29 +1,59 @@
-"""The ``balancer`` plugin: picks a backend for each request.
+"""The ``balancer`` built-in plugin: the fleet of backends and the choice among them.
 
-For now: the least-busy healthy backend not yet tried for this request.
+- ``fleet``: per-app state; selection with a wait queue; health learnt from attempts.
+- ``selection``: the O(backends) choice; ``waitqueue``: the priority FIFO.
+- ``probe`` / ``monitor``: health probes with backoff and port-range discovery.
+- ``management``: pull/delete/create/copy/push only to a named backend (or all).
+- ``admin``: ``/ollamux/backends``, ``/ollamux/health``, drain/undrain.
+
+See docs/routing.md.
 """
 
 from __future__ import annotations
 
+from aiohttp import web
+
 from ...backend import Backend
 from ...exchange import Exchange, Outcome
+from ...gateway import Gateway
 from ...hookspecs import hookimpl
-
-
-@hookimpl(trylast=True)
-def ollamux_select_backend(exchange: Exchange) -> Backend | None:
-    candidates = [
-        b
-        for b in exchange.gateway.backends.values()
-        if b.name not in exchange.tried and not b.draining
-    ]
-    if not candidates:
-        return None
-    best = min(candidates, key=lambda b: (not b.healthy, b.in_flight, b.name))
-    best.in_flight += 1
-    return best
+from . import admin, management
+from .fleet import fleet_of
 
 
 @hookimpl
-def ollamux_backend_released(backend: Backend, outcome: Outcome) -> None:
-    backend.in_flight = max(0, backend.in_flight - 1)
+def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
+    admin.register(app, fleet_of(gateway))
+
+
+@hookimpl
+async def ollamux_startup(gateway: Gateway) -> None:
+    await fleet_of(gateway).start()
+
+
+@hookimpl
+async def ollamux_shutdown(gateway: Gateway) -> None:
+    await fleet_of(gateway).stop()
+
+
+@hookimpl
+async def ollamux_respond(exchange: Exchange) -> web.StreamResponse | None:
+    if exchange.path in management.FAN_OUT_PATHS and management.wants_all(exchange):
+        targets = management.fan_out_targets(exchange.gateway)
+        return await management.respond_all(exchange, targets)
+    return None
+
+
+@hookimpl(trylast=True)
+def ollamux_fanout_backends(exchange: Exchange) -> list[Backend]:
+    return fleet_of(exchange.gateway).listing_backends()
+
+
+@hookimpl(trylast=True)
+async def ollamux_select_backend(exchange: Exchange) -> Backend | None:
+    return await fleet_of(exchange.gateway).select(exchange)
+
+
+@hookimpl
+def ollamux_backend_released(exchange: Exchange, backend: Backend, outcome: Outcome) -> None:
+    fleet_of(exchange.gateway).release(exchange, backend, outcome)

@@ -1,3 +1,134 @@
-"""The ``tasks`` built-in plugin (being built)."""
+"""The ``tasks`` built-in plugin: a task id and a live status for every request.
+
+Every request gets a task id (``X-Task-Id``, given or generated) and goes PENDING ->
+RUNNING -> SUCCESS | FAILED | CANCELLED; each change, and a heartbeat while it runs, is
+written to the configured store (SQLite, Redis or memory) in the background. The status
+API (``/tasks/status``) reads it back. See docs/tasks.md.
+"""
 
 from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from ...backend import Backend
+from ...errors import GatewayError
+from ...exchange import Exchange, ResponseHead, TaskState, new_task_id
+from ...gateway import Gateway
+from ...hookspecs import hookimpl
+from ...transforms import ResponseTransform
+from .document import MAX_TASK_ID, is_valid_task_id
+from .routes import TRACKER, add_routes
+from .tracker import ErrorCapture, Run, Tracker, failure_reason
+
+HEADER = "X-Task-Id"
+
+
+def _tracker(gateway: Gateway) -> Tracker | None:
+    return gateway.app.get(TRACKER) if gateway.app is not None else None
+
+
+@hookimpl
+def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
+    app[TRACKER] = Tracker(gateway.config.tasks, auth_configured=_auth_configured(gateway))
+    add_routes(app)
+
+
+def _auth_configured(gateway: Gateway) -> bool:
+    auth = gateway.config.auth
+    return bool(auth.keys or [k for k in auth.admin_keys if k])
+
+
+@hookimpl
+async def ollamux_startup(gateway: Gateway) -> None:
+    tracker = _tracker(gateway)
+    if tracker is None:
+        return
+    await tracker.start()
+    gateway.gauges["tasks_live"] = lambda: float(len(tracker.live))
+    gateway.gauges["tasks_pending_writes"] = lambda: float(tracker.writer.pending)
+    gateway.gauges["tasks_store_up"] = lambda: 1.0 if tracker.writer.healthy else 0.0
+
+
+@hookimpl
+async def ollamux_shutdown(gateway: Gateway) -> None:
+    tracker = _tracker(gateway)
+    if tracker is not None:
+        await tracker.stop()
+
+
+@hookimpl
+async def ollamux_request_started(exchange: Exchange) -> None:
+    """Take or make the task id, refuse a bad or foreign one, record PENDING."""
+    tracker = _tracker(exchange.gateway)
+    if tracker is None:
+        return
+    owner = exchange.principal.name
+    given = exchange.task_id or exchange.headers.get(HEADER)
+    if given is None:
+        task_id = new_task_id()
+    else:
+        if not is_valid_task_id(given):
+            raise GatewayError(
+                400,
+                f"invalid {HEADER}: use 1 to {MAX_TASK_ID} characters from A-Z a-z 0-9 . _ : -",
+                param=HEADER,
+            )
+        if not await tracker.may_use(given, owner):
+            raise GatewayError(409, f"task id {given} belongs to another API key", param=HEADER)
+        task_id = given
+    exchange.task_id = task_id
+    exchange.response_headers[HEADER] = task_id
+    tracker.begin(exchange, owner)
+
+
+@hookimpl(tryfirst=True)
+def ollamux_translate_request(exchange: Exchange, backend: Backend) -> None:
+    """A backend was chosen and the request is on its way: RUNNING, "forwarded".
+
+    Only observes: returns ``None`` so the real translators still decide."""
+    run: Run | None = exchange.state.get("tasks")
+    tracker = _tracker(exchange.gateway)
+    if run is None or tracker is None:
+        return
+    if run.selected_at is None:
+        run.selected_at = time.monotonic()
+    tracker.record(exchange, "RUNNING", "forwarded", f"sent to backend {backend.name}")
+
+
+@hookimpl
+def ollamux_upstream_started(exchange: Exchange, backend: Backend, head: ResponseHead) -> None:
+    tracker = _tracker(exchange.gateway)
+    if tracker is None:
+        return
+    if exchange.stream and head.status < 400:
+        tracker.record(exchange, "RUNNING", "streaming", "stream alive")
+    else:
+        tracker.record(
+            exchange, "RUNNING", "forwarded", f"backend {backend.name} answered {head.status}"
+        )
+
+
+@hookimpl
+def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> ResponseTransform | None:
+    """Keep the start of an error answer so a FAILED task can say why."""
+    run: Run | None = exchange.state.get("tasks")
+    if run is None or head.status < 400:
+        return None
+    run.error_body = ErrorCapture()
+    return run.error_body
+
+
+@hookimpl
+def ollamux_request_finished(exchange: Exchange) -> None:
+    tracker = _tracker(exchange.gateway)
+    if tracker is None or "tasks" not in exchange.state:
+        return
+    tracker.end(exchange)
+    if exchange.outcome is TaskState.CANCELLED:
+        tracker.record(exchange, "CANCELLED", "cancelled", "client disconnected")
+    elif exchange.outcome is TaskState.SUCCESS and exchange.status < 400:
+        tracker.record(exchange, "SUCCESS", "completed", "completed")
+    else:
+        tracker.record(exchange, "FAILED", "failed", failure_reason(exchange))

@@ -1,3 +1,43 @@
-"""The ``translate`` built-in plugin (being built)."""
+"""The ``translate`` built-in plugin: lets either dialect's clients use either kind of
+backend.
+
+This module only wires the converters into the hook chain: ``requests`` decides what each
+path becomes; the pure converters live in ``openai_to_ollama_request``,
+``ollama_to_openai_response``, ``ollama_to_openai_request`` and
+``openai_to_ollama_response``; ``stream`` re-frames bodies. A request whose dialect
+matches its backend's API costs one comparison: both hooks return ``None`` at once.
+
+Settings (``plugins.config.translate``): ``fetch_image_urls`` (default false) lets
+``http(s)`` image URLs in OpenAI chat messages be fetched for Ollama backends;
+``ollama_version`` (default ``"0.12.0"``) is what ``/api/version`` reports for OpenAI
+backends.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...hookspecs import hookimpl
+from .requests import STATE, forget, translate
+
+if TYPE_CHECKING:
+    from ...backend import Backend
+    from ...exchange import Exchange, LocalResponse, ResponseHead, UpstreamRequest
+    from ...transforms import ResponseTransform
+
+
+@hookimpl
+async def ollamux_translate_request(
+    exchange: Exchange, backend: Backend
+) -> UpstreamRequest | LocalResponse | None:
+    if exchange.dialect is backend.api:
+        if STATE in exchange.state:
+            forget(exchange)
+        return None
+    return await translate(exchange, backend)
+
+
+@hookimpl
+def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> ResponseTransform | None:
+    factory = exchange.state.get(STATE)
+    return None if factory is None else factory(exchange)

@@ -1,0 +1,1 @@
+"""Benchmarks for ollamux (see docs/benchmarks.md)."""

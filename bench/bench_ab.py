@@ -1,0 +1,100 @@
+"""A/B: the installed (working tree) ollamux against another git revision, same load.
+
+Exports ``--base`` (default ``HEAD``) into a temporary directory, runs both versions side
+by side in front of one fake backend, interleaves short runs (A,B,A,B...) and prints the
+median CPU each spends per request (non-streaming) and per chunk (paced stream). CPU time
+per unit of work is far steadier than req/s on a busy machine, so small changes show.
+
+    python bench/bench_ab.py                 # working tree vs HEAD
+    python bench/bench_ab.py --base main --repetitions 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def export_src(rev: str, dest: Path) -> Path:
+    """Extract ``src/`` of git revision ``rev`` under ``dest``; returns that ``src``."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "src"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / "src"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--base", default="HEAD", help="git revision to compare against")
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--duration", type=float, default=1.5)
+    p.add_argument("--repetitions", type=int, default=5)
+    p.add_argument("--paced-delay", type=float, default=0.005)
+    args = p.parse_args(argv)
+
+    with harness.Fleet() as fleet:
+        base_src = export_src(args.base, fleet.tmp / "base")
+        backend = fleet.fake_backend()
+        cfg = {"backends": [{"url": backend.url, "max_concurrency": 4096}]}
+        versions = {
+            f"A {args.base}": fleet.ollamux(cfg, name="base", src=base_src),
+            "B working tree": fleet.ollamux(cfg, name="work"),
+        }
+
+        def case(server: harness.Server, mode: str) -> Callable[[], float]:
+            def measure() -> float:
+                paced = mode == "paced"
+                url = server.url + "/api/chat"
+                url += f"?chunk_delay={args.paced_delay}" if paced else ""
+                r = harness.run_load(
+                    url,
+                    harness.ollama_chat_body(stream=paced),
+                    concurrency=args.concurrency,
+                    duration=args.duration,
+                    warmup=0.3,
+                    stream=paced,
+                    cpu_pids=[server.pid],
+                )
+                if r.errors:
+                    raise RuntimeError(f"{r.errors} failed requests:\n{server.log_tail()}")
+                return r.cpu_per_chunk_us(server.pid) if paced else r.cpu_per_request_us(server.pid)
+
+            return measure
+
+        cases = {
+            f"{mode}|{name}": case(server, mode)
+            for mode in ("json", "paced")
+            for name, server in versions.items()
+        }
+        raw = harness.interleave(cases, args.repetitions)
+
+    print(f"{'':<28}{'json CPU us/req':>18}{'paced CPU us/chunk':>20}")
+    medians = {name: harness.median(values) for name, values in raw.items()}
+    for name in versions:
+        print(f"{name:<28}{medians['json|' + name]:>18.1f}{medians['paced|' + name]:>20.2f}")
+    a, b = versions
+    print(
+        f"{'B/A':<28}{medians['json|' + b] / medians['json|' + a]:>18.3f}"
+        f"{medians['paced|' + b] / medians['paced|' + a]:>20.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

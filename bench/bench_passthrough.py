@@ -1,0 +1,190 @@
+"""Passthrough overhead: the fake backend directly, through a bare aiohttp relay, through ollamux.
+
+Measures, at ``--concurrency`` clients, non-streaming requests per second and streamed
+chunks per second, plus the CPU each proxy spends per request and per chunk, with the
+three targets interleaved over ``--repetitions`` rounds; prints medians and the ratios
+against the issue's targets (ollamux req/s >= 80 % of the relay's, CPU per streamed chunk
+<= 1.3x the relay's).
+
+    python bench/bench_passthrough.py            # ~1 minute
+    python bench/bench_passthrough.py --long     # longer windows, more rounds
+    python bench/bench_passthrough.py --api openai --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+
+TARGETS = ("direct", "relay", "ollamux")
+# json: one JSON answer per request; stream: chunks as fast as the backend can make them
+# (consecutive chunks often arrive in one read); paced: chunks ``--paced-delay`` apart, so
+# each is a read of its own, as with a real model's tokens.
+MODES = ("json", "stream", "paced")
+REQ_RATIO_TARGET = 0.80
+CPU_RATIO_TARGET = 1.30
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--duration", type=float, default=2.0, help="seconds measured per run")
+    p.add_argument("--warmup", type=float, default=0.5, help="seconds before each window")
+    p.add_argument("--repetitions", type=int, default=3, help="interleaved rounds")
+    p.add_argument("--chunks", type=int, default=100, help="chunks per streamed answer")
+    p.add_argument("--paced-delay", type=float, default=0.005, help="seconds between chunks")
+    p.add_argument("--api", choices=("ollama", "openai"), default="ollama")
+    p.add_argument("--long", action="store_true", help="10 s windows, 5 rounds")
+    p.add_argument("--json", metavar="FILE", help="also write the medians as JSON")
+    return p
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the three targets, run the interleaved load, return the medians."""
+    if args.long:
+        args.duration, args.repetitions = max(args.duration, 10.0), max(args.repetitions, 5)
+    openai = args.api == "openai"
+    path = "/v1/chat/completions" if openai else "/api/chat"
+    body_for = harness.openai_chat_body if openai else harness.ollama_chat_body
+    with harness.Fleet() as fleet:
+        backend = fleet.fake_backend(chunks=args.chunks)
+        relay = fleet.relay(backend.url)
+        gw = fleet.ollamux(
+            {"backends": [{"url": backend.url, "api": args.api, "max_concurrency": 4096}]}
+        )
+        proxies = {"direct": None, "relay": relay, "ollamux": gw}
+
+        def case(target: str, mode: str) -> Callable[[], dict[str, float]]:
+            proxy = proxies[target]
+            url = (proxy or backend).url + path
+            if mode == "paced":
+                url += f"?chunk_delay={args.paced_delay}"
+            pids = [backend.pid] + ([proxy.pid] if proxy else [])
+            stream = mode != "json"
+
+            def measure() -> dict[str, float]:
+                r = harness.run_load(
+                    url,
+                    body_for(stream),
+                    concurrency=args.concurrency,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    stream=stream,
+                    sse=openai,
+                    cpu_pids=pids,
+                )
+                cpu_pid = proxy.pid if proxy else backend.pid
+                return {
+                    "req_s": r.req_s,
+                    "chunks_s": r.chunks_s,
+                    "errors": r.errors,
+                    "latency_median_ms": r.latency_median_ms,
+                    "cpu_per_req_us": r.cpu_per_request_us(cpu_pid),
+                    "cpu_per_chunk_us": r.cpu_per_chunk_us(cpu_pid),
+                    "backend_cpu_s": r.cpu[backend.pid],
+                    "client_cpu_share": r.client_cpu / r.seconds,
+                }
+
+            return measure
+
+        cases = {f"{t}/{m}": case(t, m) for m in MODES for t in TARGETS}
+        raw = harness.interleave(cases, args.repetitions)
+    medians = {
+        name: {k: harness.median([run[k] for run in runs]) for k in runs[0]}
+        for name, runs in raw.items()
+    }
+    return {
+        "settings": {
+            "api": args.api,
+            "concurrency": args.concurrency,
+            "duration_s": args.duration,
+            "repetitions": args.repetitions,
+            "chunks_per_stream": args.chunks,
+            "paced_delay_s": args.paced_delay,
+            "machine": f"{platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}",
+        },
+        "medians": medians,
+        "ratios": _ratios(medians),
+    }
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+def _ratios(m: dict[str, dict[str, float]]) -> dict[str, float]:
+    def ratio(a: str, b: str, key: str) -> float:
+        return m[a][key] / m[b][key] if m[b][key] else float("nan")
+
+    return {
+        "req_s ollamux/relay (json)": ratio("ollamux/json", "relay/json", "req_s"),
+        "chunks_s ollamux/relay (stream)": ratio("ollamux/stream", "relay/stream", "chunks_s"),
+        "cpu/req ollamux/relay (json)": ratio("ollamux/json", "relay/json", "cpu_per_req_us"),
+        "cpu/chunk ollamux/relay (stream)": ratio(
+            "ollamux/stream", "relay/stream", "cpu_per_chunk_us"
+        ),
+        "cpu/chunk ollamux/relay (paced)": ratio(
+            "ollamux/paced", "relay/paced", "cpu_per_chunk_us"
+        ),
+        "req_s relay/direct (json)": ratio("relay/json", "direct/json", "req_s"),
+    }
+
+
+def report(results: dict[str, Any]) -> str:
+    s = results["settings"]
+    lines = [
+        f"passthrough, {s['api']} API, {s['concurrency']} clients, {s['repetitions']} x "
+        f"{s['duration_s']:g} s interleaved, {s['chunks_per_stream']} chunks/stream; "
+        f"{s['machine']}",
+        "",
+        f"{'target':<16}{'req/s':>9}{'chunks/s':>11}{'p50 ms':>9}{'CPU us/req':>12}"
+        f"{'CPU us/chunk':>14}{'client CPU':>12}{'errors':>8}",
+    ]
+    for name, m in results["medians"].items():
+        lines.append(
+            f"{name:<16}{m['req_s']:>9.0f}{m['chunks_s']:>11.0f}{m['latency_median_ms']:>9.1f}"
+            f"{m['cpu_per_req_us']:>12.0f}{m['cpu_per_chunk_us']:>14.1f}"
+            f"{m['client_cpu_share']:>12.0%}{m['errors']:>8.0f}"
+        )
+    lines.append(
+        "(CPU us: the proxy process's; for direct/*, the backend's. client CPU: the load"
+        " generator's share of one core; near 100 % it, not the proxy, limits req/s)"
+    )
+    lines.append("")
+    r = results["ratios"]
+    for name, value in r.items():
+        lines.append(f"{name:<36}{value:>6.2f}")
+    req_ok = r["req_s ollamux/relay (json)"] >= REQ_RATIO_TARGET
+    cpu_ok = max(r["cpu/chunk ollamux/relay (stream)"], r["cpu/chunk ollamux/relay (paced)"])
+    cpu_ok = cpu_ok <= CPU_RATIO_TARGET
+    lines.append("")
+    lines.append(
+        f"target req/s >= {REQ_RATIO_TARGET:.0%} of relay: {'met' if req_ok else 'MISSED'}; "
+        f"CPU/chunk <= {CPU_RATIO_TARGET:g}x relay: {'met' if cpu_ok else 'MISSED'}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    results = run(args)
+    print(report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,186 @@
+"""HTTP routes: the simple form (``/api/v1/prompt``), the general form (``/jobs``), the page.
+
+Errors are JSON ``{"error": "..."}`` with the status saying what went wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from math import ceil
+from typing import Any
+
+from aiohttp import web
+
+from ... import pipeline
+from ...dialect import Dialect
+from ...errors import GatewayError
+from ...exchange import principal_of
+from .model import Job, JobStatus
+from .service import JobsService
+from .validation import page_args, parse_job, parse_object, parse_prompt, result_text
+
+JOBS: web.AppKey[JobsService] = web.AppKey("ollamux_jobs", JobsService)
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_ASSETS = {"jobs.css": "text/css", "jobs.js": "text/javascript"}
+
+
+def add_routes(app: web.Application, service: JobsService) -> None:
+    app[JOBS] = service
+    r = app.router
+    r.add_post("/api/v1/prompt", _errors(submit_prompt))
+    r.add_get("/api/v1/prompt/{id}/status", _errors(prompt_status))
+    r.add_get("/api/v1/prompt/{id}/result", _errors(prompt_result))
+    r.add_get("/api/v1/prompts", _errors(list_prompts))
+    r.add_post("/jobs", _errors(submit_job))
+    r.add_get("/jobs", _errors(list_jobs))
+    r.add_get("/jobs/{id}", _errors(job_status))
+    r.add_get("/jobs/{id}/result", _errors(job_result))
+    r.add_delete("/jobs/{id}", _errors(cancel_job))
+    r.add_get("/", root, allow_head=False)  # HEAD / stays with the proxy
+    r.add_get("/list", page)
+    r.add_get("/jobs-ui/{name}", asset)
+
+
+def _errors(handler: _Handler) -> _Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except GatewayError as err:
+            return err.response(Dialect.OLLAMA)
+
+    return wrapped
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise GatewayError(400, f"request body is too large ({exc.text})") from exc
+    return parse_object(raw)
+
+
+def _status_filter(request: web.Request) -> JobStatus | None:
+    value = request.query.get("status")
+    if not value:
+        return None
+    try:
+        return JobStatus(value)
+    except ValueError as exc:
+        allowed = ", ".join(s.value for s in JobStatus)
+        raise GatewayError(400, f"status must be one of {allowed}") from exc
+
+
+def _paged(key: str, items: list[dict[str, Any]], total: int, page: int, size: int) -> web.Response:
+    return web.json_response(
+        {
+            key: items,
+            "page": page,
+            "page_size": size,
+            "total": total,
+            "total_pages": ceil(total / size),
+        }
+    )
+
+
+# -- the simple form ---------------------------------------------------------------------------
+
+
+async def submit_prompt(request: web.Request) -> web.Response:
+    service = request.app[JOBS]
+    sub = parse_prompt(await _body(request), service.config.default_model)
+    job = await service.submit(sub, principal_of(request))
+    return web.json_response({"id": job.id})
+
+
+async def prompt_status(request: web.Request) -> web.Response:
+    job = await request.app[JOBS].find(request.match_info["id"], principal_of(request))
+    return web.json_response({"id": job.id, "status": str(job.status)})
+
+
+async def prompt_result(request: web.Request) -> web.Response:
+    job = await request.app[JOBS].find(request.match_info["id"], principal_of(request))
+    doc: dict[str, Any] = {"id": job.id, "status": str(job.status)}
+    if job.status is JobStatus.COMPLETED:
+        doc["result"] = result_text(job.result)
+    elif job.status.terminal:
+        doc["error"] = job.error
+    else:
+        return web.json_response(doc, status=202)
+    return web.json_response(doc)
+
+
+async def list_prompts(request: web.Request) -> web.Response:
+    page_no, size = page_args(request.query, 10)
+    found = await request.app[JOBS].page(principal_of(request), None, page_no, size)
+    items = [_brief(j) for j in found.jobs]
+    return _paged("prompts", items, found.total, page_no, size)
+
+
+def _brief(job: Job) -> dict[str, Any]:
+    doc = job.describe()
+    return {k: doc[k] for k in ("id", "status", "created_at", "updated_at")}
+
+
+# -- the general form --------------------------------------------------------------------------
+
+
+async def submit_job(request: web.Request) -> web.Response:
+    sub = parse_job(await _body(request))
+    job = await request.app[JOBS].submit(sub, principal_of(request))
+    return web.json_response({"id": job.id, "status": str(job.status)}, status=202)
+
+
+async def job_status(request: web.Request) -> web.Response:
+    job = await request.app[JOBS].find(request.match_info["id"], principal_of(request))
+    return web.json_response(job.describe())
+
+
+async def job_result(request: web.Request) -> web.Response:
+    job = await request.app[JOBS].find(request.match_info["id"], principal_of(request))
+    if job.status is JobStatus.COMPLETED:
+        return web.json_response(job.result)
+    doc = {"id": job.id, "status": str(job.status)}
+    if not job.status.terminal:
+        return web.json_response(doc, status=202)
+    return web.json_response({**doc, "error": job.error}, status=409)
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    job = await request.app[JOBS].cancel(request.match_info["id"], principal_of(request))
+    return web.json_response({"id": job.id, "status": str(job.status)})
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    page_no, size = page_args(request.query, 20)
+    status = _status_filter(request)
+    found = await request.app[JOBS].page(principal_of(request), status, page_no, size)
+    items = [j.describe() for j in found.jobs]
+    return _paged("jobs", items, found.total, page_no, size)
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+def _static(name: str) -> bytes:
+    return resources.files(__package__).joinpath("static", name).read_bytes()
+
+
+async def root(request: web.Request) -> web.StreamResponse:
+    """Browsers get the page; API clients get Ollama's "Ollama is running" (proxied)."""
+    if "text/html" in request.headers.get("Accept", ""):
+        return await page(request)
+    return await pipeline.handle(request)
+
+
+async def page(request: web.Request) -> web.Response:
+    return web.Response(body=_static("index.html"), content_type="text/html", charset="utf-8")
+
+
+async def asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in _ASSETS:
+        raise web.HTTPNotFound()
+    return web.Response(body=_static(name), content_type=_ASSETS[name], charset="utf-8")

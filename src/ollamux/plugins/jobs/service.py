@@ -1,0 +1,99 @@
+"""The jobs service of one gateway: its store, its workers and the rules both API forms share."""
+
+from __future__ import annotations
+
+import logging
+
+from ...config import JobsConfig
+from ...errors import GatewayError
+from ...exchange import Principal
+from ...gateway import Gateway
+from .model import Job, JobStatus
+from .redis_store import RedisJobStore
+from .runner import JobRunner
+from .sqlite_store import SqliteJobStore
+from .store import JobStore, Page
+from .validation import Submission
+
+log = logging.getLogger("ollamux.jobs")
+
+
+def make_store(config: JobsConfig) -> JobStore:
+    if config.store == "redis":
+        return RedisJobStore(config.redis_url, config.redis_prefix)
+    return SqliteJobStore(config.sqlite_path)
+
+
+class JobsService:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.config = gateway.config.jobs
+        self.store = make_store(self.config)
+        self.runner = JobRunner(gateway, self.store, self.config)
+
+    async def start(self) -> None:
+        await self.store.open()
+        recovered = await self.store.recover(self.config.max_attempts)
+        if recovered:
+            log.warning(
+                "jobs: %d interrupted job(s) handed back (queued again or failed)", recovered
+            )
+        self.runner.counts = await self.store.counts()
+        self.gateway.gauges["jobs_queued"] = lambda: float(self.runner.counts[JobStatus.QUEUED])
+        self.gateway.gauges["jobs_running"] = lambda: float(len(self.runner.running))
+        self.runner.start()
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+        await self.store.close()
+
+    # -- the shared rules --------------------------------------------------------------------
+
+    async def submit(self, sub: Submission, principal: Principal) -> Job:
+        priority = sub.priority if sub.priority is not None else principal.priority
+        job = Job(
+            path=sub.path, body=sub.body, owner=principal.name, priority=priority, kind=sub.kind
+        )
+        if not await self.store.submit(job, self.config.max_queued):
+            raise GatewayError(
+                503,
+                f"the job backlog is full ({self.config.max_queued} queued); retry later",
+                headers={"Retry-After": "5"},
+            )
+        self.runner.notify()
+        return job
+
+    async def find(self, job_id: str, principal: Principal) -> Job:
+        """A job the caller may see (404 for others' jobs, as for missing ones)."""
+        job = await self.store.get(job_id)
+        if job is None or not _may_see(principal, job):
+            raise GatewayError(404, f"job {job_id!r} not found")
+        return job
+
+    async def page(
+        self, principal: Principal, status: JobStatus | None, page: int, size: int
+    ) -> Page:
+        owner = None if _sees_all(principal) else principal.name
+        return await self.store.list(
+            owner=owner, status=status, offset=(page - 1) * size, limit=size
+        )
+
+    async def cancel(self, job_id: str, principal: Principal) -> Job:
+        job = await self.find(job_id, principal)
+        if job.status.terminal:
+            raise GatewayError(409, f"job {job_id!r} is already {job.status}")
+        before = await self.store.cancel(job_id)
+        if before is None or before.status.terminal:
+            raise GatewayError(409, f"job {job_id!r} has already ended")
+        if before.status is JobStatus.PROCESSING:
+            self.runner.abort(job_id)
+        job.status = JobStatus.CANCELLED
+        return job
+
+
+def _sees_all(principal: Principal) -> bool:
+    return principal.admin or not principal.authenticated
+
+
+def _may_see(principal: Principal, job: Job) -> bool:
+    return _sees_all(principal) or job.owner == principal.name

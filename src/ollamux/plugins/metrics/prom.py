@@ -1,0 +1,180 @@
+"""Prometheus metrics for one gateway, in a registry of its own (never the global one).
+
+Request metrics are updated from hooks as requests end. Live numbers (backends, queue depth,
+whatever plugins publish in ``gateway.gauges`` and ``gateway.counters``) are read at scrape
+time by ``GatewayCollector``, so nothing has to push them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from ...exchange import Exchange
+    from ...gateway import Gateway
+
+# Seconds: LLM requests range from milliseconds (embeddings, listings) to many minutes.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+# The paths clients use; anything else is counted as "other" so a scanner hitting random
+# URLs cannot blow up the number of time series.
+KNOWN_PATHS = frozenset(
+    {
+        "/",
+        "/api/chat",
+        "/api/generate",
+        "/api/embed",
+        "/api/embeddings",
+        "/api/tags",
+        "/api/ps",
+        "/api/show",
+        "/api/version",
+        "/api/pull",
+        "/api/push",
+        "/api/create",
+        "/api/copy",
+        "/api/delete",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/v1/responses",
+    }
+)
+_PREFIXES = (("/v1/models/", "/v1/models/{model}"), ("/api/blobs/", "/api/blobs/{digest}"))
+_NAME = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def endpoint_label(path: str) -> str:
+    if path in KNOWN_PATHS:
+        return path
+    for prefix, label in _PREFIXES:
+        if path.startswith(prefix):
+            return label
+    return "other"
+
+
+def metric_name(name: str) -> str:
+    """``queue_depth`` -> ``ollamux_queue_depth`` (anything not [a-zA-Z0-9_] becomes _)."""
+    return "ollamux_" + _NAME.sub("_", name)
+
+
+class RequestMetrics:
+    """The metrics updated per request, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "ollamux_requests",
+            "Requests finished, by endpoint, status, model and backend.",
+            ["endpoint", "status", "model", "backend"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "ollamux_request_duration_seconds",
+            "Time from the request's arrival to its end.",
+            ["endpoint", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.ttft = Histogram(
+            "ollamux_time_to_first_chunk_seconds",
+            "Time from the request's arrival to the first byte of the answer sent.",
+            ["endpoint", "model"],
+            buckets=TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "ollamux_requests_in_flight", "Requests being handled now.", registry=registry
+        )
+        self.queue_wait = Histogram(
+            "ollamux_queue_wait_seconds",
+            "Time a request waited for a backend to be chosen (a free slot).",
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "ollamux_tokens",
+            "Tokens in (prompt) and out (completion), by model and backend.",
+            ["direction", "model", "backend"],
+            registry=registry,
+        )
+
+    def observe(self, exchange: Exchange, usage: dict[str, int], wait_s: float | None) -> None:
+        endpoint = endpoint_label(exchange.path)
+        backend = exchange.backend.name if exchange.backend is not None else ""
+        # Only models that reached a backend are labels: a client cannot invent series.
+        model = (exchange.model or "") if backend else ""
+        status = str(exchange.status or 0)
+        self.requests.labels(endpoint, status, model, backend).inc()
+        end = exchange.finished_at or time.monotonic()
+        self.duration.labels(endpoint, model).observe(max(0.0, end - exchange.started_at))
+        if exchange.first_chunk_at is not None:
+            self.ttft.labels(endpoint, model).observe(
+                max(0.0, exchange.first_chunk_at - exchange.started_at)
+            )
+        if wait_s is not None:
+            self.queue_wait.observe(wait_s)
+        if usage.get("prompt_tokens"):
+            self.tokens.labels("in", model, backend).inc(usage["prompt_tokens"])
+        if usage.get("completion_tokens"):
+            self.tokens.labels("out", model, backend).inc(usage["completion_tokens"])
+
+
+class GatewayCollector(Collector):
+    """Reads backends, ``gateway.gauges`` and ``gateway.counters`` at scrape time."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def collect(self) -> Iterator[Metric]:
+        backends = list(self.gateway.backends.values())
+        healthy = GaugeMetricFamily(
+            "ollamux_backend_healthy", "1 when the backend is healthy.", labels=["backend"]
+        )
+        in_flight = GaugeMetricFamily(
+            "ollamux_backend_in_flight", "Requests in flight on the backend.", labels=["backend"]
+        )
+        capacity = GaugeMetricFamily(
+            "ollamux_backend_max_concurrency",
+            "Requests the backend may run at once (this worker's share).",
+            labels=["backend"],
+        )
+        loaded = GaugeMetricFamily(
+            "ollamux_backend_loaded_models", "Models loaded on the backend.", labels=["backend"]
+        )
+        for b in backends:
+            healthy.add_metric([b.name], 1.0 if b.healthy and not b.draining else 0.0)
+            in_flight.add_metric([b.name], b.in_flight)
+            capacity.add_metric([b.name], b.max_concurrency)
+            loaded.add_metric([b.name], len(b.loaded_models))
+        yield from (healthy, in_flight, capacity, loaded)
+        for name, read in sorted(self.gateway.gauges.items()):
+            try:
+                value = float(read())
+            except Exception:  # a broken gauge must not break the scrape
+                continue
+            family = GaugeMetricFamily(metric_name(name), f"Gauge {name!r} published by a plugin.")
+            family.add_metric([], value)
+            yield family
+        for name, count in sorted(self.gateway.counters.items()):
+            cfamily = CounterMetricFamily(
+                metric_name(name), f"Counter {name!r} incremented by a plugin."
+            )
+            cfamily.add_metric([], float(count))
+            yield cfamily
+
+
+def build_registry(gateway: Gateway) -> tuple[CollectorRegistry, RequestMetrics]:
+    registry = CollectorRegistry(auto_describe=False)
+    metrics = RequestMetrics(registry)
+    registry.register(GatewayCollector(gateway))
+    return registry, metrics

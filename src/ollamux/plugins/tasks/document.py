@@ -1,0 +1,66 @@
+"""Task ids and the task status document (the shape in DESIGN.md, "Task status document")."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+from ...exchange import Exchange
+
+MAX_TASK_ID = 128
+_TASK_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# (state, stage) pairs a task goes through.
+QUEUED = ("PENDING", "queued")
+FORWARDED = ("RUNNING", "forwarded")
+STREAMING = ("RUNNING", "streaming")
+COMPLETED = ("SUCCESS", "completed")
+FAILED = ("FAILED", "failed")
+CANCELLED = ("CANCELLED", "cancelled")
+
+LIVE_STATES = frozenset({"PENDING", "RUNNING"})
+STATES = frozenset({"PENDING", "RUNNING", "SUCCESS", "FAILED", "CANCELLED"})
+
+
+def is_valid_task_id(task_id: str) -> bool:
+    """1 to 128 characters from ``A-Z a-z 0-9 . _ : -``: safe as a key and in a URL."""
+    return _TASK_ID.fullmatch(task_id) is not None
+
+
+def status_document(
+    exchange: Exchange, state: str, stage: str, message: str, selected_at: float | None
+) -> dict[str, Any]:
+    """The public status document of ``exchange`` as of now (``selected_at``: when a
+    backend was chosen, the end of the queueing)."""
+    return {
+        "version": "1.0",
+        "event_type": "task.status.update",
+        "event_id": str(uuid.uuid4()),
+        "algorithm_id": "ollama-openai",
+        "task_id": exchange.task_id,
+        "state": state,
+        "stage": stage,
+        "message": message,
+        "extensions": extensions(exchange, selected_at),
+        "timestamp": int(time.time()),
+    }
+
+
+def extensions(exchange: Exchange, selected_at: float | None) -> dict[str, Any]:
+    started = exchange.started_at
+    forwarded = selected_at or exchange.forwarded_at
+    first = exchange.first_chunk_at
+    return {
+        "method": exchange.method,
+        "path": exchange.path,
+        "stream": exchange.stream,
+        "model": exchange.model,
+        "backend": exchange.backend.name if exchange.backend is not None else None,
+        "chunks": exchange.chunks,
+        "ttft_ms": None if first is None else int((first - started) * 1000),
+        "queued_ms": None if forwarded is None else int((forwarded - started) * 1000),
+        "attempts": exchange.attempts,
+        "status": exchange.status or None,
+    }

@@ -1,0 +1,112 @@
+"""The SQLite store (the default): one row per task in a WAL-mode database file.
+
+Expired rows are invisible to reads at once and deleted by the periodic sweep. Several
+ollamux processes may share the file (WAL plus a busy timeout lets them take turns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .store import TaskRecord, TaskStore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id    TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    created    REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created);
+CREATE INDEX IF NOT EXISTS tasks_owner_created ON tasks (owner, created);
+CREATE INDEX IF NOT EXISTS tasks_expires ON tasks (expires_at);
+"""
+
+# Another key's live task is never overwritten (the WHERE of the upsert).
+_UPSERT = """
+INSERT INTO tasks (task_id, owner, state, created, expires_at, doc) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (task_id) DO UPDATE SET
+    owner = excluded.owner, state = excluded.state, created = excluded.created,
+    expires_at = excluded.expires_at, doc = excluded.doc
+WHERE tasks.owner = excluded.owner OR tasks.expires_at <= ?
+"""
+
+
+class SqliteStore(TaskStore):
+    def __init__(self, path: str) -> None:
+        self.path = Path(path).expanduser()
+        self._db: aiosqlite.Connection | None = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise ConnectionError("the task database is closed")
+        return self._db
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+        db = await aiosqlite.connect(self.path)
+        try:
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.executescript(_SCHEMA)
+            await db.commit()
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
+
+    async def put_many(self, records: list[TaskRecord]) -> None:
+        now = time.time()
+        rows = [
+            (r.task_id, r.owner, r.state, r.created, r.expires_at, json.dumps(r.doc), now)
+            for r in records
+        ]
+        await self.db.executemany(_UPSERT, rows)
+        await self.db.commit()
+
+    async def get(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
+        async with self.db.execute(
+            "SELECT owner, doc FROM tasks WHERE task_id = ? AND expires_at > ?",
+            (task_id, time.time()),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return str(row[0]), json.loads(row[1])
+
+    async def recent(
+        self, owner: str | None, state: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT doc FROM tasks WHERE expires_at > ?"
+        args: list[Any] = [time.time()]
+        if owner is not None:
+            sql += " AND owner = ?"
+            args.append(owner)
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        sql += " ORDER BY created DESC LIMIT ?"
+        args.append(limit)
+        async with self.db.execute(sql, args) as cursor:
+            rows = await cursor.fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    async def sweep(self, now: float) -> int:
+        cursor = await self.db.execute("DELETE FROM tasks WHERE expires_at <= ?", (now,))
+        await self.db.commit()
+        return cursor.rowcount

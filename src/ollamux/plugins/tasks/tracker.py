@@ -1,0 +1,191 @@
+"""The per-app task tracker: turns request events into status writes.
+
+One ``Tracker`` lives on each gateway (``gateway.tasks``). It owns the store, the
+background writer, one heartbeat loop for every running request (not a timer per request)
+and the periodic sweep of expired tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ...config import TasksConfig
+from ...errors import upstream_error_message
+from ...exchange import Exchange
+from ...transforms import ResponseTransform
+from .document import LIVE_STATES, status_document
+from .memory_store import MemoryStore
+from .redis_store import RedisStore
+from .sqlite_store import SqliteStore
+from .store import TaskRecord, TaskStore
+from .writer import TaskWriter
+
+log = logging.getLogger("ollamux.tasks")
+
+# Bytes of an error answer kept to explain a FAILED task.
+_ERROR_BODY_LIMIT = 4096
+# How long a request may wait for the store to say who owns the task id it brought.
+_CLAIM_TIMEOUT_S = 1.0
+
+
+@dataclass(eq=False)
+class Run:
+    """What the tracker keeps about one request (``exchange.state["tasks"]``)."""
+
+    owner: str
+    created: float
+    state: str = "PENDING"
+    stage: str = "queued"
+    message: str = ""
+    selected_at: float | None = None
+    error_body: ErrorCapture | None = None
+
+
+class ErrorCapture(ResponseTransform):
+    """Keeps the start of an error answer (passing it on unchanged) for the FAILED reason."""
+
+    def __init__(self) -> None:
+        self.body = b""
+
+    def feed(self, data: bytes) -> bytes:
+        if len(self.body) < _ERROR_BODY_LIMIT:
+            self.body += data[: _ERROR_BODY_LIMIT - len(self.body)]
+        return data
+
+
+def make_store(config: TasksConfig) -> TaskStore:
+    if config.store == "sqlite":
+        return SqliteStore(config.sqlite_path)
+    if config.store == "redis":
+        horizon = max(config.ttl_running_s, config.ttl_done_s)
+        return RedisStore(config.redis_url, config.redis_prefix, horizon)
+    return MemoryStore()
+
+
+class Tracker:
+    def __init__(
+        self, config: TasksConfig, store: TaskStore | None = None, auth_configured: bool = False
+    ) -> None:
+        self.config = config
+        self.auth_configured = auth_configured
+        self.store = store if store is not None else make_store(config)
+        self.writer = TaskWriter(self.store)
+        self.live: set[Exchange] = set()
+        self._loops: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        try:
+            await self.store.open()
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            if not isinstance(self.store, RedisStore):
+                raise
+            # Redis may come up later: the client reconnects on its own, writes retry.
+            self.writer.note_failure(exc)
+        self.writer.start()
+        self._loops = [
+            asyncio.create_task(
+                self._every(self.config.heartbeat_s, self._heartbeat), name="ollamux-tasks-beat"
+            ),
+            asyncio.create_task(
+                self._every(self.config.sweep_interval_s, self._sweep), name="ollamux-tasks-sweep"
+            ),
+        ]
+
+    async def stop(self) -> None:
+        for loop in self._loops:
+            loop.cancel()
+        for loop in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        self._loops = []
+        await self.writer.stop()
+        await self.store.close()
+
+    # -- request events -----------------------------------------------------------------
+
+    async def may_use(self, task_id: str, owner: str) -> bool:
+        """Whether ``owner`` may (re)use ``task_id``: not when another key holds it.
+
+        When the store cannot say, the request goes on; the store's own write still never
+        overwrites another key's task."""
+        for exchange in self.live:
+            run: Run | None = exchange.state.get("tasks")
+            if exchange.task_id == task_id and run is not None and run.owner != owner:
+                return False
+        pending = self.writer.pending_record(task_id)
+        if pending is not None:
+            return pending.owner == owner
+        try:
+            found = await asyncio.wait_for(self.store.owner(task_id), _CLAIM_TIMEOUT_S)
+        except Exception as exc:
+            self.writer.note_failure(exc)
+            return True
+        return found is None or found == owner
+
+    def begin(self, exchange: Exchange, owner: str) -> None:
+        run = Run(owner=owner, created=exchange.created)
+        exchange.state["tasks"] = run
+        self.live.add(exchange)
+        self.record(exchange, "PENDING", "queued", "waiting for a backend")
+
+    def record(self, exchange: Exchange, state: str, stage: str, message: str) -> None:
+        """File the task's new status with the writer (never waits for the store)."""
+        run: Run | None = exchange.state.get("tasks")
+        if run is None:
+            return
+        run.state, run.stage, run.message = state, stage, message
+        ttl = self.config.ttl_running_s if state in LIVE_STATES else self.config.ttl_done_s
+        self.writer.put(
+            TaskRecord(
+                task_id=exchange.task_id,
+                owner=run.owner,
+                state=state,
+                created=run.created,
+                expires_at=time.time() + ttl,
+                doc=status_document(exchange, state, stage, message, run.selected_at),
+            )
+        )
+
+    def end(self, exchange: Exchange) -> None:
+        self.live.discard(exchange)
+
+    # -- loops --------------------------------------------------------------------------
+
+    async def _every(self, interval_s: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await job()
+            except Exception:
+                log.exception("task tracker loop failed")
+
+    async def _heartbeat(self) -> None:
+        """Refresh every RUNNING task: chunks so far, a new timestamp, a fresh TTL."""
+        for exchange in list(self.live):
+            run: Run | None = exchange.state.get("tasks")
+            if run is not None and run.state == "RUNNING":
+                self.record(exchange, run.state, run.stage, run.message)
+
+    async def _sweep(self) -> None:
+        try:
+            removed = await self.store.sweep(time.time())
+        except Exception as exc:
+            log.debug("task sweep skipped: %s", exc)
+            return
+        if removed:
+            log.debug("task sweep removed %d expired entries", removed)
+
+
+def failure_reason(exchange: Exchange) -> str:
+    """Why a request failed: the error the core noted, else the backend's error answer."""
+    if exchange.error:
+        return exchange.error
+    run: Run | None = exchange.state.get("tasks")
+    if run is not None and run.error_body is not None and run.error_body.body:
+        return f"HTTP {exchange.status}: {upstream_error_message(run.error_body.body)}"
+    return f"HTTP {exchange.status}"

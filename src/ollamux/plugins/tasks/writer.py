@@ -1,0 +1,127 @@
+"""The background writer: status writes leave the request path at once and are coalesced.
+
+``put`` only files the latest record of a task in a dict and wakes the writer task, which
+writes everything pending in one batch. A task that changes state three times before the
+writer runs costs one write. When the store fails, the batch is kept (up to a bound, newer
+records win) and retried after a pause; the failure is logged once per interval, and
+requests never notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from .store import TaskRecord, TaskStore
+
+log = logging.getLogger("ollamux.tasks")
+
+
+class TaskWriter:
+    def __init__(
+        self,
+        store: TaskStore,
+        *,
+        max_pending: int = 10_000,
+        retry_s: float = 1.0,
+        log_every_s: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.max_pending = max_pending
+        self.retry_s = retry_s
+        self.log_every_s = log_every_s
+        self.healthy = True
+        self.written = 0
+        self.dropped = 0
+        self._pending: dict[str, TaskRecord] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = asyncio.Event()
+        self._last_logged = -float("inf")
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def pending_record(self, task_id: str) -> TaskRecord | None:
+        """The record of ``task_id`` waiting to be written, if any (newer than the store's)."""
+        return self._pending.get(task_id)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ollamux-tasks-writer")
+
+    def put(self, record: TaskRecord) -> None:
+        """File ``record`` for writing; replaces any older record of the same task."""
+        if len(self._pending) >= self.max_pending and record.task_id not in self._pending:
+            self.dropped += 1
+            return
+        self._pending[record.task_id] = record
+        self._idle.clear()
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Wait until everything put so far was written (or given up for now)."""
+        if self._task is None or self._task.done():
+            return
+        await self._idle.wait()
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Write what is pending (for at most ``timeout_s``), then end the writer task."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._pending:
+                ok = await self._write_batch()
+                if not ok and not self._stopping.is_set():
+                    self._idle.set()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self.retry_s)
+                    self._wake.set()
+                    continue
+            if not self._pending:
+                self._idle.set()
+            if self._stopping.is_set():
+                return
+
+    async def _write_batch(self) -> bool:
+        batch, self._pending = self._pending, {}
+        try:
+            await self.store.put_many(list(batch.values()))
+        except Exception as exc:
+            for task_id, record in batch.items():
+                if task_id not in self._pending and len(self._pending) < self.max_pending:
+                    self._pending[task_id] = record
+            self.note_failure(exc)
+            return False
+        self.written += len(batch)
+        if not self.healthy:
+            log.warning("task store is back; %d pending status writes flushed", len(batch))
+        self.healthy = True
+        return True
+
+    def note_failure(self, exc: BaseException) -> None:
+        """The store failed: log it, at most once per ``log_every_s``."""
+        self.healthy = False
+        now = time.monotonic()
+        if now - self._last_logged >= self.log_every_s:
+            self._last_logged = now
+            log.warning(
+                "task store unavailable (%s: %s); requests go on, status writes are retried",
+                type(exc).__name__,
+                exc,
+            )

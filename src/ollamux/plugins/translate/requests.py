@@ -1,0 +1,259 @@
+"""Which translation each (dialect, method, path) gets: the upstream request to send, or a
+local answer, and the response transform to apply (kept in ``exchange.state["translate"]``).
+
+The only I/O here is what a translation cannot do without: fetching image URLs (when
+enabled) and the model list behind ``/api/show`` on an OpenAI backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDict
+
+from ...backend import Backend
+from ...errors import GatewayError
+from ...exchange import Exchange, LocalResponse, UpstreamRequest
+from ...listing import LISTING_PATHS
+from ...proxy import request_args
+from ...transforms import ResponseTransform
+from . import ollama_to_openai_request as o2o_req
+from . import ollama_to_openai_response as to_openai
+from . import openai_to_ollama_request as oa_req
+from . import openai_to_ollama_response as to_ollama
+from .common import now_iso
+from .stream import ListingTransform, OllamaToOpenAI, OpenAIToOllama
+
+Factory = Callable[[Exchange], ResponseTransform]
+Result = UpstreamRequest | LocalResponse
+
+STATE = "translate"
+DEFAULT_OLLAMA_VERSION = "0.12.0"
+_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+def _listing(exchange: Exchange) -> ResponseTransform:
+    return ListingTransform(exchange.path)
+
+
+def forget(exchange: Exchange) -> None:
+    """A same-dialect attempt: drop an earlier attempt's plan (listings keep theirs: one
+    listing asks many backends at once, and its transform works for all of them)."""
+    if exchange.state.get(STATE) not in (None, _listing):
+        del exchange.state[STATE]
+
+
+def _post(path: str, body: dict[str, Any]) -> UpstreamRequest:
+    return UpstreamRequest(
+        "POST", path, headers=CIMultiDict({"Content-Type": "application/json"}), body=_dumps(body)
+    )
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def _body(exchange: Exchange) -> dict[str, Any]:
+    if exchange.json is None:
+        raise GatewayError(400, "a JSON request body is required")
+    return exchange.json
+
+
+async def translate(exchange: Exchange, backend: Backend) -> Result | None:
+    """The request for ``backend`` whose API differs from the client's dialect."""
+    if (exchange.method, exchange.path) in LISTING_PATHS:
+        exchange.state[STATE] = _listing
+        path = "/api/tags" if exchange.path == "/v1/models" else "/v1/models"
+        return UpstreamRequest("GET", path)
+    if backend.api == "ollama":
+        return await _to_ollama(exchange)
+    return await _to_openai(exchange, backend)
+
+
+# --- OpenAI client -> Ollama backend -----------------------------------------------------
+
+
+async def _to_ollama(exchange: Exchange) -> Result | None:
+    path, method = exchange.path, exchange.method
+    model = exchange.model or ""
+    if method == "POST" and path == "/v1/chat/completions":
+        body = _body(exchange)
+        allow_urls = bool(exchange.gateway.plugin_config(STATE).get("fetch_image_urls"))
+        out = oa_req.chat_request(body, allow_urls)
+        if allow_urls:
+            await _fetch_images(exchange, out["messages"])
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        _plan(
+            exchange,
+            lambda ex: OllamaToOpenAI(
+                ex,
+                lambda o: to_openai.chat_completion(o, model),
+                to_openai.ChatStream(model, usage),
+            ),
+        )
+        return _post("/api/chat", out)
+    if method == "POST" and path == "/v1/completions":
+        body = _body(exchange)
+        out = oa_req.completion_request(body)
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        _plan(
+            exchange,
+            lambda ex: OllamaToOpenAI(
+                ex,
+                lambda o: to_openai.text_completion(o, model),
+                to_openai.CompletionStream(model, usage),
+            ),
+        )
+        return _post("/api/generate", out)
+    if method == "POST" and path == "/v1/embeddings":
+        body = _body(exchange)
+        out = oa_req.embedding_request(body)
+        fmt = str(body.get("encoding_format") or "float")
+        _plan(
+            exchange,
+            lambda ex: OllamaToOpenAI(
+                ex,
+                lambda o: to_openai.embedding_list(o, model, fmt),
+                to_openai.ChatStream(model),
+            ),
+        )
+        return _post("/api/embed", out)
+    if method == "GET" and path.startswith("/v1/models/") and model:
+        _plan(
+            exchange,
+            lambda ex: OllamaToOpenAI(
+                ex, lambda o: to_openai.model_from_show(o, model), to_openai.ChatStream(model)
+            ),
+        )
+        return _post("/api/show", oa_req.show_request(model))
+    exchange.state.pop(STATE, None)
+    return None  # other /v1 paths: Ollama's own OpenAI layer answers them as they are
+
+
+async def _fetch_images(exchange: Exchange, messages: list[dict[str, Any]]) -> None:
+    """Replace image URLs by the images' bytes (base64), when fetching is enabled."""
+    session = exchange.gateway.session
+    for msg in messages:
+        images = msg.get("images") or []
+        for i, image in enumerate(images):
+            if not image.startswith(("http://", "https://")):
+                continue
+            try:
+                async with session.get(image) as resp:
+                    resp.raise_for_status()
+                    data = await resp.content.read(_MAX_IMAGE_BYTES + 1)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise GatewayError(
+                    400, f"could not fetch image {image}: {exc}", param="messages"
+                ) from exc
+            if len(data) > _MAX_IMAGE_BYTES:
+                raise GatewayError(400, f"image {image} is larger than 20 MB", param="messages")
+            images[i] = base64.b64encode(data).decode()
+
+
+# --- Ollama client -> OpenAI backend -----------------------------------------------------
+
+
+async def _to_openai(exchange: Exchange, backend: Backend) -> Result:
+    path, method = exchange.path, exchange.method
+    model = exchange.model or ""
+    started = time.monotonic_ns()
+
+    def elapsed() -> int:
+        return time.monotonic_ns() - started
+
+    if path == "/" and method in ("GET", "HEAD"):
+        exchange.state.pop(STATE, None)
+        return LocalResponse(body=b"Ollama is running", content_type="text/plain")
+    if method == "GET" and path == "/api/version":
+        exchange.state.pop(STATE, None)
+        version = exchange.gateway.plugin_config(STATE).get("ollama_version")
+        return LocalResponse.json({"version": version or DEFAULT_OLLAMA_VERSION})
+    if method == "POST" and path == "/api/chat":
+        body = _body(exchange)
+        if not body.get("messages"):
+            return _loaded(exchange, model, chat=True)
+        out = o2o_req.chat_request(body)
+        _plan(
+            exchange,
+            lambda ex: OpenAIToOllama(
+                ex,
+                lambda o: to_ollama.chat_response(o, model, elapsed()),
+                to_ollama.ChatStream(model),
+            ),
+        )
+        return _post("/v1/chat/completions", out)
+    if method == "POST" and path == "/api/generate":
+        body = _body(exchange)
+        if not body.get("prompt") and not body.get("images"):
+            return _loaded(exchange, model, chat=False)
+        out = o2o_req.generate_request(body)
+        _plan(
+            exchange,
+            lambda ex: OpenAIToOllama(
+                ex,
+                lambda o: to_ollama.generate_response(o, model, elapsed()),
+                to_ollama.ChatStream(model, generate=True),
+            ),
+        )
+        target = "/v1/completions" if o2o_req.uses_completions(body) else "/v1/chat/completions"
+        return _post(target, out)
+    if method == "POST" and path in ("/api/embed", "/api/embeddings"):
+        legacy = path == "/api/embeddings"
+        out = o2o_req.embed_request(_body(exchange), legacy)
+        _plan(
+            exchange,
+            lambda ex: OpenAIToOllama(
+                ex,
+                lambda o: to_ollama.embed_response(o, model, legacy),
+                to_ollama.ChatStream(model),
+            ),
+        )
+        return _post("/v1/embeddings", out)
+    if method == "POST" and path == "/api/show":
+        exchange.state.pop(STATE, None)
+        return await _show(exchange, backend, model)
+    raise GatewayError(501, f"{method} {path} is not available on an OpenAI-compatible backend")
+
+
+def _plan(exchange: Exchange, factory: Factory) -> None:
+    exchange.state[STATE] = factory
+
+
+def _loaded(exchange: Exchange, model: str, chat: bool) -> LocalResponse:
+    """What Ollama answers to an empty chat or prompt: the model is loaded, nothing said."""
+    exchange.state.pop(STATE, None)
+    answer: dict[str, Any] = {"model": model, "created_at": now_iso()}
+    if chat:
+        answer["message"] = {"role": "assistant", "content": ""}
+    else:
+        answer["response"] = ""
+    answer.update(done=True, done_reason="load")
+    return LocalResponse.json(answer)
+
+
+async def _show(exchange: Exchange, backend: Backend, model: str) -> LocalResponse:
+    """``/api/show`` from the backend's model list (404 for a model it does not list)."""
+    up = UpstreamRequest("GET", "/v1/models")
+    args = request_args(exchange, backend, up, None)
+    try:
+        async with exchange.gateway.session.request(**args) as resp:
+            body = await resp.read()
+            status = resp.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise GatewayError(502, f"backend {backend.name} unreachable: {exc}") from exc
+    if status >= 400:
+        raise GatewayError(status, f"backend {backend.name} could not list its models")
+    try:
+        models = json.loads(body)
+    except ValueError as exc:
+        raise GatewayError(502, f"backend {backend.name} sent an unreadable model list") from exc
+    show = to_ollama.show_response(models if isinstance(models, dict) else {}, model)
+    if show is None:
+        return LocalResponse.json({"error": f"model '{model}' not found"}, status=404)
+    return LocalResponse.json(show)

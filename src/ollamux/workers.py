@@ -1,0 +1,126 @@
+"""``--workers N``: N processes serving one port (SO_REUSEPORT), under a small supervisor.
+
+Each worker is a full gateway of its own (own plugins, own backend slots). A backend's
+``max_concurrency`` is split between the workers so that together they never run more
+than that at once: worker ``i`` of ``N`` gets ``c // N``, plus one for the first ``c % N``
+workers. A worker whose share would be 0 still gets 1 (it must be able to reach every
+backend), so a backend with fewer slots than workers can briefly see up to ``N`` requests;
+keep ``max_concurrency >= workers`` where that matters.
+
+The supervisor passes SIGTERM/SIGINT (graceful stop) and SIGHUP (reload) on to the
+workers and restarts a worker that dies unexpectedly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .config import Config
+
+log = logging.getLogger("ollamux.workers")
+
+# A worker that fails this soon after starting is not restarted: it would fail again
+# (port taken, plugin broken); the whole server stops instead.
+_EARLY_EXIT_S = 5.0
+
+
+@dataclass(frozen=True)
+class WorkerSlot:
+    """Which worker this process is: ``index`` of ``count``."""
+
+    index: int = 0
+    count: int = 1
+
+    def share(self, capacity: int) -> int:
+        base, extra = divmod(capacity, self.count)
+        return max(1, base + (1 if self.index < extra else 0))
+
+    def apply(self, config: Config) -> None:
+        """Give this worker its share of every static backend's ``max_concurrency``."""
+        if self.count > 1:
+            for b in config.backends:
+                b.max_concurrency = self.share(b.max_concurrency)
+
+
+def _worker_main(
+    config: Config,
+    config_path: str | Path | None,
+    overrides: Mapping[str, Any] | None,
+    slot: WorkerSlot,
+) -> None:
+    from .plugin_manager import build_plugin_manager
+    from .server import run
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    asyncio.run(
+        run(
+            config,
+            build_plugin_manager(config),
+            config_path=config_path,
+            overrides=overrides,
+            slot=slot,
+        )
+    )
+
+
+def run_workers(
+    config: Config, config_path: str | Path | None, overrides: Mapping[str, Any] | None
+) -> int:
+    """Start ``server.workers`` processes and supervise them until told to stop."""
+    ctx = multiprocessing.get_context("fork")
+    count = config.server.workers
+    procs: dict[int, tuple[multiprocessing.process.BaseProcess, float]] = {}
+    stopping = False
+
+    def start(index: int) -> None:
+        slot = WorkerSlot(index, count)
+        p = ctx.Process(
+            target=_worker_main,
+            args=(config, config_path, overrides, slot),
+            name=f"ollamux-worker-{index}",
+        )
+        p.start()
+        procs[index] = (p, time.monotonic())
+
+    def forward(sig: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for p, _ in procs.values():
+            if p.pid is not None and p.exitcode is None:
+                os.kill(p.pid, signal.SIGTERM if sig == signal.SIGINT else sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    for i in range(count):
+        start(i)
+    log.info("supervisor pid %d started %d workers", os.getpid(), count)
+    status = 0
+    while procs:
+        multiprocessing.connection.wait([p.sentinel for p, _ in procs.values()], timeout=1.0)
+        for index, (p, started) in list(procs.items()):
+            if p.exitcode is None:
+                continue
+            del procs[index]
+            if stopping:
+                continue
+            if time.monotonic() - started < _EARLY_EXIT_S:
+                log.error("worker %d exited with %s at start; stopping", index, p.exitcode)
+                status = 1
+                forward(signal.SIGTERM, None)
+            else:
+                log.warning("worker %d exited with %s; restarting it", index, p.exitcode)
+                start(index)
+    return status

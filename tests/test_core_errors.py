@@ -1,0 +1,284 @@
+"""Error statuses in the endpoint's dialect, and failures inside a streamed answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from ollamux import hookimpl
+from ollamux.exchange import Exchange, TaskState
+
+CHAT = {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
+OPENAI_CHAT = {"model": "qwen2.5-7b", "messages": [{"role": "user", "content": "hi"}]}
+
+
+class Finished:
+    """Test plugin: the exchange of each finished request."""
+
+    def __init__(self) -> None:
+        self.exchanges: list[Exchange] = []
+        self.event = asyncio.Event()
+
+    @hookimpl
+    def ollamux_request_finished(self, exchange: Exchange) -> None:
+        self.exchanges.append(exchange)
+        self.event.set()
+
+    async def last(self) -> Exchange:
+        await asyncio.wait_for(self.event.wait(), 10)
+        return self.exchanges[-1]
+
+
+def _assert_ollama_error(body: Any) -> str:
+    assert set(body) == {"error"}
+    assert isinstance(body["error"], str)
+    return str(body["error"])
+
+
+def _assert_openai_error(body: Any) -> dict[str, Any]:
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return dict(error)
+
+
+# -- unreachable backend: 502 --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body"), [("/api/chat", CHAT), ("/v1/chat/completions", OPENAI_CHAT)]
+)
+async def test_unreachable_backend_is_502_in_the_endpoints_dialect(
+    gateway_client: Any, unused_tcp_port: int, path: str, body: dict[str, Any]
+) -> None:
+    client = await gateway_client({"backends": [{"url": f"http://127.0.0.1:{unused_tcp_port}"}]})
+    resp = await client.post(path, json=body)
+    assert resp.status == 502
+    if path.startswith("/v1/"):
+        error = _assert_openai_error(await resp.json())
+        assert "unreachable" in error["message"]
+        assert error["type"] == "api_error"
+    else:
+        assert "unreachable" in _assert_ollama_error(await resp.json())
+
+
+# -- upstream timeout: 504 -----------------------------------------------------------------
+
+
+async def test_ollama_upstream_timeout_is_504(gateway_client: Any, fake_ollama: Any) -> None:
+    fake, url = fake_ollama
+    fake.mode = "hang"
+    client = await gateway_client(
+        {"backends": [{"url": url}], "routing": {"read_timeout_s": 0.2, "retries": 0}}
+    )
+    resp = await client.post("/api/chat", json=CHAT)
+    assert resp.status == 504
+    assert "timed out" in _assert_ollama_error(await resp.json())
+
+
+async def test_openai_upstream_timeout_is_504(gateway_client: Any, fake_openai: Any) -> None:
+    fake, url = fake_openai
+    fake.mode = "hang"
+    client = await gateway_client(
+        {
+            "backends": [{"url": url, "api": "openai"}],
+            "routing": {"read_timeout_s": 0.2, "retries": 0},
+        }
+    )
+    resp = await client.post("/v1/chat/completions", json=OPENAI_CHAT)
+    assert resp.status == 504
+    error = _assert_openai_error(await resp.json())
+    assert error["type"] == "timeout_error"
+    assert "timed out" in error["message"]
+
+
+# -- bad JSON: 400 ---------------------------------------------------------------------------
+
+
+async def test_bad_json_is_400_on_ollama_paths(gateway_client: Any, fake_ollama: Any) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}]})
+    resp = await client.post(
+        "/api/chat", data=b'{"model": "x", ', headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 400
+    assert "invalid JSON" in _assert_ollama_error(await resp.json())
+    assert fake.received == []
+
+
+async def test_bad_json_is_400_on_openai_paths(gateway_client: Any, fake_openai: Any) -> None:
+    fake, url = fake_openai
+    client = await gateway_client({"backends": [{"url": url, "api": "openai"}]})
+    resp = await client.post(
+        "/v1/chat/completions", data=b"not json", headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 400
+    error = _assert_openai_error(await resp.json())
+    assert error["type"] == "invalid_request_error"
+    assert fake.received == []
+
+
+async def test_a_json_body_that_is_not_an_object_is_400(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}]})
+    resp = await client.post("/api/generate", json=["a", "list"])
+    assert resp.status == 400
+    assert "JSON object" in _assert_ollama_error(await resp.json())
+
+
+# -- oversized body: 413 ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/generate", "/v1/completions"])
+async def test_body_over_max_body_mb_is_413(
+    gateway_client: Any, fake_ollama: Any, path: str
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}], "server": {"max_body_mb": 0.01}})
+    resp = await client.post(path, json={"model": "llama3.2:latest", "prompt": "x" * 20_000})
+    assert resp.status == 413
+    body = await resp.json()
+    if path.startswith("/v1/"):
+        assert "exceeds" in _assert_openai_error(body)["message"]
+    else:
+        assert "exceeds" in _assert_ollama_error(body)
+    assert fake.received == []
+
+
+async def test_body_under_max_body_mb_passes(gateway_client: Any, fake_ollama: Any) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}], "server": {"max_body_mb": 0.01}})
+    resp = await client.post(
+        "/api/generate", json={"model": "llama3.2:latest", "prompt": "x" * 100, "stream": False}
+    )
+    assert resp.status == 200
+
+
+# -- backend 4xx / 5xx passed through --------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [404, 429, 500, 503])
+async def test_ollama_backend_error_status_and_body_are_passed_through(
+    gateway_client: Any, fake_ollama: Any, status: int
+) -> None:
+    fake, url = fake_ollama
+    fake.mode = "status"
+    fake.status = status
+    fake.status_body = {"error": f"backend says {status}"}
+    client = await gateway_client({"backends": [{"url": url}]})
+    resp = await client.post("/api/chat", json=CHAT)
+    assert resp.status == status
+    assert await resp.json() == {"error": f"backend says {status}"}
+
+
+@pytest.mark.parametrize("status", [400, 401, 500, 502])
+async def test_openai_backend_error_status_and_body_are_passed_through(
+    gateway_client: Any, fake_openai: Any, status: int
+) -> None:
+    fake, url = fake_openai
+    fake.mode = "status"
+    fake.status = status
+    fake.status_body = {"error": {"message": f"vllm says {status}", "type": "x", "code": None}}
+    client = await gateway_client({"backends": [{"url": url, "api": "openai"}]})
+    resp = await client.post("/v1/chat/completions", json=OPENAI_CHAT)
+    assert resp.status == status
+    assert await resp.json() == fake.status_body
+
+
+async def test_a_backend_5xx_is_retried_on_another_backend(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    from tests.fakes.ollama_backend import FakeOllama
+
+    broken, healthy = FakeOllama(mode="status", status=500), FakeOllama()
+    urls = [
+        str((await aiohttp_server(f.app())).make_url("")).rstrip("/") for f in (broken, healthy)
+    ]
+    client = await gateway_client(
+        {"backends": [{"name": "a", "url": urls[0]}, {"name": "b", "url": urls[1]}]}
+    )
+    resp = await client.post("/api/chat", json={**CHAT, "stream": False})
+    assert resp.status == 200
+    assert len(broken.received) == 1
+    assert len(healthy.received) == 1
+
+
+async def test_a_backend_4xx_is_not_retried(gateway_client: Any, aiohttp_server: Any) -> None:
+    from tests.fakes.ollama_backend import FakeOllama
+
+    first, second = FakeOllama(mode="status", status=404), FakeOllama(mode="status", status=404)
+    urls = [str((await aiohttp_server(f.app())).make_url("")).rstrip("/") for f in (first, second)]
+    client = await gateway_client(
+        {"backends": [{"name": "a", "url": urls[0]}, {"name": "b", "url": urls[1]}]}
+    )
+    resp = await client.post("/api/chat", json=CHAT)
+    assert resp.status == 404
+    assert len(first.received) + len(second.received) == 1
+
+
+# -- failures inside a 200 stream ------------------------------------------------------------
+
+
+async def test_an_error_line_inside_a_200_stream_marks_the_request_failed(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    fake.mode = "error_line"
+    finished = Finished()
+    client = await gateway_client({"backends": [{"url": url}]}, plugins=[("finished", finished)])
+    resp = await client.post("/api/chat", json=CHAT)
+    assert resp.status == 200
+    lines = [json.loads(x) for x in (await resp.text()).splitlines()]
+    assert lines[-1] == {"error": "model runner crashed"}
+    exchange = await finished.last()
+    assert exchange.outcome is TaskState.FAILED
+    assert exchange.error == "model runner crashed"
+
+
+async def test_a_successful_stream_is_marked_success(gateway_client: Any, fake_ollama: Any) -> None:
+    _fake, url = fake_ollama
+    finished = Finished()
+    client = await gateway_client({"backends": [{"url": url}]}, plugins=[("finished", finished)])
+    resp = await client.post("/api/chat", json=CHAT)
+    await resp.read()
+    exchange = await finished.last()
+    assert (exchange.outcome, exchange.status) == (TaskState.SUCCESS, 200)
+
+
+async def test_a_stream_broken_midway_ends_with_an_ndjson_error_line(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    fake.mode = "die"
+    finished = Finished()
+    client = await gateway_client({"backends": [{"url": url}]}, plugins=[("finished", finished)])
+    resp = await client.post("/api/chat", json=CHAT)
+    assert resp.status == 200
+    lines = [json.loads(x) for x in (await resp.text()).splitlines()]
+    assert [x["message"]["content"] for x in lines[:-1]] == ["Hello", " there"]
+    assert "failed mid-stream" in _assert_ollama_error(lines[-1])
+    assert (await finished.last()).outcome is TaskState.FAILED
+
+
+async def test_a_stream_broken_midway_ends_with_an_sse_error_event(
+    gateway_client: Any, fake_openai: Any
+) -> None:
+    fake, url = fake_openai
+    fake.mode = "die"
+    finished = Finished()
+    client = await gateway_client(
+        {"backends": [{"url": url, "api": "openai"}]}, plugins=[("finished", finished)]
+    )
+    resp = await client.post("/v1/chat/completions", json={**OPENAI_CHAT, "stream": True})
+    assert resp.status == 200
+    events = [e for e in (await resp.text()).split("\n\n") if e]
+    assert all(e.startswith("data: ") for e in events)
+    assert "[DONE]" not in events[-1]
+    error = _assert_openai_error(json.loads(events[-1][len("data: ") :]))
+    assert "failed mid-stream" in error["message"]
+    assert (await finished.last()).outcome is TaskState.FAILED

@@ -1,0 +1,217 @@
+"""Crash safety with real gateway processes: kill -9 while jobs run and wait, restart, and
+every job completes, its result recorded once; the backend saw each job once per attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+import yaml
+
+from tests.fakes.jobs_backend import JobsFake
+from tests.jobs_support import eventually
+
+pytestmark = pytest.mark.slow
+
+MODEL = "llama3.2:latest"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Gateway:
+    """One ``python -m ollamux serve`` process."""
+
+    def __init__(self, tmp: Path, name: str, backend: str, jobs: dict[str, Any]) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = tmp / f"{name}.yaml"
+        self.log = tmp / f"{name}.log"
+        config = {
+            "server": {"port": self.port, "shutdown_timeout_s": 1},
+            "backends": [{"url": backend, "max_concurrency": 16}],
+            "tasks": {"store": "memory"},
+            "jobs": jobs,
+            "plugins": {"autoload": False},
+        }
+        self.config.write_text(yaml.safe_dump(config))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ollamux", "serve", "--config", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def start(self) -> None:
+        self.spawn()
+        async with aiohttp.ClientSession() as http:
+
+            async def up() -> bool:
+                assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+                try:
+                    async with http.get(self.url + "/jobs?page_size=1") as resp:
+                        return resp.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(up, within_s=30)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+async def fake(aiohttp_server: Any) -> tuple[JobsFake, str]:
+    backend = JobsFake()
+    server = await aiohttp_server(backend.app())
+    return backend, str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+def gateways() -> Iterator[list[Gateway]]:
+    started: list[Gateway] = []
+    yield started
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def _submit(http: aiohttp.ClientSession, gw: Gateway, prompt: str) -> str:
+    job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": prompt}}
+    async with http.post(gw.url + "/jobs", json=job) as resp:
+        assert resp.status == 202
+        job_id: str = (await resp.json())["id"]
+        return job_id
+
+
+async def _docs(http: aiohttp.ClientSession, gw: Gateway, ids: list[str]) -> dict[str, Any]:
+    docs = {}
+    for job_id in ids:
+        async with http.get(f"{gw.url}/jobs/{job_id}") as resp:
+            docs[job_id] = await resp.json()
+    return docs
+
+
+async def _all_completed(
+    http: aiohttp.ClientSession, gw: Gateway, ids: list[str]
+) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        docs = await _docs(http, gw, ids)
+        return docs if all(d["status"] == "completed" for d in docs.values()) else None
+
+    result: dict[str, Any] = await eventually(done, within_s=60)
+    return result
+
+
+async def _check_exactly_once(
+    http: aiohttp.ClientSession, gw: Gateway, backend: JobsFake, prompts: dict[str, str]
+) -> dict[str, Any]:
+    docs = await _all_completed(http, gw, list(prompts))
+    for job_id, prompt in prompts.items():
+        async with http.get(f"{gw.url}/jobs/{job_id}/result") as resp:
+            assert (await resp.json())["response"] == f"echo: {prompt}"
+        assert backend.calls[job_id] == docs[job_id]["attempts"], (prompt, docs[job_id])
+    async with http.get(gw.url + "/jobs?status=completed&page_size=100") as resp:
+        assert (await resp.json())["total"] == len(prompts)
+    return docs
+
+
+async def test_sqlite_jobs_survive_kill_9(
+    tmp_path: Path, fake: tuple[JobsFake, str], gateways: list[Gateway], http: aiohttp.ClientSession
+) -> None:
+    backend, url = fake
+    gw = Gateway(tmp_path, "gw", url, {"sqlite_path": str(tmp_path / "jobs.db"), "workers": 2})
+    gateways.append(gw)
+    await gw.start()
+    prompts: dict[str, str] = {}
+    for i in range(3):  # done before the crash: must not run again
+        prompts[await _submit(http, gw, f"early-{i}")] = f"early-{i}"
+    await _all_completed(http, gw, list(prompts))
+    for i in range(2):  # running at the crash: both workers busy
+        prompts[await _submit(http, gw, f"block-{i}")] = f"block-{i}"
+    await eventually(lambda: _value(backend.blocked == 2))
+    for i in range(5):  # queued at the crash
+        prompts[await _submit(http, gw, f"late-{i}")] = f"late-{i}"
+
+    gw.kill()
+    backend.unblock.set()
+    await gw.start()
+
+    docs = await _check_exactly_once(http, gw, backend, prompts)
+    for job_id, prompt in prompts.items():
+        expected_attempts = 2 if prompt.startswith("block") else 1
+        assert docs[job_id]["attempts"] == expected_attempts, (prompt, docs[job_id])
+
+
+async def test_redis_jobs_survive_kill_9_of_one_of_two_instances(
+    tmp_path: Path, fake: tuple[JobsFake, str], gateways: list[Gateway], http: aiohttp.ClientSession
+) -> None:
+    backend, url = fake
+    prefix = f"test-jobs-crash-{uuid.uuid4().hex}:"
+    jobs = {"store": "redis", "redis_prefix": prefix, "workers": 2, "lease_s": 3}
+    first = Gateway(tmp_path, "first", url, jobs)
+    second = Gateway(tmp_path, "second", url, jobs)
+    gateways += [first, second]
+    try:
+        await first.start()
+        prompts: dict[str, str] = {}
+        for i in range(2):  # running on the first instance when it dies
+            prompts[await _submit(http, first, f"block-{i}")] = f"block-{i}"
+        await eventually(lambda: _value(backend.blocked == 2))
+        for i in range(6):  # queued in Redis, some taken by the second instance
+            prompts[await _submit(http, first, f"late-{i}")] = f"late-{i}"
+        first.kill()
+        backend.unblock.set()
+        await second.start()
+        await first.start()
+
+        docs = await _check_exactly_once(http, second, backend, prompts)
+        for job_id, prompt in prompts.items():
+            if prompt.startswith("block"):
+                assert docs[job_id]["attempts"] == 2
+        late = [j for j, p in prompts.items() if p.startswith("late")]
+        assert all(backend.calls[j] == 1 for j in late)
+    finally:
+        client = aioredis.from_url("redis://127.0.0.1:6379/0")
+        async for key in client.scan_iter(match=prefix + "*"):
+            await client.delete(key)
+        await client.aclose()
+
+
+async def _value(value: Any) -> Any:
+    await asyncio.sleep(0)
+    return value

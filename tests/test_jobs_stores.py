@@ -1,0 +1,168 @@
+"""The store contract, for both stores: a real SQLite file and the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ollamux.plugins.jobs.model import Job, JobStatus
+from ollamux.plugins.jobs.redis_store import RedisJobStore
+from ollamux.plugins.jobs.sqlite_store import SqliteJobStore
+from ollamux.plugins.jobs.store import JobStore
+from tests.jobs_support import eventually
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
+    made: JobStore
+    if request.param == "sqlite":
+        made = SqliteJobStore(str(tmp_path / "jobs.db"))
+    else:
+        made = RedisJobStore(REDIS_URL, f"test-jobs-{uuid.uuid4().hex}:")
+    await made.open()
+    yield made
+    if isinstance(made, RedisJobStore):
+        await made.delete_all()
+    await made.close()
+
+
+def _job(prompt: str = "x", priority: int = 0, owner: str = "anonymous") -> Job:
+    return Job(
+        path="/api/generate", body={"model": "m", "prompt": prompt}, priority=priority, owner=owner
+    )
+
+
+async def test_claim_takes_higher_priority_first_then_oldest(store: JobStore) -> None:
+    for name, priority in [("a", 0), ("b", 3), ("c", 0), ("d", 3), ("e", -1)]:
+        assert await store.submit(_job(name, priority), 100)
+    order = []
+    while (job := await store.claim(uuid.uuid4().hex, 60)) is not None:
+        order.append(job.body["prompt"])
+    assert order == ["b", "d", "a", "c", "e"]
+
+
+async def test_concurrent_claims_never_share_a_job(store: JobStore) -> None:
+    for i in range(40):
+        await store.submit(_job(str(i)), 1000)
+
+    async def worker() -> list[str]:
+        got = []
+        while (job := await store.claim(uuid.uuid4().hex, 60)) is not None:
+            got.append(job.id)
+        return got
+
+    results = await asyncio.gather(*(worker() for _ in range(8)))
+    claimed = [j for r in results for j in r]
+    assert len(claimed) == 40 == len(set(claimed))
+
+
+async def test_result_is_recorded_once_per_claim(store: JobStore) -> None:
+    await store.submit(_job(), 10)
+    job = await store.claim("t1", 60)
+    assert job is not None and job.attempts == 1 and job.status is JobStatus.PROCESSING
+    assert await store.finish(job.id, "t1", JobStatus.COMPLETED, result={"r": 1}, backend="b1")
+    assert not await store.finish(job.id, "t1", JobStatus.COMPLETED, result={"r": 2})
+    assert not await store.finish(job.id, "other", JobStatus.FAILED, error="x")
+    stored = await store.get(job.id)
+    assert stored is not None
+    assert (stored.status, stored.result, stored.backend) == (JobStatus.COMPLETED, {"r": 1}, "b1")
+
+
+async def test_backlog_limit_refuses_beyond_max_queued(store: JobStore) -> None:
+    assert await store.submit(_job(), 2)
+    assert await store.submit(_job(), 2)
+    assert not await store.submit(_job(), 2)
+    assert (await store.counts())[JobStatus.QUEUED] == 2
+    assert (await store.list(owner=None, status=None, offset=0, limit=10)).total == 2
+
+
+async def test_release_without_counting_gives_the_attempt_back(store: JobStore) -> None:
+    await store.submit(_job(), 10)
+    job = await store.claim("t1", 60)
+    assert job is not None
+    assert await store.release(job.id, "t1", keep_attempt=False)
+    again = await store.claim("t2", 60)
+    assert again is not None and again.id == job.id and again.attempts == 1
+    assert not await store.renew(job.id, "t1", 60)
+    assert await store.renew(job.id, "t2", 60)
+
+
+async def test_cancel_processing_job_invalidates_the_claim(store: JobStore) -> None:
+    await store.submit(_job(), 10)
+    job = await store.claim("t1", 60)
+    assert job is not None
+    before = await store.cancel(job.id)
+    assert before is not None and before.status is JobStatus.PROCESSING
+    assert not await store.renew(job.id, "t1", 60)
+    assert not await store.finish(job.id, "t1", JobStatus.COMPLETED, result={})
+    stored = await store.get(job.id)
+    assert stored is not None and stored.status is JobStatus.CANCELLED
+    assert await store.cancel("missing") is None
+
+
+async def test_list_filters_by_owner_and_status(store: JobStore) -> None:
+    await store.submit(_job(owner="alice"), 10)
+    await store.submit(_job(owner="bob"), 10)
+    await store.submit(_job(owner="alice"), 10)
+    claimed = await store.claim("t", 60)  # alice's first job
+    assert claimed is not None
+    alice = await store.list(owner="alice", status=None, offset=0, limit=10)
+    assert alice.total == 2 and {j.owner for j in alice.jobs} == {"alice"}
+    running = await store.list(owner="alice", status=JobStatus.PROCESSING, offset=0, limit=10)
+    assert [j.id for j in running.jobs] == [claimed.id]
+    everyone_queued = await store.list(owner=None, status=JobStatus.QUEUED, offset=0, limit=10)
+    assert everyone_queued.total == 2
+
+
+async def test_sqlite_recover_requeues_running_jobs_and_fails_exhausted_ones(
+    tmp_path: Path,
+) -> None:
+    store = SqliteJobStore(str(tmp_path / "jobs.db"))
+    await store.open()
+    await store.submit(_job("first"), 10)
+    await store.submit(_job("second"), 10)
+    first = await store.claim("t1", 60)
+    assert first is not None
+    assert await store.release(first.id, "t1", keep_attempt=True)
+    first = await store.claim("t2", 60)  # attempt 2
+    second = await store.claim("t3", 60)  # attempt 1
+    assert first is not None and second is not None
+    await store.close()
+
+    reopened = SqliteJobStore(str(tmp_path / "jobs.db"))
+    await reopened.open()
+    assert await reopened.recover(max_attempts=2) == 2
+    failed, queued = await reopened.get(first.id), await reopened.get(second.id)
+    assert (
+        failed is not None and failed.status is JobStatus.FAILED and "interrupted 2" in failed.error
+    )
+    assert queued is not None and queued.status is JobStatus.QUEUED and queued.attempts == 1
+    await reopened.close()
+
+
+async def test_redis_lease_expiry_hands_the_job_back() -> None:
+    store = RedisJobStore(REDIS_URL, f"test-jobs-{uuid.uuid4().hex}:")
+    await store.open()
+    try:
+        await store.submit(_job(), 10)
+        job = await store.claim("dead-worker", lease_s=0.05)
+        assert job is not None
+
+        async def reaped() -> bool:
+            await store.recover(max_attempts=3)
+            found = await store.get(job.id)
+            return found is not None and found.status is JobStatus.QUEUED
+
+        await eventually(reaped)
+        assert not await store.finish(job.id, "dead-worker", JobStatus.COMPLETED, result={})
+        again = await store.claim("alive", 60)
+        assert again is not None and again.id == job.id and again.attempts == 2
+    finally:
+        await store.delete_all()
+        await store.close()
