@@ -23,7 +23,12 @@ async def test_head_root_answers_like_ollama(gateway_client: Any, fake_ollama: A
     ("method", "path", "body", "expected"),
     [
         ("GET", "/api/version", None, {"version": "0.12.0"}),
-        ("POST", "/api/embeddings", {"model": MODEL, "prompt": "x"}, {"embedding": [0.1, 0.2, 0.3]}),
+        (
+            "POST",
+            "/api/embeddings",
+            {"model": MODEL, "prompt": "x"},
+            {"embedding": [0.1, 0.2, 0.3]},
+        ),
         ("GET", "/api/ps", None, {"models": []}),
     ],
 )

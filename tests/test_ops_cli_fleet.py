@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from ollamux.testing import gateway_of
+from tests.fakes.fleet import until
 from tests.fakes.ollama_backend import FakeOllama
 
 MODEL = "llama3.2:latest"
@@ -119,8 +120,9 @@ async def test_pull_reports_an_error_line_from_the_backend(
 async def test_models_lists_which_backend_has_which_model(
     gateway_client: Any, two_fakes: list[tuple[FakeOllama, str]]
 ) -> None:
+    two_fakes[1][0].loaded = [MODEL]  # gpu2 reports the model loaded in /api/ps
     client = await fleet_gateway(gateway_client, two_fakes)
-    gateway_of(client).backends["gpu2"].loaded_models = {MODEL}
+    await until(lambda: gateway_of(client).backends["gpu2"].loaded_models == {MODEL})
     code, out = await ollamux(str(client.make_url("")), "models")
     assert code == 0
     (row,) = [line for line in out.splitlines() if MODEL in line]

@@ -26,8 +26,8 @@ async def until(cond: Callable[[], object], timeout_s: float = 10.0, what: str =
 
 
 def calls(fake: FakeOllama, path: str) -> list[Received]:
-    """What ``fake`` received on ``path`` (probes hit /api/tags and /api/ps meanwhile)."""
-    return [r for r in fake.received if r.path == path]
+    """What ``fake`` received on ``path``, health probes included."""
+    return [r for r in (*fake.probes, *fake.received) if r.path == path]
 
 
 async def start_fakes(

@@ -40,6 +40,7 @@ class FakeOllama:
     tool_calls: list[dict[str, Any]] | None = None
     thinking: str = ""
     received: list[Received] = field(default_factory=list)
+    probes: list[Received] = field(default_factory=list)
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -73,11 +74,13 @@ class FakeOllama:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw
-        self.received.append(
-            Received(
-                request.method, request.path, request.query_string, dict(request.headers), body
-            )
+        seen = Received(
+            request.method, request.path, request.query_string, dict(request.headers), body
         )
+        if request.headers.get("User-Agent", "").startswith("ollamux-probe/"):
+            self.probes.append(seen)  # the balancer's health probes, kept apart from traffic
+        else:
+            self.received.append(seen)
         return body
 
     @property

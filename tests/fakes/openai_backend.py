@@ -27,6 +27,7 @@ class FakeOpenAI:
     reasoning: str = ""
     api_key: str | None = None
     received: list[Received] = field(default_factory=list)
+    probes: list[Received] = field(default_factory=list)
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> web.Application:
@@ -45,11 +46,13 @@ class FakeOpenAI:
     async def _record(self, request: web.Request) -> Any:
         raw = await request.read()
         body = json.loads(raw) if raw else None
-        self.received.append(
-            Received(
-                request.method, request.path, request.query_string, dict(request.headers), body
-            )
+        seen = Received(
+            request.method, request.path, request.query_string, dict(request.headers), body
         )
+        if request.headers.get("User-Agent", "").startswith("ollamux-probe/"):
+            self.probes.append(seen)  # the balancer's health probes, kept apart from traffic
+        else:
+            self.received.append(seen)
         return body
 
     def _check(self, request: web.Request) -> web.Response | None:

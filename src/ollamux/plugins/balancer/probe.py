@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from ... import __version__
 from ...backend import Backend
 from ...dialect import Dialect
 
@@ -25,6 +26,10 @@ class ProbeResult:
     models: set[str] = field(default_factory=set)
     loaded: set[str] | None = None  # None: unknown (not Ollama, or /api/ps failed)
     error: str = ""
+
+
+# Probes name themselves, so a backend's logs (and test fakes) can tell them from traffic.
+PROBE_HEADERS = {"User-Agent": f"ollamux-probe/{__version__}"}
 
 
 async def probe(
@@ -78,7 +83,7 @@ async def _get_json(
 ) -> dict[str, Any] | str:
     """The JSON object at ``url``, or a short reason why not."""
     try:
-        async with session.get(url, headers=headers, timeout=limit) as resp:
+        async with session.get(url, headers={**PROBE_HEADERS, **headers}, timeout=limit) as resp:
             if resp.status != 200:
                 return f"GET {url} answered {resp.status}"
             data = await resp.json(content_type=None)
