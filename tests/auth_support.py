@@ -38,15 +38,6 @@ def keyed(url: str, api: str = "ollama", **auth: Any) -> dict[str, Any]:
     }
 
 
-# What the balancer's health probes ask every backend; everything else was relayed.
-PROBES = frozenset({("GET", "/api/tags"), ("GET", "/api/ps"), ("GET", "/v1/models")})
-
-
-def relayed(fake: Any) -> list[Any]:
-    """The requests a fake backend received on a client's behalf (probes left out)."""
-    return [r for r in fake.received if (r.method, r.path) not in PROBES]
-
-
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

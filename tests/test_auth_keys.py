@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ollamux.testing import gateway_of
-from tests.auth_support import ADMIN, ALICE, BOB, PluginRoutes, bearer, keyed, relayed
+from tests.auth_support import ADMIN, ALICE, BOB, PluginRoutes, bearer, keyed
 
 
 async def test_no_keys_means_auth_is_off_and_said_once_at_start(
@@ -59,7 +59,7 @@ async def test_missing_key_is_401_in_ollama_dialect_with_challenge(
     assert resp.status == 401
     assert resp.headers["WWW-Authenticate"] == "Bearer"
     assert await resp.json() == {"error": "an API key is required"}
-    assert relayed(fake) == []
+    assert fake.received == []
 
 
 async def test_wrong_key_is_401_in_openai_dialect(gateway_client: Any, fake_openai: Any) -> None:
@@ -171,7 +171,7 @@ async def test_model_management_needs_an_admin_key(
     body = {"model": "llama3.2:latest", "stream": False}
     resp = await client.post(path, json=body, headers=bearer(BOB))
     assert resp.status == 403
-    assert relayed(fake) == []
+    assert fake.received == []
 
 
 async def test_admin_key_may_pull_models(gateway_client: Any, fake_ollama: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ollamux import hookimpl
 from ollamux.exchange import Exchange
-from tests.auth_support import ALICE, BOB, bearer, keyed, relayed
+from tests.auth_support import ALICE, BOB, bearer, keyed
 
 
 async def test_allowed_model_passes(gateway_client: Any, fake_ollama: Any) -> None:
@@ -27,7 +27,7 @@ async def test_model_outside_allow_list_is_403_in_ollama_dialect(
     resp = await client.post("/api/generate", json=body, headers=bearer(ALICE))
     assert resp.status == 403
     assert await resp.json() == {"error": "model 'qwen2.5:7b' is not allowed for this key"}
-    assert relayed(fake) == []
+    assert fake.received == []
 
 
 async def test_model_outside_allow_list_is_403_in_openai_dialect(

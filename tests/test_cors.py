@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.auth_support import ALICE, bearer, keyed, relayed
+from tests.auth_support import ALICE, bearer, keyed
 
 ORIGIN = "https://app.example"
 PREFLIGHT = {
@@ -46,7 +46,7 @@ async def test_preflight_is_answered_without_a_key(gateway_client: Any, fake_oll
     assert "POST" in resp.headers["Access-Control-Allow-Methods"]
     assert resp.headers["Access-Control-Allow-Headers"] == "authorization, content-type"
     assert resp.headers["Access-Control-Max-Age"] == "120"
-    assert relayed(fake) == []
+    assert fake.received == []
 
 
 async def test_preflight_from_another_origin_is_refused(

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +38,20 @@ SEGMENTS = [
 MODELS = ["llama3.2:latest", "qwen2.5:7b", "", "x" * 300, "../etc", "*"]
 
 
+@web.middleware
+async def _refuse_what_the_fake_cannot_parse(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """A real Ollama answers garbage with a 4xx; the scripted fake may crash on it instead,
+    and a backend's 500 relayed as-is is not the gateway's fault."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        return web.json_response({"error": "bad request"}, status=400)
+
+
 class _Server:
     """A gateway and a fake Ollama served from a background thread."""
 
@@ -50,7 +65,9 @@ class _Server:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        fake = web.AppRunner(FakeOllama().app())
+        backend = FakeOllama().app()
+        backend.middlewares.append(_refuse_what_the_fake_cannot_parse)
+        fake = web.AppRunner(backend)
         await fake.setup()
         fake_site = web.TCPSite(fake, "127.0.0.1", 0)
         await fake_site.start()

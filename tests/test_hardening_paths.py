@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.auth_support import ADMIN, ALICE, PluginRoutes, bearer, keyed, raw_request, relayed
+from tests.auth_support import ADMIN, ALICE, PluginRoutes, bearer, keyed, raw_request
 
 BYPASSES = [
     "//ollamux/backends",
@@ -40,7 +40,7 @@ async def test_no_spelling_of_an_admin_path_is_served_to_an_ordinary_key(
             assert got["location"] == "/ollamux/backends"
             status, _, _ = await raw_request(client, method, got["location"], headers)
             assert status in (401, 403, 405)
-    assert relayed(fake) == []
+    assert fake.received == []
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ async def test_non_canonical_path_is_redirected_to_the_canonical_one(
     status, headers, _ = await raw_request(client, "GET", target)
     assert status == 308
     assert headers["location"] == canonical
-    assert relayed(fake) == []
+    assert fake.received == []
 
 
 async def test_redirected_request_is_served_at_the_canonical_path(
@@ -94,7 +94,7 @@ async def test_control_characters_in_the_path_are_a_400(
     status, _, body = await raw_request(client, "GET", target, bearer(ALICE))
     assert status == 400
     assert json.loads(body) == {"error": "invalid characters in the request path"}
-    assert relayed(fake) == []
+    assert fake.received == []
 
 
 async def test_invalid_percent_encoding_is_a_400(gateway_client: Any, fake_ollama: Any) -> None:

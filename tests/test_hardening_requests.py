@@ -10,7 +10,7 @@ import pytest
 
 from ollamux import hookimpl
 from ollamux.exchange import Exchange
-from tests.auth_support import ALICE, PluginRoutes, bearer, keyed, raw_request, relayed
+from tests.auth_support import ALICE, PluginRoutes, bearer, keyed, raw_request
 
 
 async def test_oversized_body_is_413_in_ollama_dialect(
@@ -23,7 +23,7 @@ async def test_oversized_body_is_413_in_ollama_dialect(
     resp = await client.post("/api/generate", json=body, headers=bearer(ALICE))
     assert resp.status == 413
     assert "error" in await resp.json()
-    assert relayed(fake) == []
+    assert fake.received == []
 
 
 async def test_oversized_body_is_413_in_openai_dialect(
@@ -80,7 +80,7 @@ async def test_body_that_never_arrives_is_a_408(gateway_client: Any, fake_ollama
     writer.close()
     assert head.startswith(b"HTTP/1.1 408")
     assert json.loads(body) == {"error": "request body not received in time"}
-    assert relayed(fake) == []
+    assert fake.received == []
 
 
 async def test_unexpected_error_in_a_plugin_route_is_a_500_without_traceback(

@@ -44,7 +44,7 @@ def install_outer(app: web.Application) -> None:
 
 def install_inner(app: web.Application, config: Config) -> None:
     """After plugins added theirs: the body is read only once the caller is known."""
-    app.middlewares.append(body_deadline(config.server.body_timeout_s))
+    app.middlewares.append(body_deadline(config.server.body_timeout_s, config.server.max_body_mb))
 
 
 def canonical_path(decoded: str) -> str:
@@ -95,8 +95,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-        message = exc.reason.lower() if exc.status != 413 else "request body too large"
-        return _error(exc.status, message, request.path, headers)
+        return _error(exc.status, exc.reason.lower(), request.path, headers)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -106,7 +105,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(500, "internal error", request.path)
 
 
-def body_deadline(timeout_s: float) -> Middleware:
+def body_deadline(timeout_s: float, max_body_mb: float) -> Middleware:
     @web.middleware
     async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.body_exists:
@@ -118,7 +117,7 @@ def body_deadline(timeout_s: float) -> Middleware:
                 response.force_close()  # the rest of the body will not be read: no keep-alive
                 return response
             except web.HTTPRequestEntityTooLarge:
-                return _error(413, "request body too large", request.path)
+                return _error(413, f"request body exceeds {max_body_mb:g} MB", request.path)
         return await handler(request)
 
     return read_body
