@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ..config import CorsConfig
+from ..config import Config, CorsConfig
 from ..gateway import Gateway
 from ..hookspecs import hookimpl
 
@@ -20,9 +20,13 @@ _EXPOSE = "X-Task-Id, Retry-After, WWW-Authenticate"
 
 
 class Cors:
-    """The policy of one app, precomputed from ``cors``."""
+    """The policy of one app, precomputed from ``cors`` (again on a config reload)."""
 
     def __init__(self, cfg: CorsConfig) -> None:
+        self.configure(cfg)
+
+    def configure(self, cfg: CorsConfig) -> None:
+        self.enabled = bool(cfg.allow_origins)
         self.any_origin = "*" in cfg.allow_origins
         self.origins = frozenset(cfg.allow_origins)
         self.methods = ", ".join(m.upper() for m in cfg.allow_methods)
@@ -48,7 +52,7 @@ class Cors:
 
     async def on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         origin = request.headers.get("Origin")
-        if origin is None or not self.allowed(origin):
+        if origin is None or not self.enabled or not self.allowed(origin):
             return
         response.headers["Access-Control-Allow-Origin"] = "*" if self.any_origin else origin
         response.headers["Access-Control-Expose-Headers"] = _EXPOSE
@@ -60,6 +64,7 @@ class Cors:
         origin = request.headers.get("Origin")
         if (
             origin is not None
+            and self.enabled
             and request.method == "OPTIONS"
             and "Access-Control-Request-Method" in request.headers
         ):
@@ -67,12 +72,20 @@ class Cors:
         return await handler(request)
 
 
+CORS: web.AppKey[Cors] = web.AppKey("ollamux_cors", Cors)
+
+
 # tryfirst: its middleware must come before auth's, which would refuse a preflight.
+# Installed even when off, so that a reloaded config can turn it on.
 @hookimpl(tryfirst=True)
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
-    cfg = gateway.config.cors
-    if not cfg.allow_origins:
-        return
-    cors = Cors(cfg)
+    cors = Cors(gateway.config.cors)
+    app[CORS] = cors
     app.middlewares.append(cors.middleware)
     app.on_response_prepare.append(cors.on_prepare)
+
+
+@hookimpl
+def ollamux_config_reloaded(gateway: Gateway, new: Config) -> None:
+    if gateway.app is not None and CORS in gateway.app:
+        gateway.app[CORS].configure(new.cors)

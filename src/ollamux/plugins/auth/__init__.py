@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from ...config import AuthConfig, Config
 from ...errors import GatewayError
 from ...exchange import Exchange, Principal, ResponseHead
 from ...gateway import Gateway
@@ -21,7 +22,7 @@ from ...hookspecs import hookimpl
 from ...listing import LISTING_PATHS
 from ...transforms import ResponseTransform
 from .keys import KeyEntry, KeyRing
-from .limits import RedisLimits, too_many
+from .limits import LocalLimits, RedisLimits, too_many
 from .listing_filter import ListingFilter
 from .middleware import CALLER_KEY, STATE, AuthState, identify, make_middleware
 from .policy import model_allowed
@@ -42,25 +43,45 @@ def _state(gateway: Gateway) -> AuthState | None:
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
     state = AuthState(KeyRing.from_config(gateway.config.auth), gateway.internal_token)
     app[STATE] = state
-    if state.ring.enabled:
-        app.middlewares.append(make_middleware(state))
+    # Installed even with auth off: a reloaded config may add keys (it checks first thing).
+    app.middlewares.append(make_middleware(state))
 
 
 @hookimpl
 def ollamux_startup(gateway: Gateway) -> None:
     state = _state(gateway)
+    if state is not None:
+        _open_limits(state, gateway.config.auth)
+        _announce(state, gateway.config.auth)
+
+
+@hookimpl
+async def ollamux_config_reloaded(gateway: Gateway, old: Config, new: Config) -> None:
+    """New keys take effect at once; counters of keys that stay are kept (per instance)."""
+    state = _state(gateway)
     if state is None:
         return
+    state.ring = KeyRing.from_config(new.auth)
+    if (old.auth.redis_url, old.auth.redis_prefix) != (new.auth.redis_url, new.auth.redis_prefix):
+        await state.limits.close()
+        state.limits = LocalLimits()
+        _open_limits(state, new.auth)
+    _announce(state, new.auth)
+
+
+def _open_limits(state: AuthState, cfg: AuthConfig) -> None:
+    if cfg.redis_url and state.ring.enabled:
+        state.limits = RedisLimits(cfg.redis_url, cfg.redis_prefix)
+
+
+def _announce(state: AuthState, cfg: AuthConfig) -> None:
     if not state.ring.enabled:
         log.warning("auth is off: no API keys configured (auth.keys, auth.admin_keys)")
         return
-    cfg = gateway.config.auth
-    if cfg.redis_url:
-        state.limits = RedisLimits(cfg.redis_url, cfg.redis_prefix)
     log.info(
         "auth is on: %d keys; limits kept %s",
         len(state.ring.by_digest),
-        "in Redis" if cfg.redis_url else "per instance",
+        "in Redis" if isinstance(state.limits, RedisLimits) else "per instance",
     )
 
 
