@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+
 from ollamux import hookimpl
 from ollamux.exchange import Exchange
 from tests.auth_support import ALICE, BOB, bearer, keyed
@@ -139,3 +141,23 @@ async def test_listing_with_display_suffix_is_filtered_on_the_real_name(
     client = await gateway_client(config)
     resp = await client.get("/api/tags", headers=bearer(ALICE))
     assert [m["name"] for m in (await resp.json())["models"]] == ["llama3.2:latest:proxy"]
+
+
+async def test_restricted_key_cannot_send_a_body_without_a_model(
+    gateway_client: Any, fake_openai: Any
+) -> None:
+    fake, url = fake_openai
+    client = await gateway_client(keyed(url, api="openai"))
+    form = aiohttp.FormData({"model": "qwen2.5-7b"})
+    form.add_field("file", b"RIFF....", filename="a.wav")
+    resp = await client.post("/v1/audio/transcriptions", data=form, headers=bearer(ALICE))
+    assert resp.status == 403
+    assert fake.received == []
+
+
+async def test_restricted_key_may_still_ask_model_free_gets(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    assert (await client.get("/api/version", headers=bearer(ALICE))).status == 200

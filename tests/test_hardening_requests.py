@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from ollamux import hookimpl
 from ollamux.exchange import Exchange
@@ -132,3 +133,22 @@ async def test_responses_carry_security_headers(gateway_client: Any, fake_ollama
     resp = await client.get("/api/tags", headers=bearer(ALICE))
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert resp.headers["Server"] == "ollamux"
+
+
+async def test_a_plugin_routes_own_error_text_is_kept_as_json(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+
+    class Strict:
+        @hookimpl
+        def ollamux_register_routes(self, app: Any) -> None:
+            async def bad(request: Any) -> Any:
+                raise web.HTTPBadRequest(text="invalid task id")
+
+            app.router.add_get("/tasks/strict/{x}", bad)
+
+    client = await gateway_client(keyed(url), plugins=[("strict", Strict())])
+    resp = await client.get("/tasks/strict/x", headers=bearer(ALICE))
+    assert resp.status == 400
+    assert await resp.json() == {"error": "invalid task id"}

@@ -94,8 +94,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-        return _error(exc.status, exc.reason.lower(), request.path, headers)
+        headers = {k: v for k, v in exc.headers.items() if k in _KEPT_ERROR_HEADERS}
+        return _error(exc.status, _message(exc), request.path, headers)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -103,6 +103,17 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise  # headers already went out: aiohttp can only close the connection
         log.exception("unexpected error on %s %s", request.method, request.path)
         return _error(500, "internal error", request.path)
+
+
+_KEPT_ERROR_HEADERS = frozenset({"Allow", "Retry-After", "WWW-Authenticate"})
+
+
+def _message(exc: web.HTTPException) -> str:
+    """The text a handler gave its HTTP error, or the status's reason when it gave none."""
+    text = (exc.text or "").strip()
+    if not text or text == f"{exc.status}: {exc.reason}":
+        return exc.reason.lower()
+    return text
 
 
 def body_deadline(timeout_s: float, max_body_mb: float) -> Middleware:

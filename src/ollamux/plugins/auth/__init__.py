@@ -117,8 +117,15 @@ async def ollamux_authenticate(exchange: Exchange) -> Principal | None:
 @hookimpl
 def ollamux_rewrite_request(exchange: Exchange) -> None:
     principal = exchange.principal
-    if not principal.models or exchange.model is None:
+    if not principal.models:
         return
+    if exchange.model is None:
+        if exchange.method in ("GET", "HEAD"):
+            return  # listings (filtered), versions, the root: no model involved
+        # A body ollamux cannot read a model from (multipart uploads...) cannot be checked.
+        raise GatewayError(
+            403, "this key may only send requests naming an allowed model", code="model_not_allowed"
+        )
     if model_allowed(principal, exchange.model) or model_allowed(
         principal, exchange.model_requested
     ):
