@@ -52,3 +52,21 @@ async def test_cors_turned_on_by_a_reload_answers_preflights(
     path.write_text(json.dumps(new))
     assert await reload_config(gateway_of(client), path)
     assert (await client.options("/api/chat", headers=preflight)).status == 204
+
+
+async def test_limits_move_to_redis_when_a_reload_configures_it(
+    gateway_client: Any, fake_ollama: Any, tmp_path: Path
+) -> None:
+    from ollamux.plugins.auth.limits import RedisLimits
+    from ollamux.plugins.auth.middleware import STATE
+
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    new = keyed(url, redis_url="redis://127.0.0.1:6379/0", redis_prefix="test-auth-reload:")
+    new |= {"tasks": {"store": "memory"}, "plugins": {"autoload": False}}
+    path = tmp_path / "ollamux.yaml"
+    path.write_text(json.dumps(new))
+    assert await reload_config(gateway_of(client), path)
+    app = gateway_of(client).app
+    assert app is not None
+    assert isinstance(app[STATE].limits, RedisLimits)

@@ -112,3 +112,12 @@ async def test_other_origin_gets_no_cors_headers(gateway_client: Any, fake_ollam
     headers = {"Origin": "https://evil.example", **bearer(ALICE)}
     resp = await client.get("/api/tags", headers=headers)
     assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_listed_allow_headers_are_answered_as_configured(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(with_cors(url, allow_headers=["Authorization", "Content-Type"]))
+    resp = await client.options("/api/chat", headers=PREFLIGHT)
+    assert resp.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"

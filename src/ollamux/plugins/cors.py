@@ -44,10 +44,12 @@ class Cors:
         headers = {
             "Access-Control-Allow-Origin": origin if not self.any_origin else "*",
             "Access-Control-Allow-Methods": self.methods,
-            "Access-Control-Allow-Headers": requested if self.any_header else self.headers,
             "Access-Control-Max-Age": self.max_age,
             "Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
         }
+        allowed_headers = requested if self.any_header else self.headers
+        if allowed_headers:
+            headers["Access-Control-Allow-Headers"] = allowed_headers
         return web.Response(status=204, headers=headers)
 
     async def on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:

@@ -22,7 +22,7 @@ from ...hookspecs import hookimpl
 from ...listing import LISTING_PATHS
 from ...transforms import ResponseTransform
 from .keys import KeyEntry, KeyRing
-from .limits import LocalLimits, RedisLimits, too_many
+from .limits import Limits, LocalLimits, RedisLimits, too_many
 from .listing_filter import ListingFilter
 from .middleware import CALLER_KEY, STATE, AuthState, identify, make_middleware
 from .policy import model_allowed
@@ -51,27 +51,33 @@ def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
 def ollamux_startup(gateway: Gateway) -> None:
     state = _state(gateway)
     if state is not None:
-        _open_limits(state, gateway.config.auth)
+        state.limits = _limits_for(state, gateway.config.auth)
         _announce(state, gateway.config.auth)
 
 
 @hookimpl
 async def ollamux_config_reloaded(gateway: Gateway, old: Config, new: Config) -> None:
-    """New keys take effect at once; counters of keys that stay are kept (per instance)."""
+    """New keys take effect at once; counters of keys that stay are kept."""
     state = _state(gateway)
     if state is None:
         return
     state.ring = KeyRing.from_config(new.auth)
-    if (old.auth.redis_url, old.auth.redis_prefix) != (new.auth.redis_url, new.auth.redis_prefix):
+    shared = bool(new.auth.redis_url) and state.ring.enabled
+    moved = (old.auth.redis_url, old.auth.redis_prefix) != (
+        new.auth.redis_url,
+        new.auth.redis_prefix,
+    )
+    if shared != isinstance(state.limits, RedisLimits) or (shared and moved):
         await state.limits.close()
-        state.limits = LocalLimits()
-        _open_limits(state, new.auth)
+        state.limits = _limits_for(state, new.auth)
     _announce(state, new.auth)
 
 
-def _open_limits(state: AuthState, cfg: AuthConfig) -> None:
+def _limits_for(state: AuthState, cfg: AuthConfig) -> Limits:
+    """Redis-backed when a Redis URL is configured (and auth is on), else per instance."""
     if cfg.redis_url and state.ring.enabled:
-        state.limits = RedisLimits(cfg.redis_url, cfg.redis_prefix)
+        return RedisLimits(cfg.redis_url, cfg.redis_prefix)
+    return LocalLimits()
 
 
 def _announce(state: AuthState, cfg: AuthConfig) -> None:

@@ -25,10 +25,11 @@ from .policy import is_public, needs_admin
 
 @dataclass(frozen=True, slots=True)
 class Caller:
+    """The key behind a request; ``internal`` when one of our own job workers acts for it
+    (its limits were paid when the job was submitted)."""
+
     entry: KeyEntry
-    internal: (
-        bool  # one of our own job workers acting for ``entry``: limits were paid at submission
-    )
+    internal: bool
 
 
 # Where the middleware leaves what it found for the ``ollamux_authenticate`` hook.
