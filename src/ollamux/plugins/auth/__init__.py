@@ -41,7 +41,7 @@ def _state(gateway: Gateway) -> AuthState | None:
 
 @hookimpl
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
-    state = AuthState(KeyRing.from_config(gateway.config.auth), gateway.internal_token)
+    state = AuthState(KeyRing.from_config(gateway.config.auth), gateway)
     app[STATE] = state
     # Installed even with auth off: a reloaded config may add keys (it checks first thing).
     app.middlewares.append(make_middleware(state))

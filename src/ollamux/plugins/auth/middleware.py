@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler, Middleware
 from ...dialect import Dialect
 from ...errors import GatewayError
 from ...exchange import PRINCIPAL_KEY
+from ...gateway import Gateway
 from ...pipeline import handle as proxy_handler
 from .keys import KeyEntry, KeyRing, internal_principal, presented_key
 from .limits import Limits, LocalLimits, too_many
@@ -39,7 +40,7 @@ CALLER_KEY: web.RequestKey[Caller] = web.RequestKey("ollamux_auth_caller", Calle
 @dataclass
 class AuthState:
     ring: KeyRing
-    internal_token: str
+    gateway: Gateway  # its ``internal_token`` is read per request: a worker may set it late
     limits: Limits = field(default_factory=LocalLimits)
 
 
@@ -48,7 +49,7 @@ STATE: web.AppKey[AuthState] = web.AppKey("ollamux_auth", AuthState)
 
 def identify(state: AuthState, headers: Mapping[str, str], path: str) -> Caller:
     """The caller behind ``headers``, allowed on ``path``; GatewayError 401/403 otherwise."""
-    entry = internal_principal(state.ring, headers, state.internal_token)
+    entry = internal_principal(state.ring, headers, state.gateway.internal_token)
     internal = entry is not None
     if entry is None:
         key = presented_key(headers)
