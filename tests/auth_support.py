@@ -60,10 +60,17 @@ class PluginRoutes:
         ):
             app.router.add_get(path, self.whoami)
         app.router.add_post("/jobs", self.whoami)
-        app.router.add_get("/boom", self.boom)
 
     async def whoami(self, request: web.Request) -> web.Response:
         return web.json_response({"caller": principal_of(request).name})
+
+
+class CrashingRoute:
+    """A plugin route with a bug: ``GET /boom`` raises."""
+
+    @hookimpl
+    def ollamux_register_routes(self, app: web.Application) -> None:
+        app.router.add_get("/boom", self.boom)
 
     async def boom(self, request: web.Request) -> web.Response:
         raise RuntimeError("a secret traceback detail")

@@ -32,7 +32,7 @@ from tests.fakes.ollama_backend import FakeOllama
 SEGMENTS = [
     "api", "v1", "ollamux", "__proxy", "tasks", "jobs", "metrics", "status", "health",
     "backends", "chat", "generate", "completions", "models", "tags", "ps", "pull", "embed",
-    "openapi.json", "prompt", "result", "list", "boom", "..", ".", "", "%2e%2e", "%2F", "%00",
+    "openapi.json", "prompt", "result", "list", "..", ".", "", "%2e%2e", "%2F", "%00",
     "%ff", "%6Fllamux", "llama3.2:latest", "a;b", "%25", "~", "*",
 ]  # fmt: skip
 MODELS = ["llama3.2:latest", "qwen2.5:7b", "", "x" * 300, "../etc", "*"]

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ollamux import hookimpl
 from ollamux.exchange import Exchange
-from tests.auth_support import ALICE, PluginRoutes, bearer, keyed, raw_request
+from tests.auth_support import ALICE, CrashingRoute, PluginRoutes, bearer, keyed, raw_request
 
 
 async def test_oversized_body_is_413_in_ollama_dialect(
@@ -88,7 +88,7 @@ async def test_unexpected_error_in_a_plugin_route_is_a_500_without_traceback(
     gateway_client: Any, fake_ollama: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     _fake, url = fake_ollama
-    client = await gateway_client(keyed(url), plugins=[("r", PluginRoutes())])
+    client = await gateway_client(keyed(url), plugins=[("crash", CrashingRoute())])
     resp = await client.get("/boom", headers=bearer(ALICE))
     assert resp.status == 500
     text = await resp.text()
