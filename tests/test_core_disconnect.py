@@ -102,3 +102,27 @@ async def test_disconnect_frees_the_backend_slot(gateway_client: Any, fake_ollam
     )
     assert resp.status == 200
     assert (await resp.json())["response"] == "Hello there, friend!"
+
+
+async def test_disconnect_before_first_byte_cancels_an_openai_upstream(
+    gateway_client: Any, fake_openai: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, url = fake_openai
+    fake.mode = "hang"
+    finished = Finished()
+    client = await gateway_client(
+        {"backends": [{"url": url, "api": "openai"}]}, plugins=[("finished", finished)]
+    )
+    caplog.set_level(logging.INFO)
+    request = asyncio.ensure_future(
+        client.post(
+            "/v1/chat/completions",
+            json={"model": "qwen2.5-7b", "messages": [{"role": "user", "content": "hi"}]},
+        )
+    )
+    await asyncio.wait_for(fake.started.wait(), DEADLINE_S)
+    request.cancel()
+    await asyncio.wait_for(fake.disconnected.wait(), DEADLINE_S)
+    await asyncio.wait_for(finished.event.wait(), DEADLINE_S)
+    assert finished.exchanges[0].outcome is TaskState.CANCELLED
+    assert all(r.exc_info is None for r in _gateway_records(caplog))

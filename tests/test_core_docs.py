@@ -62,3 +62,11 @@ CONFIG_KEYS = list(_keys(Config, ""))
 def test_every_config_key_is_documented(key: str) -> None:
     text = "\n".join(p.read_text() for p in sorted(DOCS.glob("*.md")))
     assert f"`{key}`" in text
+
+
+def test_hooks_md_states_the_builtins_registration_order() -> None:
+    from ollamux.plugins import DEFAULT_PLUGINS
+
+    order = ", ".join(name for name, _module in DEFAULT_PLUGINS)
+    text = " ".join((DOCS / "hooks.md").read_text().split())
+    assert f"`{order}`" in text

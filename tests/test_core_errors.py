@@ -6,10 +6,13 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from ollamux import hookimpl
 from ollamux.exchange import Exchange, TaskState
+from ollamux.transforms import ResponseTransform
 
 CHAT = {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
 OPENAI_CHAT = {"model": "qwen2.5-7b", "messages": [{"role": "user", "content": "hi"}]}
@@ -43,6 +46,11 @@ def _assert_openai_error(body: Any) -> dict[str, Any]:
     error = body["error"]
     assert set(error) == {"message", "type", "param", "code"}
     return dict(error)
+
+
+def _generation_calls(fake: Any) -> list[Any]:
+    """What a fake received, minus the balancer's health probes and listings."""
+    return [r for r in fake.received if r.method == "POST"]
 
 
 # -- unreachable backend: 502 --------------------------------------------------------------
@@ -106,7 +114,7 @@ async def test_bad_json_is_400_on_ollama_paths(gateway_client: Any, fake_ollama:
     )
     assert resp.status == 400
     assert "invalid JSON" in _assert_ollama_error(await resp.json())
-    assert fake.received == []
+    assert _generation_calls(fake) == []
 
 
 async def test_bad_json_is_400_on_openai_paths(gateway_client: Any, fake_openai: Any) -> None:
@@ -118,7 +126,7 @@ async def test_bad_json_is_400_on_openai_paths(gateway_client: Any, fake_openai:
     assert resp.status == 400
     error = _assert_openai_error(await resp.json())
     assert error["type"] == "invalid_request_error"
-    assert fake.received == []
+    assert _generation_calls(fake) == []
 
 
 async def test_a_json_body_that_is_not_an_object_is_400(
@@ -147,7 +155,7 @@ async def test_body_over_max_body_mb_is_413(
         assert "exceeds" in _assert_openai_error(body)["message"]
     else:
         assert "exceeds" in _assert_ollama_error(body)
-    assert fake.received == []
+    assert _generation_calls(fake) == []
 
 
 async def test_body_under_max_body_mb_passes(gateway_client: Any, fake_ollama: Any) -> None:
@@ -204,8 +212,8 @@ async def test_a_backend_5xx_is_retried_on_another_backend(
     )
     resp = await client.post("/api/chat", json={**CHAT, "stream": False})
     assert resp.status == 200
-    assert len(broken.received) == 1
-    assert len(healthy.received) == 1
+    assert len(_generation_calls(broken)) == 1
+    assert len(_generation_calls(healthy)) == 1
 
 
 async def test_a_backend_4xx_is_not_retried(gateway_client: Any, aiohttp_server: Any) -> None:
@@ -218,7 +226,7 @@ async def test_a_backend_4xx_is_not_retried(gateway_client: Any, aiohttp_server:
     )
     resp = await client.post("/api/chat", json=CHAT)
     assert resp.status == 404
-    assert len(first.received) + len(second.received) == 1
+    assert len(_generation_calls(first)) + len(_generation_calls(second)) == 1
 
 
 # -- failures inside a 200 stream ------------------------------------------------------------
@@ -282,3 +290,111 @@ async def test_a_stream_broken_midway_ends_with_an_sse_error_event(
     error = _assert_openai_error(json.loads(events[-1][len("data: ") :]))
     assert "failed mid-stream" in error["message"]
     assert (await finished.last()).outcome is TaskState.FAILED
+
+
+async def test_a_stream_silent_past_read_timeout_ends_with_an_error_line(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    fake.mode = "hang_body"  # one line, then silence
+    finished = Finished()
+    client = await gateway_client(
+        {"backends": [{"url": url}], "routing": {"read_timeout_s": 0.2}},
+        plugins=[("finished", finished)],
+    )
+    resp = await client.post("/api/chat", json=CHAT)
+    assert resp.status == 200
+    lines = [json.loads(x) for x in (await resp.text()).splitlines()]
+    assert lines[0]["message"]["content"] == "Hello"
+    assert "timed out" in _assert_ollama_error(lines[-1])
+    assert (await finished.last()).outcome is TaskState.FAILED
+
+
+# -- bugs in plugins -------------------------------------------------------------------------
+
+
+class BrokenRewrite(Finished):
+    @hookimpl
+    def ollamux_rewrite_request(self, exchange: Exchange) -> None:
+        raise RuntimeError("plugin bug")
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])
+async def test_a_plugin_bug_before_any_byte_is_a_500_in_the_dialect(
+    gateway_client: Any, fake_ollama: Any, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, url = fake_ollama
+    plugin = BrokenRewrite()
+    client = await gateway_client({"backends": [{"url": url}]}, plugins=[("broken", plugin)])
+    resp = await client.post(path, json=CHAT)
+    assert resp.status == 500
+    body = await resp.json()
+    if path.startswith("/v1/"):
+        assert _assert_openai_error(body)["message"] == "internal error"
+    else:
+        assert _assert_ollama_error(body) == "internal error"
+    exchange = await plugin.last()
+    assert (exchange.outcome, exchange.status) == (TaskState.FAILED, 500)
+    assert "plugin bug" in exchange.error
+    assert _generation_calls(fake) == []
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert record.getMessage() == f"internal error: POST {path}"
+
+
+class BrokenTransform(Finished):
+    @hookimpl
+    def ollamux_transform_response(self, exchange: Exchange, head: Any) -> Any:
+        class Breaks(ResponseTransform):
+            def end(self) -> bytes:  # after the body went out
+                raise ValueError("transform bug")
+
+        return Breaks()
+
+
+async def test_a_plugin_bug_mid_stream_drops_the_connection_and_fails_the_request(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    plugin = BrokenTransform()
+    client = await gateway_client({"backends": [{"url": url}]}, plugins=[("broken", plugin)])
+    resp = await client.post("/api/chat", json=CHAT)
+    assert resp.status == 200
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()
+    exchange = await plugin.last()
+    assert exchange.outcome is TaskState.FAILED
+    assert "transform bug" in exchange.error
+
+
+async def test_an_error_line_split_across_reads_still_marks_the_request_failed(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    first_half_seen = asyncio.Event()
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        await resp.write(b'{"model": "m", "done": false}\n{"error": "model run')
+        await first_half_seen.wait()  # the gateway relayed the first half on its own
+        await resp.write(b'ner crashed"}\n')
+        await resp.write_eof()
+        return resp
+
+    backend = web.Application()
+    backend.router.add_post("/api/chat", chat)
+    server = await aiohttp_server(backend)
+    finished = Finished()
+    client = await gateway_client(
+        {"backends": [{"url": str(server.make_url("")).rstrip("/")}]},
+        plugins=[("finished", finished)],
+    )
+    resp = await client.post("/api/chat", json=CHAT)
+    received = b""
+    while b"model run" not in received:
+        received += await asyncio.wait_for(resp.content.readany(), 10)
+    first_half_seen.set()
+    received += await resp.read()
+    assert received.splitlines()[-1] == b'{"error": "model runner crashed"}'
+    exchange = await finished.last()
+    assert exchange.outcome is TaskState.FAILED
+    assert exchange.error.startswith("model run")

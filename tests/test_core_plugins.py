@@ -8,8 +8,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 
+from ollamux import hookimpl
 from ollamux.cli import main
 from ollamux.config_loader import build_config
 from ollamux.plugin_manager import PluginError, build_plugin_manager, describe_plugins
@@ -247,6 +249,7 @@ async def test_request_log_gets_its_config_and_logs_each_request(
     await resp.read()
     (line,) = log_file.read_text().splitlines()
     row = json.loads(line)
+    assert row["task_id"] == resp.headers["X-Task-Id"]
     assert (row["path"], row["model"], row["backend"], row["status"], row["outcome"]) == (
         "/api/chat",
         "llama3.2:latest",
@@ -254,3 +257,49 @@ async def test_request_log_gets_its_config_and_logs_each_request(
         200,
         "SUCCESS",
     )
+
+
+def _install_entry_point(site: Path, name: str, module: str, source: str) -> None:
+    """A minimal installed distribution on ``site`` exposing one ``ollamux`` entry point."""
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[ollamux]\n{name} = {module}\n")
+
+
+def test_an_entry_point_that_takes_a_builtin_name_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_entry_point(site, "auth", "fake_auth", SELECTOR_PLUGIN)
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(PluginError, match=r"auth: entry point fake_auth .* built-in"):
+        _pm(tmp_path, {"plugins": {"autoload": True}})
+
+
+def test_a_disabled_entry_point_is_never_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_entry_point(site, "broken_ep", "broken_ep", "raise RuntimeError('imported')\n")
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(PluginError, match="broken_ep"):
+        _pm(tmp_path, {"plugins": {"autoload": True}})
+    pm = _pm(tmp_path, {"plugins": {"autoload": True, "disable": ["broken_ep"]}})
+    assert pm.get_plugin("broken_ep") is None
+
+
+async def test_gateway_client_refuses_a_test_plugin_with_a_misspelled_hook(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    class Typo:
+        @hookimpl
+        def ollamux_request_finshed(self, exchange: Any) -> None:
+            pass
+
+    _fake, url = fake_ollama
+    with pytest.raises(pluggy.PluginValidationError, match="ollamux_request_finshed"):
+        await gateway_client({"backends": [{"url": url}]}, plugins=[("typo", Typo())])

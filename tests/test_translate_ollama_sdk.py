@@ -140,3 +140,16 @@ async def test_backend_dying_mid_stream_ends_with_an_error(host: str, fake_opena
             model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True
         ):
             pass
+
+
+async def test_reasoning_arrives_as_thinking(host: str, fake_openai: Any) -> None:
+    fake, _ = fake_openai
+    fake.reasoning = "pondering"
+    parts = [
+        p
+        async for p in await ollama.AsyncClient(host=host).chat(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], think=True, stream=True
+        )
+    ]
+    assert "".join(p.message.thinking or "" for p in parts) == "pondering"
+    assert fake.last.body["reasoning_effort"] == "medium"

@@ -169,4 +169,25 @@ async def test_empty_messages_is_a_400_without_calling_the_backend(
     with pytest.raises(openai.BadRequestError) as info:
         await _async(base_url).chat.completions.create(model=MODEL, messages=[])
     assert info.value.body["param"] == "messages"  # type: ignore[index]
-    assert not fake.received
+    assert not [r for r in fake.received if r.method != "GET"]  # probes aside
+
+
+async def test_sync_streaming_chat(base_url: str) -> None:
+    def call() -> list[Any]:
+        stream = _sync(base_url).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        return list(stream)
+
+    chunks = await asyncio.to_thread(call)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello there, friend!"
+
+
+async def test_thinking_arrives_as_reasoning(base_url: str, fake_ollama: Any) -> None:
+    fake, _ = fake_ollama
+    fake.thinking = "let me think"
+    done = await _async(base_url).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "x"}], reasoning_effort="high"
+    )
+    assert done.choices[0].message.reasoning == "let me think"  # type: ignore[attr-defined]
+    assert fake.last.body["think"] == "high"

@@ -90,9 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
+            name_w = max(len(r["name"]) for r in rows)
+            origin_w = max(len(r["origin"]) for r in rows)
             for row in rows:
-                hooks = ", ".join(row["hooks"])
-                print(f"{row['name']:<20} {row['origin']:<28} {hooks}")
+                hooks = ", ".join(row["hooks"]) or "-"
+                print(f"{row['name']:<{name_w}}  {row['origin']:<{origin_w}}  {hooks}")
         return 0
     from .server import serve
 

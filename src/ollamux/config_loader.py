@@ -53,9 +53,10 @@ def read_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError("", f"cannot read config file {p}: {exc.strerror}") from exc
     try:
-        if p.suffix == ".toml":
+        suffix = p.suffix.lower()
+        if suffix == ".toml":
             data: Any = tomllib.loads(text)
-        elif p.suffix in (".yaml", ".yml", ""):
+        elif suffix in (".yaml", ".yml", ""):
             shielded, refs = _shield_env_refs(text)
             data = _restore_env_refs(yaml.safe_load(shielded), refs)
         else:

@@ -53,6 +53,20 @@ async def handle(request: web.Request) -> web.StreamResponse:
             exchange.error = "client disconnected"
             log.info("client disconnected: %s %s task=%s", request.method, path, exchange.task_id)
         raise
+    except web.HTTPException as exc:  # raised by a plugin: aiohttp renders it
+        if exchange is not None:
+            _fail(exchange, exc.status, exc.reason)
+        raise
+    except Exception as exc:
+        # A bug in a plugin or the core. The request fails; if nothing was sent yet the
+        # client hears it in its dialect, else aiohttp drops the connection.
+        started = exchange is not None and exchange.status != 0
+        if exchange is not None:
+            _fail(exchange, 500, f"internal error: {type(exc).__name__}: {exc}")
+        if started:
+            raise
+        log.exception("internal error: %s %s", request.method, path)
+        return _error_response(GatewayError(500, "internal error"), dialect, exchange)
     finally:
         if exchange is not None:
             exchange.finished_at = time.monotonic()

@@ -40,15 +40,22 @@ def build_plugin_manager(config: Config) -> PluginManager:
             _register(pm, importlib.import_module(module_path), name, "built-in")
     if config.plugins.autoload:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in blocked or pm.has_plugin(ep.name):
+            if ep.name in blocked:
                 continue
+            dist = ep.dist.name if ep.dist else "?"
+            if pm.has_plugin(ep.name):
+                if pm.origins.get(ep.name) == "built-in":
+                    raise PluginError(
+                        f"plugin {ep.name}: entry point {ep.value} ({dist}) takes the name"
+                        " of a built-in plugin; give the entry point another name"
+                    )
+                continue  # the same distribution seen twice on sys.path
             try:
                 plugin = ep.load()
             except Exception as exc:
                 raise PluginError(
                     f"plugin {ep.name}: cannot load entry point {ep.value}: {exc}"
                 ) from exc
-            dist = ep.dist.name if ep.dist else "?"
             _register(pm, plugin, ep.name, f"entry point ({dist})")
     for spec in config.plugins.load:
         name = configured_name(spec)

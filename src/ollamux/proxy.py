@@ -222,11 +222,11 @@ def _check_error_line(exchange: Exchange, data: bytes) -> None:
     for line in data.split(b"\n"):
         if line.startswith(b'{"error"'):
             try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
+                message = str(json.loads(line).get("error"))
+            except ValueError:  # the rest of the line comes in the next read
+                message = line[len(b'{"error"') :].decode("utf-8", "replace").strip(' :"')
             exchange.outcome = TaskState.FAILED
-            exchange.error = str(obj.get("error"))
+            exchange.error = message or "backend reported an error"
             exchange.state["stream_broken"] = True
 
 

@@ -50,6 +50,7 @@ def gateway_client(
         for name, plugin in plugins:
             pm.register(plugin, name=name)
             pm.origins[name] = "test"
+        pm.check_pending()  # a misspelled hook in a test plugin fails the test, not silently
         client = await aiohttp_client(create_app(cfg, pm))
         gateway_of(client).self_url = str(client.make_url("")).rstrip("/")
         return client

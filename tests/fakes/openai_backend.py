@@ -29,6 +29,7 @@ class FakeOpenAI:
     received: list[Received] = field(default_factory=list)
     probes: list[Received] = field(default_factory=list)
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # a "hang" began
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -109,6 +110,7 @@ class FakeOpenAI:
                 status=404,
             )
         if self.mode == "hang":
+            self.started.set()
             try:
                 await asyncio.sleep(3600)
             except asyncio.CancelledError:

@@ -55,7 +55,7 @@ async def test_a_finished_request_appends_one_line(
         "outcome": "SUCCESS",
     }
     assert row["duration_ms"] >= 0
-    assert "task_id" in row
+    assert row["task_id"] == resp.headers["X-Task-Id"]  # given by ollamux's task tracker
 
 
 async def test_a_failed_request_is_logged_as_failed(

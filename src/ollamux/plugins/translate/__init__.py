@@ -1,7 +1,7 @@
 """The ``translate`` built-in plugin: lets either dialect's clients use either kind of
 backend.
 
-This module only wires the converters into the hook chain: ``requests`` decides what each
+This module only wires the converters into the hook chain: ``paths`` decides what each
 path becomes; the pure converters live in ``openai_to_ollama_request``,
 ``ollama_to_openai_response``, ``ollama_to_openai_request`` and
 ``openai_to_ollama_response``; ``stream`` re-frames bodies. A request whose dialect
@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...hookspecs import hookimpl
-from .requests import STATE, forget, translate
+from .paths import STATE, forget, translate
 
 if TYPE_CHECKING:
     from ...backend import Backend

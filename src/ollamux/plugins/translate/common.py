@@ -23,7 +23,11 @@ def new_id(prefix: str) -> str:
 
 def now_iso() -> str:
     """The current time as Ollama writes ``created_at`` (RFC 3339, UTC, with ``Z``)."""
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    now = time.time()
+    second = int(now)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)) + (
+        f".{int((now - second) * 1e6):06d}Z"
+    )
 
 
 def unix_of(iso: Any) -> int:
@@ -73,8 +77,17 @@ def base64_to_floats(text: str) -> list[float]:
     return list(struct.unpack(f"<{len(raw) // 4}f", raw))
 
 
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+_DECODER = json.JSONDecoder()
+
+
+def loads(data: bytes) -> Any:
+    """``json.loads`` for one stripped JSON document, without its per-call overhead
+    (encoding detection, whitespace scans): this runs once per streamed line."""
+    text = data.decode()
+    obj, end = _DECODER.raw_decode(text)
+    if end != len(text):
+        raise ValueError("extra data after the JSON document")
+    return obj
 
 
 def image_mime(data: str) -> str:

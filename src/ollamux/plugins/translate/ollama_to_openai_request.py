@@ -33,7 +33,7 @@ def sampling_of(body: dict[str, Any]) -> dict[str, Any]:
     elif isinstance(fmt, dict):
         out["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": "response", "schema": fmt, "strict": True},
+            "json_schema": {"name": "response", "schema": fmt},
         }
     think = body.get("think")
     if think is not None and think is not False:

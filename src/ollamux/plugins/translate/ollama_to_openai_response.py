@@ -11,8 +11,11 @@ import json
 import time
 from typing import Any
 
-from .common import floats_to_base64, new_id, unix_of
+from .common import floats_to_base64, loads, new_id, unix_of
 
+_OLLAMA_MESSAGE_HEAD = b'"message":{"role":"assistant","content":'
+_OLLAMA_PIECE_TAIL = b'},"done":false}'
+_CONTENT_TAIL = b'}, "finish_reason": null, "logprobs": null}]}\n\n'
 FINISH_REASONS = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
 
 
@@ -121,6 +124,53 @@ class ChatStream:
         self.role_sent = False
         self.usage: dict[str, int] | None = None
         self.done = False
+        self._prefix: bytes | None = None
+
+    def _content_prefix(self) -> bytes:
+        if self._prefix is None:
+            head = self._chunk({})
+            del head["choices"]
+            self._prefix = (
+                b"data: "
+                + json.dumps(head).encode()[:-1]
+                + b', "choices": [{"index": 0, "delta": {"content": '
+            )
+        return self._prefix
+
+    def content_event(self, obj: dict[str, Any]) -> bytes | None:
+        """The hot path: a text-only line as a ready SSE event (no dicts built, no
+        ``json.dumps`` of a whole chunk); ``None`` when the line needs ``feed``."""
+        message = obj.get("message")
+        if (
+            not self.role_sent
+            or obj.get("done")
+            or not isinstance(message, dict)
+            or len(message) > 2
+            or "content" not in message
+        ):
+            return None
+        content = message["content"]
+        if not content or not isinstance(content, str):
+            return None
+        return self._content_prefix() + json.dumps(content).encode() + _CONTENT_TAIL
+
+    def content_event_raw(self, line: bytes) -> bytes | None:
+        """The hottest path: a text-only line as Ollama's server writes it (compact JSON,
+        ``message`` just before ``done``) becomes an SSE event without parsing the line;
+        its content string is copied as it is. ``None`` for any other line."""
+        if not self.role_sent or not line.endswith(_OLLAMA_PIECE_TAIL):
+            return None
+        start = line.find(_OLLAMA_MESSAGE_HEAD)
+        if start < 0:
+            return None
+        value = line[start + len(_OLLAMA_MESSAGE_HEAD) : -len(_OLLAMA_PIECE_TAIL)]
+        if len(value) < 3 or value[0] != 0x22 or value[-1] != 0x22:
+            return None
+        try:  # one JSON string, not several fields that happen to start and end with quotes
+            loads(value)
+        except ValueError:
+            return None
+        return self._content_prefix() + value + _CONTENT_TAIL
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -180,6 +230,12 @@ class CompletionStream(ChatStream):
     def __init__(self, model: str, include_usage: bool = False) -> None:
         super().__init__(model, include_usage)
         self.id = new_id("cmpl-")
+
+    def content_event(self, obj: dict[str, Any]) -> bytes | None:
+        return None  # the chat fast paths do not apply to completions
+
+    def content_event_raw(self, line: bytes) -> bytes | None:
+        return None
 
     def feed(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
         done = bool(obj.get("done"))

@@ -12,8 +12,10 @@ import json
 import time
 from typing import Any
 
-from .common import base64_to_floats, iso_of, now_iso
+from .common import base64_to_floats, iso_of
 
+_CHAT_TAIL = b'}, "done": false}\n'
+_GENERATE_TAIL = b', "done": false}\n'
 DONE_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "content_filter": "stop"}
 
 
@@ -111,21 +113,56 @@ class ChatStream:
         self.finish: str | None = None
         self.usage: dict[str, Any] | None = None
         self.done = False
+        self.stamp = ""
+        self._second = -1
+        self._second_text = ""
+        self._prefix = b""
+        self._model_head = b'{"model": ' + json.dumps(model).encode() + b', "created_at": "'
+        self._body_head = (
+            b'", "response": ' if generate else (b'", "message": {"role": "assistant", "content": ')
+        )
+        self.tick()
+
+    def tick(self) -> None:
+        """Take the time for the lines that follow (once per read, not once per line)."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # format the date only once a second
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        self.stamp = f"{self._second_text}.{int((now - second) * 1e6):06d}Z"
+        self._prefix = self._model_head + self.stamp.encode() + self._body_head
+
+    def content_line(self, obj: dict[str, Any]) -> bytes | None:
+        """The hot path: a text-only chunk as a ready NDJSON line (no dicts built);
+        ``None`` when the chunk needs ``feed``."""
+        choices = obj.get("choices")
+        if not choices or len(choices) != 1 or obj.get("usage"):
+            return None
+        choice = choices[0]
+        delta = choice.get("delta")
+        if choice.get("finish_reason") or not isinstance(delta, dict):
+            return None
+        content = delta.get("content")
+        if not content or not isinstance(content, str):
+            return None
+        for key, value in delta.items():
+            if value and key not in ("content", "role"):
+                return None
+        tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL
+        return self._prefix + json.dumps(content).encode() + tail
 
     def _piece(self, content: str = "", thinking: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.model, "created_at": self.stamp}
         if self.generate:
-            out: dict[str, Any] = {
-                "model": self.model,
-                "created_at": now_iso(),
-                "response": content,
-            }
+            out["response"] = content
             if thinking:
                 out["thinking"] = thinking
         else:
             message: dict[str, Any] = {"role": "assistant", "content": content}
             if thinking:
                 message["thinking"] = thinking
-            out = {"model": self.model, "created_at": now_iso(), "message": message}
+            out["message"] = message
         out["done"] = False
         return out
 
@@ -175,6 +212,7 @@ class ChatStream:
                 ]
             )
             out.append(piece)
+        self.tick()
         final = self._piece()
         final["done"] = True
         final["done_reason"] = DONE_REASONS.get(self.finish or "stop", "stop")

@@ -17,6 +17,7 @@ from ...exchange import Exchange, ResponseHead, TaskState
 from ...transforms import LineSplitter, ResponseTransform
 from . import ollama_to_openai_response as to_openai
 from . import openai_to_ollama_response as to_ollama
+from .common import loads
 
 Whole = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -54,13 +55,15 @@ class _Translating(ResponseTransform):
         if self.mode != "stream":
             self.buffer.append(data)
             return b""
-        if self.failed:
-            return b""
-        return b"".join([self.line(line) for line in self.lines.feed(data)])
+        return self._lines(self.lines.feed(data))
+
+    def _lines(self, lines: list[bytes]) -> bytes:
+        """Convert complete lines; nothing more once the stream has failed."""
+        return b"".join([self.line(line) for line in lines if not self.failed])
 
     def end(self) -> bytes:
         if self.mode == "stream":
-            tail = b"".join([self.line(line) for line in self.lines.flush()])
+            tail = self._lines(self.lines.flush())
             return tail if self.failed else tail + self.close()
         body = b"".join(self.buffer)
         if self.mode == "error":
@@ -122,12 +125,19 @@ class OllamaToOpenAI(_Translating):
         return convert
 
     def line(self, line: bytes) -> bytes:
-        if not line.strip():
+        fast = self.stream.content_event_raw(line)
+        if fast is not None:
+            return fast
+        line = line.strip()
+        if not line:
             return b""
         try:
-            obj = json.loads(line)
+            obj = loads(line)
         except ValueError:
             return b""
+        event = self.stream.content_event(obj)
+        if event is not None:
+            return event
         if "error" in obj:
             return self.stream_error(str(obj["error"]))
         return b"".join(
@@ -147,6 +157,11 @@ class OpenAIToOllama(_Translating):
 
     stream_type = SSE
     client_type = NDJSON
+
+    def feed(self, data: bytes) -> bytes:
+        if self.mode == "stream":
+            self.stream.tick()
+        return super().feed(data)
 
     def __init__(self, exchange: Exchange, whole: Whole, stream: to_ollama.ChatStream) -> None:
         super().__init__(exchange, self._whole_with_usage(whole))
@@ -169,9 +184,12 @@ class OpenAIToOllama(_Translating):
         if payload == b"[DONE]":
             return self._finish()
         try:
-            obj = json.loads(payload)
+            obj = loads(payload)
         except ValueError:
             return b""
+        fast = self.stream.content_line(obj)
+        if fast is not None:
+            return fast
         if obj.get("error"):
             err = obj["error"]
             return self.stream_error(str(err.get("message", err) if isinstance(err, dict) else err))

@@ -48,10 +48,10 @@ def forget(exchange: Exchange) -> None:
         del exchange.state[STATE]
 
 
-def _post(path: str, body: dict[str, Any]) -> UpstreamRequest:
-    return UpstreamRequest(
-        "POST", path, headers=CIMultiDict({"Content-Type": "application/json"}), body=_dumps(body)
-    )
+def _post(exchange: Exchange, path: str, body: dict[str, Any]) -> UpstreamRequest:
+    """A JSON POST to ``path``; the client's query string is kept."""
+    headers = CIMultiDict({"Content-Type": "application/json"})
+    return UpstreamRequest("POST", path, exchange.query, headers, _dumps(body))
 
 
 def _dumps(obj: Any) -> bytes:
@@ -96,7 +96,7 @@ async def _to_ollama(exchange: Exchange) -> Result | None:
                 to_openai.ChatStream(model, usage),
             ),
         )
-        return _post("/api/chat", out)
+        return _post(exchange, "/api/chat", out)
     if method == "POST" and path == "/v1/completions":
         body = _body(exchange)
         out = oa_req.completion_request(body)
@@ -109,7 +109,7 @@ async def _to_ollama(exchange: Exchange) -> Result | None:
                 to_openai.CompletionStream(model, usage),
             ),
         )
-        return _post("/api/generate", out)
+        return _post(exchange, "/api/generate", out)
     if method == "POST" and path == "/v1/embeddings":
         body = _body(exchange)
         out = oa_req.embedding_request(body)
@@ -122,7 +122,7 @@ async def _to_ollama(exchange: Exchange) -> Result | None:
                 to_openai.ChatStream(model),
             ),
         )
-        return _post("/api/embed", out)
+        return _post(exchange, "/api/embed", out)
     if method == "GET" and path.startswith("/v1/models/") and model:
         _plan(
             exchange,
@@ -130,7 +130,7 @@ async def _to_ollama(exchange: Exchange) -> Result | None:
                 ex, lambda o: to_openai.model_from_show(o, model), to_openai.ChatStream(model)
             ),
         )
-        return _post("/api/show", oa_req.show_request(model))
+        return _post(exchange, "/api/show", oa_req.show_request(model))
     exchange.state.pop(STATE, None)
     return None  # other /v1 paths: Ollama's own OpenAI layer answers them as they are
 
@@ -187,7 +187,7 @@ async def _to_openai(exchange: Exchange, backend: Backend) -> Result:
                 to_ollama.ChatStream(model),
             ),
         )
-        return _post("/v1/chat/completions", out)
+        return _post(exchange, "/v1/chat/completions", out)
     if method == "POST" and path == "/api/generate":
         body = _body(exchange)
         if not body.get("prompt") and not body.get("images"):
@@ -202,7 +202,7 @@ async def _to_openai(exchange: Exchange, backend: Backend) -> Result:
             ),
         )
         target = "/v1/completions" if o2o_req.uses_completions(body) else "/v1/chat/completions"
-        return _post(target, out)
+        return _post(exchange, target, out)
     if method == "POST" and path in ("/api/embed", "/api/embeddings"):
         legacy = path == "/api/embeddings"
         out = o2o_req.embed_request(_body(exchange), legacy)
@@ -214,7 +214,7 @@ async def _to_openai(exchange: Exchange, backend: Backend) -> Result:
                 to_ollama.ChatStream(model),
             ),
         )
-        return _post("/v1/embeddings", out)
+        return _post(exchange, "/v1/embeddings", out)
     if method == "POST" and path == "/api/show":
         exchange.state.pop(STATE, None)
         return await _show(exchange, backend, model)

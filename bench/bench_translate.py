@@ -1,0 +1,180 @@
+"""Translation overhead: CPU per streamed chunk when ollamux translates, against the bare
+aiohttp relay's passthrough, measured in the same run.
+
+Cases, interleaved over ``--repetitions`` rounds, each streaming ``--chunks`` chunks per
+answer from one fake backend (which speaks both dialects):
+
+- ``relay``: Ollama client -> bare relay -> Ollama backend (the baseline)
+- ``passthrough``: Ollama client -> ollamux -> Ollama backend (no translation)
+- ``openai->ollama``: OpenAI client -> ollamux -> Ollama backend (NDJSON -> SSE)
+- ``ollama->openai``: Ollama client -> ollamux -> OpenAI backend (SSE -> NDJSON)
+
+in two modes: ``stream`` (chunks as fast as the backend makes them, often several per
+read) and ``paced`` (``--paced-delay`` between chunks, one read each, like a model's
+tokens). Prints medians and the ratio against the target (translated CPU per chunk
+<= 2x the relay's passthrough CPU per chunk).
+
+    python bench/bench_translate.py              # ~1 minute
+    python bench/bench_translate.py --long --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+
+CASES = ("relay", "passthrough", "openai->ollama", "ollama->openai")
+MODES = ("stream", "paced")
+CPU_RATIO_TARGET = 2.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--duration", type=float, default=2.0, help="seconds measured per run")
+    p.add_argument("--warmup", type=float, default=0.5, help="seconds before each window")
+    p.add_argument("--repetitions", type=int, default=3, help="interleaved rounds")
+    p.add_argument("--chunks", type=int, default=100, help="chunks per streamed answer")
+    p.add_argument("--paced-delay", type=float, default=0.005, help="seconds between chunks")
+    p.add_argument("--long", action="store_true", help="10 s windows, 5 rounds")
+    p.add_argument("--json", metavar="FILE", help="also write the medians as JSON")
+    return p
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the servers, run the interleaved load, return the medians."""
+    if args.long:
+        args.duration, args.repetitions = max(args.duration, 10.0), max(args.repetitions, 5)
+    with harness.Fleet() as fleet:
+        backend = fleet.fake_backend(chunks=args.chunks)
+        relay = fleet.relay(backend.url)
+        over_ollama = fleet.ollamux(
+            {"backends": [{"url": backend.url, "api": "ollama", "max_concurrency": 4096}]},
+            name="ollamux-ollama",
+        )
+        over_openai = fleet.ollamux(
+            {"backends": [{"url": backend.url, "api": "openai", "max_concurrency": 4096}]},
+            name="ollamux-openai",
+        )
+        # case -> (proxy, path, body for stream=True, client reads SSE)
+        setups = {
+            "relay": (relay, "/api/chat", harness.ollama_chat_body(True), False),
+            "passthrough": (over_ollama, "/api/chat", harness.ollama_chat_body(True), False),
+            "openai->ollama": (
+                over_ollama,
+                "/v1/chat/completions",
+                harness.openai_chat_body(True, model="bench:latest"),
+                True,
+            ),
+            "ollama->openai": (
+                over_openai,
+                "/api/chat",
+                harness.ollama_chat_body(True, model="bench"),
+                False,
+            ),
+        }
+
+        def case(name: str, mode: str) -> Callable[[], dict[str, float]]:
+            proxy, path, body, sse = setups[name]
+            url = proxy.url + path
+            if mode == "paced":
+                url += f"?chunk_delay={args.paced_delay}"
+
+            def measure() -> dict[str, float]:
+                r = harness.run_load(
+                    url,
+                    body,
+                    concurrency=args.concurrency,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    stream=True,
+                    sse=sse,
+                    cpu_pids=[proxy.pid, backend.pid],
+                )
+                return {
+                    "req_s": r.req_s,
+                    "chunks_s": r.chunks_s,
+                    "errors": r.errors,
+                    "cpu_per_chunk_us": r.cpu_per_chunk_us(proxy.pid),
+                    "client_cpu_share": r.client_cpu / r.seconds,
+                }
+
+            return measure
+
+        cases = {f"{c}/{m}": case(c, m) for m in MODES for c in CASES}
+        raw = harness.interleave(cases, args.repetitions)
+    medians = {
+        name: {k: harness.median([one[k] for one in runs]) for k in runs[0]}
+        for name, runs in raw.items()
+    }
+    ratios = {}
+    for mode in MODES:
+        base = medians[f"relay/{mode}"]["cpu_per_chunk_us"]
+        for c in CASES[1:]:
+            ratios[f"cpu/chunk {c} / relay ({mode})"] = (
+                medians[f"{c}/{mode}"]["cpu_per_chunk_us"] / base if base else float("nan")
+            )
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "settings": {
+            "concurrency": args.concurrency,
+            "duration_s": args.duration,
+            "repetitions": args.repetitions,
+            "chunks_per_stream": args.chunks,
+            "paced_delay_s": args.paced_delay,
+            "machine": f"{platform.machine()}, {cpus} CPUs, Python {platform.python_version()}",
+        },
+        "medians": medians,
+        "ratios": ratios,
+    }
+
+
+def report(results: dict[str, Any]) -> str:
+    s = results["settings"]
+    lines = [
+        f"translation, {s['concurrency']} clients, {s['repetitions']} x {s['duration_s']:g} s "
+        f"interleaved, {s['chunks_per_stream']} chunks/stream; {s['machine']}",
+        "",
+        f"{'case':<24}{'req/s':>8}{'chunks/s':>11}{'CPU us/chunk':>14}{'client CPU':>12}"
+        f"{'errors':>8}",
+    ]
+    for name, m in results["medians"].items():
+        lines.append(
+            f"{name:<24}{m['req_s']:>8.0f}{m['chunks_s']:>11.0f}{m['cpu_per_chunk_us']:>14.1f}"
+            f"{m['client_cpu_share']:>12.0%}{m['errors']:>8.0f}"
+        )
+    lines.append(
+        "(CPU us/chunk: the proxy process's CPU over the chunks its clients received; a"
+        " translated OpenAI stream has 2 more events per answer than the backend's lines)"
+    )
+    lines.append("")
+    for name, value in results["ratios"].items():
+        lines.append(f"{name:<44}{value:>6.2f}")
+    worst = max(v for k, v in results["ratios"].items() if k.startswith("cpu/chunk openai->ollama"))
+    verdict = "met" if worst <= CPU_RATIO_TARGET else "MISSED"
+    lines += ["", f"target: translated CPU/chunk <= {CPU_RATIO_TARGET:g}x relay: {verdict}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    results = run(args)
+    print(report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
