@@ -324,6 +324,7 @@ async def generate_load(
     sse: bool = False,
     method: str = "POST",
     cpu_pids: Sequence[int] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """Run ``concurrency`` workers sending ``body`` to ``url`` back to back, in this process.
 
@@ -338,7 +339,7 @@ async def generate_load(
     counts = {"requests": 0, "errors": 0, "newlines": 0}
     measuring = False
     stop = False
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(headers or {})}
 
     async def worker(session: aiohttp.ClientSession) -> None:
         while not stop:
@@ -404,6 +405,7 @@ def run_load(
     method: str = "POST",
     cpu_pids: Sequence[int] = (),
     python: str = sys.executable,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """``generate_load`` in a fresh process (so the client does not share our CPU time)."""
     argv = [python, str(HARNESS), "load", "--url", url, "--body", body.decode()]
@@ -413,6 +415,8 @@ def run_load(
     argv += ["--sse"] if sse else []
     for pid in cpu_pids:
         argv += ["--cpu-pid", str(pid)]
+    for name, value in (headers or {}).items():
+        argv += ["--header", f"{name}: {value}"]
     proc = subprocess.run(
         argv, capture_output=True, timeout=duration + warmup + 60, check=False, text=True
     )
@@ -631,6 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load.add_argument("--stream", action="store_true")
     load.add_argument("--sse", action="store_true")
     load.add_argument("--cpu-pid", type=int, action="append", default=[])
+    load.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     args = parser.parse_args(argv)
     if args.role == "fake-backend":
         _serve(fake_backend_app(args.chunks, args.chunk_delay), args.port)
@@ -648,10 +653,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sse=args.sse,
                 method=args.method,
                 cpu_pids=args.cpu_pid,
+                headers=dict(_split_header(h) for h in args.header),
             )
         )
         print(result.to_json())
     return 0
+
+
+def _split_header(text: str) -> tuple[str, str]:
+    name, _, value = text.partition(":")
+    return name.strip(), value.strip()
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .dialect import Dialect
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from .backend import Backend
     from .gateway import Gateway
 
@@ -38,7 +37,7 @@ class Principal:
 ANONYMOUS = Principal()
 
 # Where the auth middleware leaves the caller on ``web.Request`` for plugin routes.
-PRINCIPAL_KEY = "ollamux.principal"
+PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("ollamux_principal", Principal)
 
 
 def principal_of(request: web.Request) -> Principal:
