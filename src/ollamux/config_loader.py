@@ -217,6 +217,9 @@ def _finish(config: Config) -> None:
     r = config.routing
     if r.retries < 0:
         raise ConfigError("routing.retries", "must be >= 0")
+    for key in ("ttl_running_s", "ttl_done_s", "heartbeat_s", "sweep_interval_s"):
+        if getattr(config.tasks, key) <= 0:
+            raise ConfigError(f"tasks.{key}", "must be > 0")
     names: set[str] = set()
     for i, k in enumerate(config.auth.keys):
         if bool(k.key) == bool(k.key_sha256):
