@@ -251,12 +251,12 @@ async def test_invalid_json_is_400(jobs_gateway: Any) -> None:
     assert "invalid JSON" in (await resp.json())["error"]
 
 
-async def test_too_large_body_is_400(jobs_gateway: Any) -> None:
+async def test_too_large_body_is_413(jobs_gateway: Any) -> None:
     client = await jobs_gateway({"workers": 0}, server={"max_body_mb": 0.001})
     body = {"model": MODEL, "prompt": "x" * 5000}
     resp = await client.post("/jobs", json={"path": "/api/generate", "body": body})
-    assert resp.status == 400
-    assert "too large" in (await resp.json())["error"]
+    assert resp.status == 413
+    assert "exceeds" in (await resp.json())["error"]
     assert (await (await client.get("/jobs")).json())["total"] == 0
 
 

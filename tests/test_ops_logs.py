@@ -166,3 +166,34 @@ def test_redact_bytes_cuts_base64_runs_out_of_chunks() -> None:
     text = redact_bytes(b'{"images":["' + IMAGE.encode() + b'"]}')
     assert IMAGE[:50] not in text
     assert text.startswith('{"images":["<base64 ')
+
+
+@pytest.mark.slow
+async def test_a_real_server_writes_json_access_lines_to_stderr(
+    spawn_gateway: Any, fake_ollama: Any
+) -> None:
+    import aiohttp
+
+    _fake, url = fake_ollama
+    gw = await spawn_gateway(
+        {"server": {"log_format": "json"}, "backends": [{"name": "gpu1", "url": url}]}
+    )
+    async with aiohttp.ClientSession() as client:
+        body = {"model": MODEL, "prompt": "hi", "stream": False}
+        async with client.post(
+            gw.url + "/api/generate", json=body, headers={"X-Task-Id": "json-log-1"}
+        ) as resp:
+            assert resp.status == 200
+
+    def access_line() -> dict[str, Any] | None:
+        for line in gw.log().splitlines():
+            if '"event": "access"' in line and "json-log-1" in line:
+                doc: dict[str, Any] = json.loads(line)
+                return doc
+        return None
+
+    await gw.wait_for(access_line, "the access line")
+    doc = access_line()
+    assert doc is not None
+    assert (doc["logger"], doc["path"], doc["status"]) == ("ollamux.access", "/api/generate", 200)
+    assert (doc["backend"], doc["tokens_in"], doc["tokens_out"]) == ("gpu1", 7, 4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -198,3 +199,48 @@ def test_last_usage_event_of_an_sse_stream_wins() -> None:
         b'data: {"usage": {"prompt_tokens": 3, "completion_tokens": 9}}\n\ndata: [DONE]\n\n'
     )
     assert parse_usage(tail) == {"prompt_tokens": 3, "completion_tokens": 9}
+
+
+async def test_plugin_gauges_named_total_are_exported_as_counters(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}]})
+    gateway_of(client).gauges["widget_errors_total"] = lambda: 3
+    resp = await client.get("/metrics")
+    text = await resp.text()
+    assert "# TYPE ollamux_widget_errors_total counter" in text
+    assert "ollamux_widget_errors_total 3.0" in text
+
+
+async def test_task_store_errors_are_counted(gateway_client: Any, fake_ollama: Any) -> None:
+    from ollamux.plugins.tasks import TRACKER
+
+    _fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}]})
+    assert client.app is not None
+    writer = client.app[TRACKER].writer
+
+    async def store_down(records: Any) -> None:
+        raise ConnectionError("store down")
+
+    writer.store.put_many = store_down
+    resp = await client.post("/api/chat", json={"model": MODEL, "messages": []})
+    assert resp.status == 200  # requests go on without the store
+    await resp.read()
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        after = await scrape(client)
+        if sample(after, "ollamux_task_store_errors_total") >= 1:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "no store error counted"
+        await asyncio.sleep(0.05)
+    assert sample(after, "ollamux_tasks_store_up") == 0
+
+
+async def test_jobs_by_state_are_exported(gateway_client: Any, fake_ollama: Any) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}], "jobs": {"store": "sqlite"}})
+    after = await scrape(client)
+    for state in ("queued", "processing", "running"):
+        assert ("ollamux_jobs_" + state, ()) in after

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from ollamux import hookimpl
@@ -93,3 +94,75 @@ async def test_a_broken_file_is_refused_and_nothing_changes(
     assert gw.config is old
     assert sorted(gw.backends) == ["a"]
     assert rec.calls == []
+
+
+async def test_more_slots_after_a_reload_start_a_waiting_request(
+    gateway_client: Any, fake_ollama: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from ollamux.plugins.balancer.fleet import Fleet
+
+    if not hasattr(Fleet, "reconfigure"):
+        pytest.skip("needs the balancer's ollamux_config_reloaded (balancer branch)")
+    fake, url = fake_ollama
+    fake.mode = "wait"
+    backend = {"name": "a", "url": url, "max_concurrency": 1}
+    client = await gateway_client({"backends": [backend], "routing": {"queue_timeout_s": 30}})
+    body = {"model": "llama3.2:latest", "messages": []}
+    first = await client.post("/api/chat", json=body)
+    await first.content.readline()
+    second = asyncio.ensure_future(client.post("/api/chat", json=body))
+    gw = gateway_of(client)
+    deadline = asyncio.get_running_loop().time() + 10
+    while gw.gauges["queue_depth"]() < 1:  # the second request waits for a slot
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    path = write(tmp_path / "new.yaml", {"backends": [{**backend, "max_concurrency": 2}]})
+    assert await reload_config(gw, path)
+    while len([r for r in fake.received if r.path == "/api/chat"]) < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the waiting request never ran"
+        await asyncio.sleep(0.02)
+    fake.release.set()
+    assert (await second).status == 200
+    await (await second).read()
+    await first.read()
+
+
+async def test_an_alias_added_by_a_reload_is_used_by_the_next_request(
+    gateway_client: Any, fake_ollama: Any, tmp_path: Path
+) -> None:
+    fake, url = fake_ollama
+    backends = [{"name": "a", "url": url}]
+    client = await gateway_client({"backends": backends})
+    body = {"model": "gpt-4o", "prompt": "hi", "stream": False}
+    assert (await client.post("/api/generate", json=body)).status == 404
+    path = write(
+        tmp_path / "new.yaml",
+        {"backends": backends, "models": {"aliases": {"gpt-4o": "llama3.2:latest"}}},
+    )
+    assert await reload_config(gateway_of(client), path)
+    resp = await client.post("/api/generate", json=body)
+    assert resp.status == 200
+    assert fake.last.body["model"] == "llama3.2:latest"
+
+
+async def test_the_access_log_can_be_switched_off_by_a_reload(
+    gateway_client: Any, fake_ollama: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ollamux.access")
+    _fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"name": "a", "url": url}]})
+    await (await client.get("/api/version")).read()
+    path = write(
+        tmp_path / "new.yaml",
+        {
+            "backends": [{"name": "a", "url": url}],
+            "plugins": {"config": {"metrics": {"access_log": False}}},
+        },
+    )
+    assert await reload_config(gateway_of(client), path)
+    await (await client.get("/api/version")).read()
+    assert len([r for r in caplog.records if r.name == "ollamux.access"]) == 1

@@ -105,3 +105,39 @@ async def test_sighup_refuses_a_broken_config_and_keeps_the_old_one(
         body = {"model": MODEL, "prompt": "hi", "stream": False}
         async with client.post(gw.url + "/api/generate", json=body) as resp:
             assert resp.status == 200
+
+
+async def test_sigterm_puts_a_running_job_back_in_the_queue(
+    spawn_gateway: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    fake.mode = "hang"
+    config: dict[str, Any] = {
+        "server": {"shutdown_timeout_s": 0.5},
+        "backends": [{"name": "a", "url": url}],
+        "jobs": {"store": "sqlite", "default_model": MODEL},
+    }
+    first = await spawn_gateway(dict(config))
+    async with aiohttp.ClientSession() as client:
+        async with client.post(first.url + "/api/v1/prompt", json={"prompt": "hi"}) as resp:
+            job_id = (await resp.json())["id"]
+
+        async def status(gw: Any) -> str:
+            async with client.get(f"{gw.url}/api/v1/prompt/{job_id}/status") as resp:
+                return str((await resp.json())["status"])
+
+        async def processing() -> bool:
+            return await status(first) == "processing"
+
+        await first.wait_for(processing, "the job to run")
+        first.signal(signal.SIGTERM)
+        assert await first.wait_exit() == 0
+        await first.wait_for(fake.disconnected.is_set, "the job's upstream call to be cancelled")
+
+        fake.mode = "ok"
+        second = await spawn_gateway(dict(config))  # same jobs database
+
+        async def completed() -> bool:
+            return await status(second) == "completed"
+
+        await second.wait_for(completed, "the requeued job to complete on the next start")

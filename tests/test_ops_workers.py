@@ -93,3 +93,108 @@ async def test_two_workers_never_exceed_max_concurrency_together(
         statuses = await asyncio.gather(*(one(client) for _ in range(12)))
     assert statuses == [200] * 12
     assert 1 <= peak <= 2
+
+
+@pytest.mark.slow
+async def test_sighup_to_the_supervisor_reloads_every_worker(
+    spawn_gateway: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    config: dict[str, Any] = {"backends": [{"name": "a", "url": url, "max_concurrency": 4}]}
+    gw = await spawn_gateway(dict(config), "--workers", "2")
+    config.update(
+        server={"port": gw.port},
+        tasks={"store": "memory"},
+        plugins={"autoload": False},
+        backends=[{"name": "b", "url": url, "max_concurrency": 4}],
+    )
+    gw.write_config(config)
+    gw.signal(signal.SIGHUP)
+    seen: dict[int, list[str]] = {}
+
+    async def both_reloaded() -> bool:
+        stats = await gw.stats()
+        seen[stats["pid"]] = [b["name"] for b in stats["backends"]]
+        return len(seen) == 2 and all(names == ["b"] for names in seen.values())
+
+    await gw.wait_for(both_reloaded, "both workers to serve the new backend")
+    shares = sorted(b["max_concurrency"] for b in (await gw.stats())["backends"])
+    assert shares == [2]
+
+
+@pytest.mark.slow
+async def test_with_two_workers_jobs_reenter_the_worker_that_runs_them(
+    spawn_gateway: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    gw = await spawn_gateway(
+        {
+            "backends": [{"name": "a", "url": url, "max_concurrency": 4}],
+            "jobs": {"store": "sqlite", "default_model": MODEL},
+        },
+        "--workers",
+        "2",
+    )
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as client:
+        ids = []
+        for i in range(6):
+            async with client.post(gw.url + "/api/v1/prompt", json={"prompt": f"p{i}"}) as r:
+                ids.append((await r.json())["id"])
+        docs: dict[str, Any] = {}
+
+        async def all_done() -> bool:
+            for job_id in ids:
+                async with client.get(f"{gw.url}/jobs/{job_id}") as r:
+                    docs[job_id] = await r.json()
+            return all(d["status"] in ("completed", "failed") for d in docs.values())
+
+        await gw.wait_for(all_done, "every job to finish")
+    assert {d["status"] for d in docs.values()} == {"completed"}
+    # the worker that claimed a job saw its request come back: it knows the backend
+    assert {d["backend"] for d in docs.values()} == {"a"}
+
+
+@pytest.mark.slow
+async def test_workers_on_a_taken_port_stop_with_exit_1(tmp_path: Any) -> None:
+    import socket
+    import sys
+
+    from tests.fakes.gateway_process import GatewayProcess
+
+    gp = GatewayProcess(tmp_path, {}, "--workers", "2")
+    with socket.socket() as taken:  # a listener without SO_REUSEPORT: the workers cannot join
+        taken.bind(("127.0.0.1", gp.port))
+        taken.listen()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ollamux",
+            "serve",
+            "--config",
+            str(gp.config_path),
+            "--workers",
+            "2",
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{gp.port}" in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+def test_key_limits_are_split_unless_kept_in_redis() -> None:
+    from ollamux.config_loader import build_config
+
+    keys = [
+        {"name": "alice", "key": "k1", "rpm": 601, "max_concurrency": 4},
+        {"name": "bob", "key": "k2"},
+    ]
+    local = build_config({"auth": {"keys": keys}})
+    WorkerSlot(1, 2).apply(local)
+    alice, bob = local.auth.keys
+    assert (alice.rpm, alice.max_concurrency) == (300, 2)
+    assert (bob.rpm, bob.max_concurrency) == (0, 0)  # unlimited stays unlimited
+    shared = build_config({"auth": {"keys": keys, "redis_url": "redis://127.0.0.1:6379/3"}})
+    WorkerSlot(1, 2).apply(shared)
+    assert (shared.auth.keys[0].rpm, shared.auth.keys[0].max_concurrency) == (601, 4)

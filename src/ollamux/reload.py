@@ -49,8 +49,13 @@ async def reload_config(
     for key in _RESTART_ONLY:
         if getattr(old.server, key) != getattr(new.server, key):
             log.warning("config reload: server.%s changes only on restart", key)
-    if old.plugins != new.plugins:
-        log.warning("config reload: the plugins section changes only on restart")
+    before, after = old.plugins, new.plugins
+    if (before.autoload, before.disable, before.load) != (
+        after.autoload,
+        after.disable,
+        after.load,
+    ):
+        log.warning("config reload: which plugins are loaded changes only on restart")
     added, removed = sync_backends(gateway, new.backends)
     gateway.config = new
     if (old.server.log_level, old.server.log_format) != (

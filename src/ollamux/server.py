@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,12 @@ from aiohttp import web
 
 from .app import create_app
 from .config import Config
+from .gateway import Gateway
 from .hooks import PluginManager
 from .logging_setup import setup_logging
 from .pipeline import GATEWAY
 from .reload import reload_config
-from .workers import WorkerSlot, run_workers
+from .workers import EarlyHup, WorkerSlot, run_workers
 
 log = logging.getLogger("ollamux")
 
@@ -60,39 +62,44 @@ async def run(
     config_path: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     slot: WorkerSlot | None = None,
+    early_hup: EarlyHup | None = None,
 ) -> None:
-    """Serve one process until SIGTERM/SIGINT, then drain and shut down."""
+    """Serve one process until SIGTERM/SIGINT, then drain and shut down.
+
+    SIGHUP reloads the config; reloads run one at a time, and a burst of signals is one
+    reload. ``early_hup`` is a SIGHUP seen before the event loop could listen (a worker).
+    """
     slot = slot or WorkerSlot()
     slot.apply(config)
     app = create_app(config, pm)
     gateway = app[GATEWAY]
+    if slot.internal_token:
+        gateway.internal_token = slot.internal_token
     runner = web.AppRunner(
         app,
         handler_cancellation=True,
         access_log=None,
         shutdown_timeout=config.server.shutdown_timeout_s,
     )
-    await runner.setup()
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    reloads: set[asyncio.Task[bool]] = set()
-
-    def on_hup() -> None:
-        log.info("SIGHUP: reloading the config")
-        task = loop.create_task(reload_config(gateway, config_path, overrides, slot.apply))
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
+    stop = asyncio.Event()
+    hup = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hup.set)
+    if early_hup is not None and early_hup.seen:
+        hup.set()
+    await runner.setup()
+    reloader: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(
             runner, config.server.host, config.server.port, reuse_port=slot.count > 1
         )
         await site.start()
         port = _bound_port(runner, config.server.port)
-        gateway.self_url = self_url(config.server.host, port)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        gateway.self_url = (
+            await _private_site(runner) if slot.count > 1 else self_url(config.server.host, port)
+        )
         backends = ", ".join(f"{b.name}={b.url} ({b.api})" for b in config.backends) or "none"
         log.info(
             "ollamux listening on http://%s:%d%s; backends: %s",
@@ -101,17 +108,47 @@ async def run(
             f" (worker {slot.index + 1}/{slot.count})" if slot.count > 1 else "",
             backends,
         )
+        reloader = loop.create_task(_reload_on_hup(hup, gateway, config_path, overrides, slot))
         await stop.wait()
         log.info(
             "shutting down: no new connections; draining requests in flight (up to %gs)",
-            gateway.config.server.shutdown_timeout_s,
+            config.server.shutdown_timeout_s,
         )
     finally:
         gateway.draining = True
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        if reloader is not None:
+            reloader.cancel()
         await runner.cleanup()
         log.info("ollamux stopped")
+
+
+async def _reload_on_hup(
+    hup: asyncio.Event,
+    gateway: Gateway,
+    config_path: str | Path | None,
+    overrides: Mapping[str, Any] | None,
+    slot: WorkerSlot,
+) -> None:
+    while True:
+        await hup.wait()
+        hup.clear()
+        log.info("SIGHUP: reloading the config")
+        await reload_config(gateway, config_path, overrides, slot.apply)
+
+
+async def _private_site(runner: web.AppRunner) -> str:
+    """A loopback port of this worker's own, for requests it makes to itself (jobs).
+
+    On the shared port the kernel may hand such a request to another worker, which neither
+    knows this worker's ``internal_token`` nor counts the job against this worker's share.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    await web.SockSite(runner, sock).start()
+    return f"http://127.0.0.1:{port}"
 
 
 def _bound_port(runner: web.AppRunner, configured: int) -> int:

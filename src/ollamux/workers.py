@@ -1,11 +1,12 @@
 """``--workers N``: N processes serving one port (SO_REUSEPORT), under a small supervisor.
 
 Each worker is a full gateway of its own (own plugins, own backend slots). A backend's
-``max_concurrency`` is split between the workers so that together they never run more
-than that at once: worker ``i`` of ``N`` gets ``c // N``, plus one for the first ``c % N``
-workers. A worker whose share would be 0 still gets 1 (it must be able to reach every
-backend), so a backend with fewer slots than workers can briefly see up to ``N`` requests;
-keep ``max_concurrency >= workers`` where that matters.
+``max_concurrency`` (and a key's ``max_concurrency`` and ``rpm``, unless the auth plugin
+keeps them in Redis) is split between the workers so that together they stay within it:
+worker ``i`` of ``N`` gets ``c // N``, plus one for the first ``c % N`` workers. A share
+is never below 1 (a worker must be able to reach every backend), so a limit smaller than
+the number of workers can be exceeded, up to ``N``; keep limits ``>= workers`` where that
+matters.
 
 The supervisor passes SIGTERM/SIGINT (graceful stop) and SIGHUP (reload) on to the
 workers and restarts a worker that dies unexpectedly.
@@ -18,6 +19,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import signal
 import time
 from collections.abc import Mapping
@@ -27,6 +29,7 @@ from types import FrameType
 from typing import Any
 
 from .config import Config
+from .config_loader import ConfigError, load_config
 
 log = logging.getLogger("ollamux.workers")
 
@@ -37,20 +40,41 @@ _EARLY_EXIT_S = 5.0
 
 @dataclass(frozen=True)
 class WorkerSlot:
-    """Which worker this process is: ``index`` of ``count``."""
+    """Which worker this process is: ``index`` of ``count``, and the internal token all the
+    workers share (a job's request to ``self_url`` may land on any of them)."""
 
     index: int = 0
     count: int = 1
+    internal_token: str = ""
 
     def share(self, capacity: int) -> int:
         base, extra = divmod(capacity, self.count)
         return max(1, base + (1 if self.index < extra else 0))
 
     def apply(self, config: Config) -> None:
-        """Give this worker its share of every static backend's ``max_concurrency``."""
-        if self.count > 1:
-            for b in config.backends:
-                b.max_concurrency = self.share(b.max_concurrency)
+        """Give this worker its share of every static backend's ``max_concurrency`` and,
+        unless the keys' limits are kept in Redis (``auth.redis_url``), of every key's
+        ``max_concurrency`` and ``rpm``."""
+        if self.count == 1:
+            return
+        for b in config.backends:
+            b.max_concurrency = self.share(b.max_concurrency)
+        if not config.auth.redis_url:
+            for k in config.auth.keys:
+                k.max_concurrency = self.share(k.max_concurrency) if k.max_concurrency else 0
+                k.rpm = self.share(k.rpm) if k.rpm else 0
+
+
+class EarlyHup:
+    """Remembers a SIGHUP that arrives while a worker starts, before its event loop
+    listens for signals; the worker reloads once it is up instead of dying of it."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        signal.signal(signal.SIGHUP, self._note)
+
+    def _note(self, _sig: int, _frame: FrameType | None) -> None:
+        self.seen = True
 
 
 def _worker_main(
@@ -62,17 +86,37 @@ def _worker_main(
     from .plugin_manager import build_plugin_manager
     from .server import run
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    early_hup = EarlyHup()
+    for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
-    asyncio.run(
-        run(
-            config,
-            build_plugin_manager(config),
-            config_path=config_path,
-            overrides=overrides,
-            slot=slot,
+    config = _current(config, config_path, overrides)
+    try:
+        asyncio.run(
+            run(
+                config,
+                build_plugin_manager(config),
+                config_path=config_path,
+                overrides=overrides,
+                slot=slot,
+                early_hup=early_hup,
+            )
         )
-    )
+    except OSError as exc:  # most often: the port is taken (by something not ollamux)
+        server = config.server
+        log.error("worker %d cannot serve on %s:%d: %s", slot.index, server.host, server.port, exc)
+        raise SystemExit(1) from None
+
+
+def _current(
+    config: Config, config_path: str | Path | None, overrides: Mapping[str, Any] | None
+) -> Config:
+    """The config file as it is now (a worker restarted after a reload must not come back
+    with the old one); the supervisor's copy if the file no longer validates."""
+    try:
+        return load_config(config_path, env=os.environ, overrides=overrides)
+    except ConfigError as exc:
+        log.error("worker keeps the config it was started with: %s", exc)
+        return config
 
 
 def run_workers(
@@ -83,9 +127,10 @@ def run_workers(
     count = config.server.workers
     procs: dict[int, tuple[multiprocessing.process.BaseProcess, float]] = {}
     stopping = False
+    token = secrets.token_urlsafe(32)
 
     def start(index: int) -> None:
-        slot = WorkerSlot(index, count)
+        slot = WorkerSlot(index, count, token)
         p = ctx.Process(
             target=_worker_main,
             args=(config, config_path, overrides, slot),

@@ -103,6 +103,7 @@ class JobRunner:
                     self.notify()
                 self.counts = await self.store.counts()
             except Exception:
+                self.gateway.counters["job_store_errors"] += 1
                 log.exception("job store maintenance failed")
             await asyncio.sleep(tick)
 
@@ -114,6 +115,7 @@ class JobRunner:
             try:
                 job = await self.store.claim(token, self.config.lease_s)
             except Exception:
+                self.gateway.counters["job_store_errors"] += 1
                 log.exception("claiming a job failed")
                 job = None
             if job is None:
@@ -202,6 +204,7 @@ class JobRunner:
         try:
             return await self.store.renew(job.id, token, self.config.lease_s)
         except Exception:
+            self.gateway.counters["job_store_errors"] += 1
             log.exception("renewing the lease of job %s failed", job.id)
             return True  # keep going; the lease decides if the store stays unreachable
 

@@ -41,6 +41,9 @@ class JobsService:
         self.runner.counts = await self.store.counts()
         self.gateway.gauges["jobs_queued"] = lambda: float(self.runner.counts[JobStatus.QUEUED])
         self.gateway.gauges["jobs_running"] = lambda: float(len(self.runner.running))
+        self.gateway.gauges["jobs_processing"] = lambda: float(
+            self.runner.counts[JobStatus.PROCESSING]
+        )
         self.runner.start()
 
     async def stop(self) -> None:

@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ...backend import Backend
+from ...config import Config
 from ...exchange import Exchange, ResponseHead
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
@@ -79,6 +80,13 @@ def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
     app.router.add_get("/ollamux", _dashboard_redirect)
     app.router.add_get("/ollamux/", _dashboard)
     app.router.add_get("/ollamux/static/{name}", _static)
+
+
+@hookimpl
+def ollamux_config_reloaded(gateway: Gateway, new: Config) -> None:
+    if gateway.app is not None:
+        settings = new.plugin_config(NAME)
+        gateway.app[OBSERVER].access_log = bool(settings.get("access_log", True))
 
 
 @hookimpl

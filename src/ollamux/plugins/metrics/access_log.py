@@ -55,6 +55,8 @@ def text_line(fields: dict[str, Any]) -> str:
 
 
 def log_access(exchange: Exchange, usage: dict[str, int], json_format: bool) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
     fields = access_fields(exchange, usage)
     if json_format:
         message = f"{fields['method']} {fields['path']} {fields['status']}"

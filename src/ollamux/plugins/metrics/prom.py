@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -68,10 +68,17 @@ def metric_name(name: str) -> str:
     return "ollamux_" + _NAME.sub("_", name)
 
 
+# (requests, duration, ttft, tokens in, tokens out) for one label combination.
+_Series = tuple[Any, Any, Any, Any, Any]
+# Bound on the cache of label combinations (unknown paths all map to "other").
+_MAX_CACHED = 4096
+
+
 class RequestMetrics:
     """The metrics updated per request, registered in ``registry``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self._series: dict[tuple[str, int, str, str], _Series] = {}
         self.requests = Counter(
             "ollamux_requests",
             "Requests finished, by endpoint, status, model and backend.",
@@ -109,24 +116,39 @@ class RequestMetrics:
         )
 
     def observe(self, exchange: Exchange, usage: dict[str, int], wait_s: float | None) -> None:
-        endpoint = endpoint_label(exchange.path)
         backend = exchange.backend.name if exchange.backend is not None else ""
         # Only models that reached a backend are labels: a client cannot invent series.
         model = (exchange.model or "") if backend else ""
-        status = str(exchange.status or 0)
-        self.requests.labels(endpoint, status, model, backend).inc()
+        key = (exchange.path, exchange.status, model, backend)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self._children(*key)
+        requests, duration, ttft, tokens_in, tokens_out = series
+        requests.inc()
         end = exchange.finished_at or time.monotonic()
-        self.duration.labels(endpoint, model).observe(max(0.0, end - exchange.started_at))
+        duration.observe(max(0.0, end - exchange.started_at))
         if exchange.first_chunk_at is not None:
-            self.ttft.labels(endpoint, model).observe(
-                max(0.0, exchange.first_chunk_at - exchange.started_at)
-            )
+            ttft.observe(max(0.0, exchange.first_chunk_at - exchange.started_at))
         if wait_s is not None:
             self.queue_wait.observe(wait_s)
         if usage.get("prompt_tokens"):
-            self.tokens.labels("in", model, backend).inc(usage["prompt_tokens"])
+            tokens_in.inc(usage["prompt_tokens"])
         if usage.get("completion_tokens"):
-            self.tokens.labels("out", model, backend).inc(usage["completion_tokens"])
+            tokens_out.inc(usage["completion_tokens"])
+
+    def _children(self, path: str, status: int, model: str, backend: str) -> _Series:
+        """The labelled series one kind of request updates (looked up once, then cached:
+        ``labels()`` takes a lock and builds a tuple on every call)."""
+        if len(self._series) >= _MAX_CACHED:
+            self._series.clear()
+        endpoint = endpoint_label(path)
+        return (
+            self.requests.labels(endpoint, str(status), model, backend),
+            self.duration.labels(endpoint, model),
+            self.ttft.labels(endpoint, model),
+            self.tokens.labels("in", model, backend),
+            self.tokens.labels("out", model, backend),
+        )
 
 
 class GatewayCollector(Collector):
@@ -162,7 +184,15 @@ class GatewayCollector(Collector):
                 value = float(read())
             except Exception:  # a broken gauge must not break the scrape
                 continue
-            family = GaugeMetricFamily(metric_name(name), f"Gauge {name!r} published by a plugin.")
+            family: Metric
+            if name.endswith("_total"):  # a running count: export it as a counter
+                family = CounterMetricFamily(
+                    metric_name(name[: -len("_total")]), f"Count {name!r} published by a plugin."
+                )
+            else:
+                family = GaugeMetricFamily(
+                    metric_name(name), f"Gauge {name!r} published by a plugin."
+                )
             family.add_metric([], value)
             yield family
         for name, count in sorted(self.gateway.counters.items()):
