@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness
+from bench.bench_passthrough import OPTIONAL_PLUGINS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,36 +47,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=1.5)
     p.add_argument("--repetitions", type=int, default=5)
     p.add_argument("--paced-delay", type=float, default=0.005)
+    p.add_argument(
+        "--core", action="store_true", help="disable the optional plugins in both versions"
+    )
     args = p.parse_args(argv)
 
     with harness.Fleet() as fleet:
         base_src = export_src(args.base, fleet.tmp / "base")
         backend = fleet.fake_backend()
-        cfg = {"backends": [{"url": backend.url, "max_concurrency": 4096}]}
+        cfg: dict[str, object] = {"backends": [{"url": backend.url, "max_concurrency": 4096}]}
+        if args.core:
+            cfg["plugins"] = {"disable": list(OPTIONAL_PLUGINS)}
         versions = {
             f"A {args.base}": fleet.ollamux(cfg, name="base", src=base_src),
             "B working tree": fleet.ollamux(cfg, name="work"),
         }
 
         def case(server: harness.Server, mode: str) -> Callable[[], float]:
-            def measure() -> float:
-                paced = mode == "paced"
-                url = server.url + "/api/chat"
-                url += f"?chunk_delay={args.paced_delay}" if paced else ""
-                r = harness.run_load(
-                    url,
-                    harness.ollama_chat_body(stream=paced),
-                    concurrency=args.concurrency,
-                    duration=args.duration,
-                    warmup=0.3,
-                    stream=paced,
-                    cpu_pids=[server.pid],
-                )
-                if r.errors:
-                    raise RuntimeError(f"{r.errors} failed requests:\n{server.log_tail()}")
-                return r.cpu_per_chunk_us(server.pid) if paced else r.cpu_per_request_us(server.pid)
-
-            return measure
+            paced = args.paced_delay if mode == "paced" else None
+            return lambda: harness.cpu_cost(
+                server, paced_delay=paced, concurrency=args.concurrency, duration=args.duration
+            )
 
         cases = {
             f"{mode}|{name}": case(server, mode)

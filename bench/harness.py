@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -60,7 +61,22 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process ``pid`` has used so far (Linux ``/proc``)."""
+    """CPU time the process ``pid`` (all its threads) has used so far, in seconds.
+
+    Reads the scheduler's nanosecond counters (``/proc/<pid>/task/*/schedstat``); falls back
+    to ``/proc/<pid>/stat``, whose clock ticks (10 ms) are too coarse for short windows.
+    """
+    try:
+        total = 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with (
+                contextlib.suppress(FileNotFoundError),
+                open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f,
+            ):
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (FileNotFoundError, PermissionError):
+        pass
     with open(f"/proc/{pid}/stat", "rb") as f:
         stat = f.read()
     # The command name (field 2) may contain spaces: split after its closing parenthesis.
@@ -156,6 +172,7 @@ class Fleet:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **env} if env else None,
+                cwd=self.tmp,  # relative paths (./ollamux.db) land in the throwaway dir
             )
         server = Server(name, f"http://{HOST}:{port}", port, proc, log_path)
         self.servers.append(server)
@@ -307,6 +324,7 @@ async def generate_load(
     sse: bool = False,
     method: str = "POST",
     cpu_pids: Sequence[int] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """Run ``concurrency`` workers sending ``body`` to ``url`` back to back, in this process.
 
@@ -321,7 +339,7 @@ async def generate_load(
     counts = {"requests": 0, "errors": 0, "newlines": 0}
     measuring = False
     stop = False
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(headers or {})}
 
     async def worker(session: aiohttp.ClientSession) -> None:
         while not stop:
@@ -387,6 +405,7 @@ def run_load(
     method: str = "POST",
     cpu_pids: Sequence[int] = (),
     python: str = sys.executable,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """``generate_load`` in a fresh process (so the client does not share our CPU time)."""
     argv = [python, str(HARNESS), "load", "--url", url, "--body", body.decode()]
@@ -396,12 +415,40 @@ def run_load(
     argv += ["--sse"] if sse else []
     for pid in cpu_pids:
         argv += ["--cpu-pid", str(pid)]
+    for name, value in (headers or {}).items():
+        argv += ["--header", f"{name}: {value}"]
     proc = subprocess.run(
         argv, capture_output=True, timeout=duration + warmup + 60, check=False, text=True
     )
     if proc.returncode != 0:
         raise RuntimeError(f"load generator failed ({proc.returncode}):\n{proc.stderr}")
     return LoadResult.from_json(proc.stdout.strip().splitlines()[-1])
+
+
+def cpu_cost(
+    server: Server,
+    *,
+    paced_delay: float | None = None,
+    concurrency: int = 32,
+    duration: float = 1.5,
+    warmup: float = 0.3,
+) -> float:
+    """CPU microseconds ``server`` spends per non-streamed ``/api/chat`` request, or, with
+    ``paced_delay`` (seconds between chunks), per streamed chunk. Fails on any error."""
+    stream = paced_delay is not None
+    url = server.url + "/api/chat" + (f"?chunk_delay={paced_delay}" if stream else "")
+    r = run_load(
+        url,
+        ollama_chat_body(stream=stream),
+        concurrency=concurrency,
+        duration=duration,
+        warmup=warmup,
+        stream=stream,
+        cpu_pids=[server.pid],
+    )
+    if r.errors:
+        raise RuntimeError(f"{r.errors} failed requests to {server.name}:\n{server.log_tail()}")
+    return r.cpu_per_chunk_us(server.pid) if stream else r.cpu_per_request_us(server.pid)
 
 
 # -- repetitions -------------------------------------------------------------------------
@@ -588,6 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load.add_argument("--stream", action="store_true")
     load.add_argument("--sse", action="store_true")
     load.add_argument("--cpu-pid", type=int, action="append", default=[])
+    load.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     args = parser.parse_args(argv)
     if args.role == "fake-backend":
         _serve(fake_backend_app(args.chunks, args.chunk_delay), args.port)
@@ -605,10 +653,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sse=args.sse,
                 method=args.method,
                 cpu_pids=args.cpu_pid,
+                headers=dict(_split_header(h) for h in args.header),
             )
         )
         print(result.to_json())
     return 0
+
+
+def _split_header(text: str) -> tuple[str, str]:
+    name, _, value = text.partition(":")
+    return name.strip(), value.strip()
 
 
 if __name__ == "__main__":

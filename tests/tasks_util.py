@@ -78,3 +78,13 @@ async def redis_prefix() -> AsyncIterator[str]:
                 await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+async def settle(client: Any) -> None:
+    """Wait until the gateway's writer has stored every status filed so far."""
+    from ollamux.plugins.tasks.routes import TRACKER
+    from ollamux.testing import gateway_of
+
+    app = gateway_of(client).app
+    assert app is not None
+    await app[TRACKER].writer.flush()

@@ -7,6 +7,9 @@ import asyncio
 import json
 from typing import Any
 
+import ollama
+import pytest
+
 from ollamux.testing import gateway_of
 from tests.fakes.fleet import calls, start_fakes, until
 
@@ -225,3 +228,25 @@ async def test_all_flag_is_refused_for_create(gateway_client: Any, aiohttp_serve
     )
     assert resp.status == 400
     assert "only for /api/pull and /api/delete" in (await resp.json())["error"]
+
+
+async def test_the_ollama_client_pulls_on_every_backend(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    client, fakes = await fleet(gateway_client, aiohttp_server, ["a", "b"])
+    sdk = ollama.AsyncClient(host=str(client.make_url("")), headers={"X-Ollamux-All": "1"})
+    statuses = [p.status async for p in await sdk.pull("llama3.2", stream=True)]
+    assert statuses[-1] == "success"
+    assert statuses.count("pulling manifest") == 2
+    assert all(len(calls(f, "/api/pull")) == 1 for f, _, _ in fakes.values())
+
+
+async def test_the_ollama_client_is_told_to_name_a_backend(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    client, _ = await fleet(gateway_client, aiohttp_server, ["a", "b"])
+    sdk = ollama.AsyncClient(host=str(client.make_url("")))
+    with pytest.raises(ollama.ResponseError) as caught:
+        await sdk.delete("llama3.2")
+    assert caught.value.status_code == 400
+    assert "X-Ollamux-Backend" in caught.value.error

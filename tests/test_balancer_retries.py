@@ -112,6 +112,7 @@ async def test_failure_after_the_first_byte_ends_the_stream_with_an_error_line(
     assert "".join(x["message"]["content"] for x in lines[:-1]) == "Hello there"
     assert "error" in lines[-1]
     assert calls(fakes["b"][0], "/api/chat") == []
+    assert gateway_of(client).backends["a"].in_flight == 0
 
 
 async def test_busy_backend_is_cooled_down_not_ejected(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from ollamux import hookimpl
 from ollamux.exchange import PRINCIPAL_KEY, Principal
+from ollamux.plugins.jobs.routes import JOBS
 from ollamux.testing import gateway_of
 from tests.fakes.jobs_backend import JobsFake
 from tests.jobs_support import eventually, job_doc, wait_status
@@ -115,6 +119,44 @@ async def test_chat_job_result_is_the_complete_non_streamed_answer(
     assert backend.calls[created["id"]] == 1  # task id = job id
 
 
+async def test_openai_chat_job_on_an_ollama_backend_gives_a_chat_completion(
+    jobs_gateway: Any, fake: Any
+) -> None:
+    backend, _ = fake
+    client = await jobs_gateway()
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    job_id = (
+        await (
+            await client.post("/jobs", json={"path": "/v1/chat/completions", "body": body})
+        ).json()
+    )["id"]
+    await wait_status(client, job_id, "completed")
+    result = await (await client.get(f"/jobs/{job_id}/result")).json()
+    assert result["object"] == "chat.completion"
+    assert result["choices"][0]["message"]["content"] == "echo: hi"
+    assert backend.calls[job_id] == 1
+
+
+async def test_a_job_is_tracked_as_the_task_with_its_id(jobs_gateway: Any) -> None:
+    client = await jobs_gateway()
+    job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "x"}}
+    job_id = (await (await client.post("/jobs", json=job)).json())["id"]
+    await wait_status(client, job_id, "completed")
+
+    async def task_done() -> dict[str, Any] | None:
+        resp = await client.get(f"/tasks/status/{job_id}")
+        doc: dict[str, Any] = await resp.json() if resp.status == 200 else {}
+        return doc if doc.get("state") == "SUCCESS" else None
+
+    doc = await eventually(task_done)
+    assert doc["extensions"]["path"] == "/api/generate"
+
+
 async def test_embed_job_returns_embeddings(jobs_gateway: Any) -> None:
     client = await jobs_gateway()
     job = {"path": "/api/embed", "body": {"model": MODEL, "input": "text"}}
@@ -133,6 +175,20 @@ async def test_job_for_unknown_model_fails_with_the_backend_error(jobs_gateway: 
     resp = await client.get(f"/jobs/{job_id}/result")
     assert resp.status == 409
     assert (await resp.json())["status"] == "failed"
+
+
+async def test_backend_failures_are_retried_until_max_attempts(
+    jobs_gateway: Any, fake: Any
+) -> None:
+    backend, _ = fake
+    backend.fail_status = 500
+    client = await jobs_gateway({"max_attempts": 2}, routing={"retries": 0})
+    job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "x"}}
+    job_id = (await (await client.post("/jobs", json=job)).json())["id"]
+    doc = await wait_status(client, job_id, "failed")
+    assert doc["attempts"] == 2
+    assert "backend trouble" in doc["error"]
+    assert backend.calls[job_id] == 2
 
 
 async def test_jobs_list_filters_by_status_and_pages(jobs_gateway: Any) -> None:
@@ -195,12 +251,12 @@ async def test_invalid_json_is_400(jobs_gateway: Any) -> None:
     assert "invalid JSON" in (await resp.json())["error"]
 
 
-async def test_too_large_body_is_400(jobs_gateway: Any) -> None:
+async def test_too_large_body_is_413(jobs_gateway: Any) -> None:
     client = await jobs_gateway({"workers": 0}, server={"max_body_mb": 0.001})
     body = {"model": MODEL, "prompt": "x" * 5000}
     resp = await client.post("/jobs", json={"path": "/api/generate", "body": body})
-    assert resp.status == 400
-    assert "too large" in (await resp.json())["error"]
+    assert resp.status == 413
+    assert "exceeds" in (await resp.json())["error"]
     assert (await (await client.get("/jobs")).json())["total"] == 0
 
 
@@ -279,6 +335,21 @@ async def test_higher_priority_runs_first_then_fifo(jobs_gateway: Any, fake: Any
     assert backend.order[1:] == ["high1", "high2", "mid", "low1", "low2"]
 
 
+async def test_shutdown_puts_running_jobs_back_in_the_queue(
+    jobs_gateway: Any, fake: Any, tmp_path: Path
+) -> None:
+    backend, _ = fake
+    client = await jobs_gateway()
+    job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "block"}}
+    job_id = (await (await client.post("/jobs", json=job)).json())["id"]
+    await eventually(lambda: _true(backend.blocked))
+    await client.close()
+    await eventually(lambda: _true(backend.cancelled.is_set()))
+    with sqlite3.connect(tmp_path / "jobs.db") as db:
+        row = db.execute("SELECT status, attempts FROM jobs WHERE id=?", (job_id,)).fetchone()
+    assert row == ("queued", 0)
+
+
 async def test_gauges_are_published(jobs_gateway: Any) -> None:
     client = await jobs_gateway({"workers": 0})
     await client.post("/api/v1/prompt", json={"prompt": "x"})
@@ -341,6 +412,7 @@ class _HeaderAuth:
         app.middlewares.append(who)
 
 
+@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 async def test_with_auth_a_key_sees_and_cancels_only_its_own_jobs(
     gateway_client: Any, fake: Any
 ) -> None:
@@ -379,3 +451,41 @@ async def test_jobs_run_as_their_owner(gateway_client: Any, fake: Any) -> None:
     )["id"]
     await eventually(lambda: _true(backend.calls[job_id]))
     assert ("alice", job_id) in seen
+
+
+# -- Redis: several instances, one queue -----------------------------------------------------------
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    prefix = f"test-jobs-{uuid.uuid4().hex}:"
+    yield prefix
+    client = aioredis.from_url("redis://127.0.0.1:6379/0")
+    async for key in client.scan_iter(match=prefix + "*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+async def test_redis_store_runs_jobs_end_to_end(jobs_gateway: Any, redis_prefix: str) -> None:
+    client = await jobs_gateway({"store": "redis", "redis_prefix": redis_prefix})
+    job_id = (await (await client.post("/api/v1/prompt", json={"prompt": "hi"})).json())["id"]
+    await wait_status(client, job_id, "completed")
+    result = await (await client.get(f"/api/v1/prompt/{job_id}/result")).json()
+    assert result["result"] == "echo: hi"
+
+
+async def test_job_cancelled_on_one_instance_stops_running_on_another(
+    jobs_gateway: Any, fake: Any, redis_prefix: str
+) -> None:
+    backend, _ = fake
+    jobs = {"store": "redis", "redis_prefix": redis_prefix, "lease_s": 0.6}
+    runner = await jobs_gateway({**jobs, "workers": 1})
+    other = await jobs_gateway({**jobs, "workers": 0})
+    job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "block"}}
+    job_id = (await (await other.post("/jobs", json=job)).json())["id"]
+    await eventually(lambda: _true(backend.blocked))
+    app = gateway_of(runner).app
+    assert app is not None and job_id in app[JOBS].runner.running
+    assert (await other.delete(f"/jobs/{job_id}")).status == 200
+    await eventually(lambda: _true(backend.cancelled.is_set()))
+    assert (await job_doc(runner, job_id))["status"] == "cancelled"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +33,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if isinstance(made, RedisJobStore):
         await made.delete_all()
     await made.close()
+
+
+def _finished_process() -> subprocess.Popen[bytes]:
+    """A process that ran and was reaped: its pid no longer runs."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc
 
 
 def _job(prompt: str = "x", priority: int = 0, owner: str = "anonymous") -> Job:
@@ -163,6 +173,49 @@ async def test_redis_lease_expiry_hands_the_job_back() -> None:
         assert not await store.finish(job.id, "dead-worker", JobStatus.COMPLETED, result={})
         again = await store.claim("alive", 60)
         assert again is not None and again.id == job.id and again.attempts == 2
+    finally:
+        await store.delete_all()
+        await store.close()
+
+
+async def test_sqlite_recover_leaves_jobs_of_live_processes_alone(tmp_path: Path) -> None:
+    store = SqliteJobStore(str(tmp_path / "jobs.db"))
+    await store.open()
+    try:
+        await store.submit(_job("sibling's"), 10)
+        await store.submit(_job("dead one's"), 10)
+        sibling = await store.claim("t1", 60)
+        dead = await store.claim("t2", 60)
+        assert sibling is not None and dead is not None
+        gone = _finished_process()
+        with sqlite3.connect(tmp_path / "jobs.db") as db:
+            db.execute("UPDATE jobs SET claimer=? WHERE id=?", (f"{os.getppid()}:x", sibling.id))
+            db.execute("UPDATE jobs SET claimer=? WHERE id=?", (f"{gone.pid}:y", dead.id))
+        assert await store.recover(max_attempts=3) == 1
+        kept, back = await store.get(sibling.id), await store.get(dead.id)
+        assert kept is not None and kept.status is JobStatus.PROCESSING
+        assert back is not None and back.status is JobStatus.QUEUED
+    finally:
+        await store.close()
+
+
+async def test_redis_lease_expiry_after_the_last_attempt_fails_the_job() -> None:
+    store = RedisJobStore(REDIS_URL, f"test-jobs-{uuid.uuid4().hex}:")
+    await store.open()
+    try:
+        await store.submit(_job(), 10)
+        job = await store.claim("dead-worker", lease_s=0.01)
+        assert job is not None
+
+        async def failed() -> bool:
+            await store.recover(max_attempts=1)
+            found = await store.get(job.id)
+            return found is not None and found.status is JobStatus.FAILED
+
+        await eventually(failed)
+        found = await store.get(job.id)
+        assert found is not None and "interrupted 1 times" in found.error
+        assert await store.claim("next", 60) is None
     finally:
         await store.delete_all()
         await store.close()

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from . import hardening, openapi
 from .config import Config
 from .gateway import Gateway
 from .hooks import PluginManager
@@ -20,7 +21,10 @@ def create_app(config: Config, pm: PluginManager | None = None) -> web.Applicati
     app = web.Application(client_max_size=int(config.server.max_body_mb * 1024 * 1024))
     app[GATEWAY] = gateway
     gateway.app = app
+    hardening.install_outer(app)
     gateway.hooks.register_routes(gateway, app)
+    hardening.install_inner(app, config)
+    app.router.add_get("/ollamux/openapi.json", openapi.serve)
     for prefix in ("/api/{tail:.*}", "/v1/{tail:.*}", "/v1", "/"):
         app.router.add_route("*", prefix, handle)
     app.cleanup_ctx.append(_lifecycle)

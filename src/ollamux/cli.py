@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__, cli_fleet
+from . import __version__, cli_fleet, cli_keys
 from .config_loader import ConfigError, backend_from_url, load_config, masked
 
 
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(plugins)
     plugins.add_argument("--json", action="store_true", help="print JSON")
     cli_fleet.add_commands(sub)
+    cli_keys.add_parser(sub)
     return parser
 
 
@@ -67,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in cli_fleet.COMMANDS:
         return cli_fleet.run(args)
+    if args.command == "keys":
+        return cli_keys.run(args)
     try:
         config = load_config(args.config, env=os.environ, overrides=_overrides(args))
     except ConfigError as exc:

@@ -17,6 +17,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 11535
     max_body_mb: float = 64
+    body_timeout_s: float = 60  # a request body must arrive within this (slow clients: 408)
     shutdown_timeout_s: float = 30
     log_format: Literal["text", "json"] = "text"
     log_level: str = "info"
@@ -98,13 +99,15 @@ class KeyConfig:
     rpm: int = 0
     max_concurrency: int = 0
     priority: int = 0
+    admin: bool = False  # this key may also use the admin endpoints
 
 
 @dataclass
 class AuthConfig:
     keys: list[KeyConfig] = field(default_factory=list)
-    admin_keys: list[str] = field(default_factory=list)
-    redis_url: str = ""
+    admin_keys: list[str] = field(default_factory=list)  # plain keys, or "sha256:<hex>"
+    redis_url: str = ""  # share rpm / concurrency limits across instances
+    redis_prefix: str = "ollamux:limits:"
 
 
 @dataclass

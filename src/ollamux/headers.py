@@ -27,7 +27,12 @@ HOP_BY_HOP = frozenset(
 # The client's own credentials never reach a backend; backends get their configured ones.
 CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key", "cookie", "api-key"})
 
-_NOT_TO_UPSTREAM = HOP_BY_HOP | CLIENT_CREDENTIALS | {"accept-encoding", "x-ollamux-backend"}
+# Our own workers' proof of origin (``X-Ollamux-Internal``) is a secret of this process.
+INTERNAL = frozenset({"x-ollamux-internal", "x-ollamux-principal"})
+
+_NOT_TO_UPSTREAM = (
+    HOP_BY_HOP | CLIENT_CREDENTIALS | INTERNAL | {"accept-encoding", "x-ollamux-backend"}
+)
 _NOT_TO_CLIENT = HOP_BY_HOP | {"content-encoding", "date", "server", "set-cookie"}
 
 

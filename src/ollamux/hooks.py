@@ -34,7 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ollamux.hooks")
 
-_Impl = tuple[Callable[..., Any], tuple[str, ...], bool, str]
+# One implementation, ready to call: the function; which of the call's arguments it takes
+# (indexes into the hookspec's argument order, or None when it takes them all, in order);
+# whether it is ``async def``; its plugin's name (for logs).
+_Impl = tuple[Callable[..., Any], tuple[int, ...] | None, bool, str]
 
 
 class PluginManager(pluggy.PluginManager):
@@ -62,52 +65,77 @@ class Hooks:
     def __init__(self, pm: PluginManager) -> None:
         self.pm = pm
         self._cache: dict[str, list[_Impl]] = {}
+        self._argnames: dict[str, tuple[str, ...]] = {}
         self._generation = -1
 
     def impls(self, name: str) -> list[_Impl]:
         if self._generation != self.pm.generation:
             self._cache.clear()
+            self._argnames.clear()
             self._generation = self.pm.generation
         found = self._cache.get(name)
         if found is None:
-            caller = getattr(self.pm.hook, name)
-            found = [
-                (
-                    impl.function,
-                    tuple(impl.argnames),
-                    inspect.iscoroutinefunction(impl.function),
-                    impl.plugin_name,
-                )
-                for impl in reversed(caller.get_hookimpls())
-            ]
-            self._cache[name] = found
+            found = self._cache[name] = self._prepare(name)
         return found
 
-    async def call_first(self, name: str, **kwargs: Any) -> Any:
-        for fn, argnames, is_async, _ in self.impls(name):
-            result = fn(*[kwargs[a] for a in argnames])
-            if is_async or inspect.isawaitable(result):
+    def _prepare(self, name: str) -> list[_Impl]:
+        caller = getattr(self.pm.hook, name, None)
+        if caller is None or caller.spec is None:
+            return []  # not a declared hook (``check_pending`` reports stray impls at start)
+        spec = tuple(caller.spec.argnames)
+        self._argnames[name] = spec
+        found: list[_Impl] = []
+        for impl in reversed(caller.get_hookimpls()):
+            names = tuple(impl.argnames)
+            picks = None if names == spec else tuple(spec.index(a) for a in names)
+            is_async = inspect.iscoroutinefunction(impl.function)
+            found.append((impl.function, picks, is_async, impl.plugin_name))
+        return found
+
+    def _args(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        """Keyword arguments put in the hookspec's order (the slow path; the facade passes
+        arguments by position)."""
+        self.impls(name)
+        return (*args, *(kwargs[a] for a in self._argnames.get(name, ())[len(args) :]))
+
+    # The three calling conventions. Arguments come by position, in the hookspec's order;
+    # an implementation taking them all is called without building a new argument list, a
+    # plain function's result is only checked for awaitability when it is not None, and a
+    # hook nobody implements costs one dictionary lookup.
+
+    async def call_first(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Stop at the first non-None result."""
+        if kwargs:
+            args = self._args(name, args, kwargs)
+        for fn, picks, is_async, _ in self.impls(name):
+            result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
+            if is_async or (result is not None and inspect.isawaitable(result)):
                 result = await result
             if result is not None:
                 return result
         return None
 
-    async def call_all(self, name: str, **kwargs: Any) -> list[Any]:
+    async def call_all(self, name: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """Every implementation's non-None result, in call order."""
+        if kwargs:
+            args = self._args(name, args, kwargs)
         results = []
-        for fn, argnames, is_async, _ in self.impls(name):
-            result = fn(*[kwargs[a] for a in argnames])
-            if is_async or inspect.isawaitable(result):
+        for fn, picks, is_async, _ in self.impls(name):
+            result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
+            if is_async or (result is not None and inspect.isawaitable(result)):
                 result = await result
             if result is not None:
                 results.append(result)
         return results
 
-    async def notify(self, name: str, **kwargs: Any) -> None:
+    async def notify(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Call every implementation; a failing one is logged and the rest still run."""
-        for fn, argnames, is_async, plugin in self.impls(name):
+        if kwargs:
+            args = self._args(name, args, kwargs)
+        for fn, picks, is_async, plugin in self.impls(name):
             try:
-                result = fn(*[kwargs[a] for a in argnames])
-                if is_async or inspect.isawaitable(result):
+                result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
+                if is_async or (result is not None and inspect.isawaitable(result)):
                     await result
             except Exception:
                 log.exception("plugin %s failed in %s", plugin, name)
@@ -122,67 +150,59 @@ class Hooks:
 
     async def startup(self, gateway: Gateway) -> None:
         # Startup failures are fatal: a plugin that cannot open its store must stop the server.
-        await self.call_all("ollamux_startup", gateway=gateway)
+        await self.call_all("ollamux_startup", gateway)
 
     async def shutdown(self, gateway: Gateway) -> None:
-        await self.notify("ollamux_shutdown", gateway=gateway)
+        await self.notify("ollamux_shutdown", gateway)
 
     async def config_reloaded(self, gateway: Gateway, old: Config, new: Config) -> None:
-        await self.notify("ollamux_config_reloaded", gateway=gateway, old=old, new=new)
+        await self.notify("ollamux_config_reloaded", gateway, old, new)
 
     # -- the request path ---------------------------------------------------------------
 
     async def authenticate(self, exchange: Exchange) -> Principal | None:
-        return cast(
-            "Principal | None", await self.call_first("ollamux_authenticate", exchange=exchange)
-        )
+        return cast("Principal | None", await self.call_first("ollamux_authenticate", exchange))
 
     async def request_started(self, exchange: Exchange) -> None:
-        await self.call_all("ollamux_request_started", exchange=exchange)
+        await self.call_all("ollamux_request_started", exchange)
 
     async def rewrite_request(self, exchange: Exchange) -> None:
-        await self.call_all("ollamux_rewrite_request", exchange=exchange)
+        await self.call_all("ollamux_rewrite_request", exchange)
 
     async def respond(self, exchange: Exchange) -> web.StreamResponse | None:
-        return cast(
-            "web.StreamResponse | None", await self.call_first("ollamux_respond", exchange=exchange)
-        )
+        return cast("web.StreamResponse | None", await self.call_first("ollamux_respond", exchange))
 
     async def fanout_backends(self, exchange: Exchange) -> list[Backend] | None:
         return cast(
             "list[Backend] | None",
-            await self.call_first("ollamux_fanout_backends", exchange=exchange),
+            await self.call_first("ollamux_fanout_backends", exchange),
         )
 
     async def select_backend(self, exchange: Exchange) -> Backend | None:
-        return cast(
-            "Backend | None", await self.call_first("ollamux_select_backend", exchange=exchange)
-        )
+        return cast("Backend | None", await self.call_first("ollamux_select_backend", exchange))
 
     async def translate_request(
         self, exchange: Exchange, backend: Backend
     ) -> UpstreamRequest | LocalResponse | None:
         return cast(
             "UpstreamRequest | LocalResponse | None",
-            await self.call_first("ollamux_translate_request", exchange=exchange, backend=backend),
+            await self.call_first("ollamux_translate_request", exchange, backend),
         )
 
     async def upstream_started(
         self, exchange: Exchange, backend: Backend, head: ResponseHead
     ) -> None:
-        await self.notify("ollamux_upstream_started", exchange=exchange, backend=backend, head=head)
+        await self.notify("ollamux_upstream_started", exchange, backend, head)
 
     async def transform_response(
         self, exchange: Exchange, head: ResponseHead
     ) -> list[ResponseTransform]:
-        return await self.call_all("ollamux_transform_response", exchange=exchange, head=head)
+        return await self.call_all("ollamux_transform_response", exchange, head)
 
     async def backend_released(
         self, exchange: Exchange, backend: Backend, outcome: Outcome
     ) -> None:
-        await self.notify(
-            "ollamux_backend_released", exchange=exchange, backend=backend, outcome=outcome
-        )
+        await self.notify("ollamux_backend_released", exchange, backend, outcome)
 
     async def request_finished(self, exchange: Exchange) -> None:
-        await self.notify("ollamux_request_finished", exchange=exchange)
+        await self.notify("ollamux_request_finished", exchange)

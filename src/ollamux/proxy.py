@@ -22,6 +22,7 @@ from .dialect import NDJSON, Dialect
 from .errors import GatewayError, stream_error_bytes, upstream_error_message
 from .exchange import Exchange, LocalResponse, Outcome, ResponseHead, TaskState, UpstreamRequest
 from .headers import client_headers, upstream_headers
+from .idle import IdleWatch
 from .transforms import ResponseTransform
 
 log = logging.getLogger("ollamux.proxy")
@@ -127,12 +128,20 @@ async def _relay(
         and NDJSON in (upstream.headers.get("Content-Type", ""))
     )
     relay = _Relay(exchange, head, transforms)
+    idle = IdleWatch(upstream, gw.session.timeout.sock_read)
+    content = upstream.content
+    last = b""
     try:
-        async for data in upstream.content.iter_any():
+        async for data in content.iter_any():
+            idle.busy()
             if watch_errors and b'"error"' in data:
                 _check_error_line(exchange, data)
+            if content.at_eof():  # known to be the last bytes: they go out with the end
+                last = data
+                break
             await relay.write(data)
-        await relay.finish()
+            idle.waiting()
+        await relay.finish(last)
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
         if isinstance(exc, aiohttp.ClientConnectionResetError) and relay.client_gone():
             raise asyncio.CancelledError from exc
@@ -143,6 +152,8 @@ async def _relay(
                 outcome, message, 504 if outcome is Outcome.TIMEOUT else 502
             ) from exc
         await relay.fail(message)
+    finally:
+        idle.stop()
     exchange.status = head.status
     return relay.response
 
@@ -169,38 +180,48 @@ class _Relay:
         self.exchange.status = self.head.status
         await self.response.prepare(self.exchange.request)
 
-    async def write(self, data: bytes) -> None:
+    def _feed(self, data: bytes) -> bytes:
+        """``data`` through the transforms, counted as a chunk sent if anything is left."""
         for t in self.transforms:
             if not data:
-                return
+                return data
             data = t.feed(data)
-        if not data:
-            return
+        if data:
+            ex = self.exchange
+            if ex.first_chunk_at is None:
+                ex.first_chunk_at = time.monotonic()
+            ex.chunks += 1
+            ex.bytes_out += len(data)
+        return data
+
+    async def _send(self, data: bytes) -> None:
         if not self.started:
             await self._start()
-        ex = self.exchange
-        if ex.first_chunk_at is None:
-            ex.first_chunk_at = time.monotonic()
-        ex.chunks += 1
-        ex.bytes_out += len(data)
         await self.response.write(data)
 
-    async def finish(self) -> None:
+    async def write(self, data: bytes) -> None:
+        data = self._feed(data)
+        if data:
+            await self._send(data)
+
+    async def finish(self, data: bytes = b"") -> None:
+        """End the response; ``data``, the answer's last bytes when already known, is sent
+        in the same write as the end (one send instead of two for a small answer)."""
+        data = self._feed(data)
         tail = b""
-        for t in self.transforms:
-            tail = (t.feed(tail) if tail else b"") + t.end()
+        try:
+            for t in self.transforms:
+                tail = (t.feed(tail) if tail else b"") + t.end()
+        except Exception:
+            if data:  # the client gets what it would have got had ``data`` gone out alone
+                await self._send(data)
+            raise
         if tail:
-            await self.write_raw(tail)
+            self.exchange.chunks += 1
+            self.exchange.bytes_out += len(tail)
         if not self.started:
             await self._start()
-        await self.response.write_eof()
-
-    async def write_raw(self, data: bytes) -> None:
-        if not self.started:
-            await self._start()
-        self.exchange.chunks += 1
-        self.exchange.bytes_out += len(data)
-        await self.response.write(data)
+        await self.response.write_eof(data + tail if tail else data)
 
     async def fail(self, message: str) -> None:
         """End a stream that broke: an error event/line in the endpoint's dialect."""
@@ -241,8 +262,7 @@ async def _relay_local(
     for t in transforms:
         head = t.head(head)
     relay = _Relay(exchange, head, transforms)
-    await relay.write(local.body)
-    await relay.finish()
+    await relay.finish(local.body)
     return relay.response
 
 
@@ -257,8 +277,7 @@ async def relay_failure(exchange: Exchange, failure: AttemptFailed) -> web.Strea
     for t in transforms:
         head = t.head(head)
     relay = _Relay(exchange, head, transforms)
-    await relay.write(failure.body)
-    await relay.finish()
+    await relay.finish(failure.body)
     return relay.response
 
 

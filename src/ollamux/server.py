@@ -73,6 +73,8 @@ async def run(
     slot.apply(config)
     app = create_app(config, pm)
     gateway = app[GATEWAY]
+    if slot.internal_token:
+        gateway.internal_token = slot.internal_token
     runner = web.AppRunner(
         app,
         handler_cancellation=True,

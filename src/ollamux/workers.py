@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import signal
 import time
 from collections.abc import Mapping
@@ -39,10 +40,12 @@ _EARLY_EXIT_S = 5.0
 
 @dataclass(frozen=True)
 class WorkerSlot:
-    """Which worker this process is: ``index`` of ``count``."""
+    """Which worker this process is: ``index`` of ``count``, and the internal token all the
+    workers share (a job's request to ``self_url`` may land on any of them)."""
 
     index: int = 0
     count: int = 1
+    internal_token: str = ""
 
     def share(self, capacity: int) -> int:
         base, extra = divmod(capacity, self.count)
@@ -124,9 +127,10 @@ def run_workers(
     count = config.server.workers
     procs: dict[int, tuple[multiprocessing.process.BaseProcess, float]] = {}
     stopping = False
+    token = secrets.token_urlsafe(32)
 
     def start(index: int) -> None:
-        slot = WorkerSlot(index, count)
+        slot = WorkerSlot(index, count, token)
         p = ctx.Process(
             target=_worker_main,
             args=(config, config_path, overrides, slot),

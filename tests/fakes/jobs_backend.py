@@ -19,6 +19,7 @@ from aiohttp import web
 class JobsFake:
     models: list[str] = field(default_factory=lambda: ["llama3.2:latest", "qwen2.5:0.5b"])
     delay_s: float = 0.0
+    fail_status: int = 0  # answer every generation with this status (0: answer normally)
     calls: Counter[str] = field(default_factory=Counter)
     order: list[str] = field(default_factory=list)  # prompts, in the order requests arrived
     blocked: int = 0  # requests now waiting on ``unblock``
@@ -62,6 +63,8 @@ class JobsFake:
 
     async def generate(self, request: web.Request) -> web.Response:
         body = await self._arrive(request)
+        if self.fail_status:
+            return web.json_response({"error": "backend trouble"}, status=self.fail_status)
         model = body.get("model")
         if model not in self.models:
             return web.json_response({"error": f"model '{model}' not found"}, status=404)

@@ -1,3 +1,93 @@
-"""The ``cors`` built-in plugin (being built)."""
+"""The ``cors`` built-in plugin: lets browser pages on other origins call ollamux.
+
+Off while ``cors.allow_origins`` is empty. Preflights (``OPTIONS`` with
+``Access-Control-Request-Method``) are answered here, before auth, since browsers never
+send credentials on them; a plain ``OPTIONS`` still needs a key. The headers on ordinary
+responses are added just before they are sent, so streams get them too. Credentials
+(cookies) are never allowed: callers authenticate with a header.
+"""
 
 from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from ..config import Config, CorsConfig
+from ..gateway import Gateway
+from ..hookspecs import hookimpl
+
+_EXPOSE = "X-Task-Id, Retry-After, WWW-Authenticate"
+
+
+class Cors:
+    """The policy of one app, precomputed from ``cors`` (again on a config reload)."""
+
+    def __init__(self, cfg: CorsConfig) -> None:
+        self.configure(cfg)
+
+    def configure(self, cfg: CorsConfig) -> None:
+        self.enabled = bool(cfg.allow_origins)
+        self.any_origin = "*" in cfg.allow_origins
+        self.origins = frozenset(cfg.allow_origins)
+        self.methods = ", ".join(m.upper() for m in cfg.allow_methods)
+        self.any_header = "*" in cfg.allow_headers
+        self.headers = ", ".join(cfg.allow_headers)
+        self.max_age = str(cfg.max_age_s)
+
+    def allowed(self, origin: str) -> bool:
+        return self.any_origin or origin in self.origins
+
+    def preflight(self, request: web.Request, origin: str) -> web.Response:
+        if not self.allowed(origin):
+            return web.json_response({"error": "origin not allowed"}, status=403)
+        requested = request.headers.get("Access-Control-Request-Headers", "")
+        headers = {
+            "Access-Control-Allow-Origin": origin if not self.any_origin else "*",
+            "Access-Control-Allow-Methods": self.methods,
+            "Access-Control-Max-Age": self.max_age,
+            "Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+        }
+        allowed_headers = requested if self.any_header else self.headers
+        if allowed_headers:
+            headers["Access-Control-Allow-Headers"] = allowed_headers
+        return web.Response(status=204, headers=headers)
+
+    async def on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin is None or not self.enabled or not self.allowed(origin):
+            return
+        response.headers["Access-Control-Allow-Origin"] = "*" if self.any_origin else origin
+        response.headers["Access-Control-Expose-Headers"] = _EXPOSE
+        if not self.any_origin:
+            response.headers.add("Vary", "Origin")
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if (
+            origin is not None
+            and self.enabled
+            and request.method == "OPTIONS"
+            and "Access-Control-Request-Method" in request.headers
+        ):
+            return self.preflight(request, origin)
+        return await handler(request)
+
+
+CORS: web.AppKey[Cors] = web.AppKey("ollamux_cors", Cors)
+
+
+# tryfirst: its middleware must come before auth's, which would refuse a preflight.
+# Installed even when off, so that a reloaded config can turn it on.
+@hookimpl(tryfirst=True)
+def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
+    cors = Cors(gateway.config.cors)
+    app[CORS] = cors
+    app.middlewares.append(cors.middleware)
+    app.on_response_prepare.append(cors.on_prepare)
+
+
+@hookimpl
+def ollamux_config_reloaded(gateway: Gateway, new: Config) -> None:
+    if gateway.app is not None and CORS in gateway.app:
+        gateway.app[CORS].configure(new.cors)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ...backend import Backend
+from ...config import Config
 from ...exchange import Exchange, Outcome
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
@@ -34,6 +35,11 @@ async def ollamux_startup(gateway: Gateway) -> None:
 @hookimpl
 async def ollamux_shutdown(gateway: Gateway) -> None:
     await fleet_of(gateway).stop()
+
+
+@hookimpl
+def ollamux_config_reloaded(gateway: Gateway, old: Config, new: Config) -> None:
+    fleet_of(gateway).reconfigure(old, new)
 
 
 @hookimpl

@@ -13,6 +13,7 @@ import time
 import weakref
 
 from ...backend import Backend
+from ...config import Config
 from ...errors import GatewayError
 from ...exchange import Exchange, Outcome
 from ...gateway import Gateway
@@ -66,6 +67,7 @@ class Fleet:
         self.wait_s_avg = 0.0
         self.timeouts = 0
         self.rejected = 0
+        self._ordered: list[Backend] = []
         self._publish_gauges()
 
     def _publish_gauges(self) -> None:
@@ -97,6 +99,34 @@ class Fleet:
             if not waiter.future.done():
                 waiter.future.set_exception(_unavailable("the gateway is shutting down", 1))
 
+    def reconfigure(self, old: Config, new: Config) -> None:
+        """The config was reloaded: ``gateway.backends`` already holds the new static
+        backends. Take the new routing knobs; forget discovered backends that discovery no
+        longer covers or that a static backend now names; let waiters look again."""
+        routing = new.routing
+        self.queue_timeout_s = routing.queue_timeout_s
+        self.busy_cooldown_s = routing.busy_cooldown_s
+        self.queue.limit = routing.max_queue
+        self.monitor.configure(new)
+        backends = self.gateway.backends
+        static_urls = {b.url for b in backends.values() if not b.discovered}
+        for name, b in list(backends.items()):
+            if b.discovered and (b.url in static_urls or not self._still_covered(b, old, new)):
+                del backends[name]
+        if new.discovery is not None and new.discovery != old.discovery:
+            self.discovery_ready = False  # until the new range has been scanned once
+        elif new.discovery is None:
+            self.discovery_ready = True
+        self.fleet_changed()
+        self.dispatch(settle=True)
+
+    def _still_covered(self, backend: Backend, old: Config, new: Config) -> bool:
+        """Whether a discovered backend is still inside the (possibly new) discovery range;
+        unchanged discovery settings keep it either way."""
+        if new.discovery == old.discovery:
+            return True
+        return backend.url in self.monitor.range_urls()
+
     # -- selection ----------------------------------------------------------------------
 
     async def select(self, exchange: Exchange) -> Backend | None:
@@ -117,9 +147,19 @@ class Fleet:
             return await self._wait(exchange)
         raise self._refusal(exchange, verdict)
 
+    def ordered(self) -> list[Backend]:
+        """The backends in name order (what ``choose`` needs), cached; rebuilt when the
+        fleet changes size or ``fleet_changed`` says so."""
+        if len(self._ordered) != len(self.gateway.backends):
+            self.fleet_changed()
+        return self._ordered
+
+    def fleet_changed(self) -> None:
+        self._ordered = sorted(self.gateway.backends.values(), key=lambda b: b.name)
+
     def _choose(self, exchange: Exchange, capped: bool = True) -> Choice:
         return choose(
-            self.gateway.backends.values(),
+            self.ordered(),
             exchange.model,
             exchange.tried,
             capped,
@@ -134,7 +174,10 @@ class Fleet:
     def _refusal(self, exchange: Exchange, verdict: Verdict) -> GatewayError:
         if verdict is Verdict.UNKNOWN_MODEL:
             return GatewayError(
-                404, f"model '{exchange.model}' not found", code="model_not_found", param="model"
+                404,
+                f"model '{exchange.model_requested or exchange.model}' not found",
+                code="model_not_found",
+                param="model",
             )
         if verdict is Verdict.DRAINING:
             return _unavailable(f"every backend serving '{exchange.model}' is draining", 5)

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ...backend import Backend
-from ...config import DiscoveryConfig
+from ...config import Config, DiscoveryConfig
 from ...config_loader import parse_port_range
 from ...dialect import Dialect
 from .probe import ProbeResult, apply_probe, probe
@@ -29,20 +29,28 @@ class Monitor:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self.gateway = fleet.gateway
-        routing = self.gateway.config.routing
+        self._due: dict[str, float] = {}  # backend name -> when to probe it next
+        self._next_scan = 0.0
+        self._poke = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.configure(self.gateway.config)
+
+    def configure(self, config: Config) -> None:
+        """Take intervals, timeouts and the discovery range from ``config`` (also on reload:
+        new static backends are probed at once, the range is scanned at once)."""
+        routing = config.routing
         self.interval_s = routing.health_interval_s
         self.timeout_s = routing.probe_timeout_s
         self.backoff_max_s = routing.probe_backoff_max_s
-        self.discovery: DiscoveryConfig | None = self.gateway.config.discovery
+        self.discovery: DiscoveryConfig | None = config.discovery
         self.ports = (
             parse_port_range(self.discovery.ports, "discovery.ports")
             if self.discovery is not None and self.discovery.ports
             else range(0)
         )
-        self._due: dict[str, float] = {}  # backend name -> when to probe it next
+        self._due = {k: v for k, v in self._due.items() if k in self.gateway.backends}
         self._next_scan = 0.0
-        self._poke = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._poke.set()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -130,10 +138,15 @@ class Monitor:
         """Probe every port of the range at once; add what answers, drop what stopped.
         Each port's answer is applied as soon as it arrives, not after the slowest."""
         assert self.discovery is not None
-        host = self.discovery.host
         static_urls = {b.url for b in self.gateway.backends.values() if not b.discovered}
-        urls = [f"http://{host}:{port}" for port in self.ports]
+        urls = self.range_urls()
         await asyncio.gather(*(self._scan_one(u) for u in urls if u not in static_urls))
+
+    def range_urls(self) -> list[str]:
+        """The URLs discovery scans (none without discovery)."""
+        if self.discovery is None:
+            return []
+        return [f"http://{self.discovery.host}:{port}" for port in self.ports]
 
     async def _scan_one(self, url: str) -> None:
         assert self.discovery is not None
@@ -163,6 +176,7 @@ class Monitor:
             )
             apply_probe(backend, result)
             self.gateway.backends[name] = backend
+            self.fleet.fleet_changed()
             log.info("discovered backend %s (%d models)", name, len(backend.models))
             return True
         revived = apply_probe(known, result)
@@ -170,6 +184,7 @@ class Monitor:
             return revived
         if known.in_flight == 0:
             del self.gateway.backends[name]
+            self.fleet.fleet_changed()
             log.info("discovered backend %s is gone: %s", name, result.error)
             return True
         return False

@@ -29,7 +29,10 @@ class ProbeResult:
 
 
 # Probes name themselves, so a backend's logs (and test fakes) can tell them from traffic.
-PROBE_HEADERS = {"User-Agent": f"ollamux-probe/{__version__}"}
+# They close their connections: otherwise every probe of every backend (or scanned port)
+# would leave an idle keep-alive connection in the shared pool, which aiohttp hands out
+# first-in first-out, so requests would cycle through hundreds of cold connections.
+PROBE_HEADERS = {"User-Agent": f"ollamux-probe/{__version__}", "Connection": "close"}
 
 
 async def probe(

@@ -1,17 +1,20 @@
 """Choosing a backend for one request: one pass over the backends, no awaits, no allocation
-per backend beyond a few comparisons (it runs on every request).
+per backend (it runs on every request). The backends come in name order, so a first quick
+pass can stop at the first healthy, idle backend that has the model loaded: nothing can beat
+it. Only when there is none does the full pass weigh every backend.
 
 Order of preference among the backends that serve the model, are not draining and were not
 tried yet for this request: healthy before unhealthy (unhealthy ones only when no healthy
 one serves the model), then the model already loaded, then fewest requests in flight, then
-the name (a stable tie-break). A backend counts as full when it has ``max_concurrency``
+(for a backend that must load the model) fewest models in memory, then the name (a stable
+tie-break). A backend counts as full when it has ``max_concurrency``
 requests in flight or is cooling down after answering "busy".
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ...backend import Backend
@@ -48,7 +51,7 @@ def is_loaded(backend: Backend, model: str | None) -> bool:
 
 
 def choose(
-    backends: Iterable[Backend],
+    backends: Sequence[Backend],
     model: str | None,
     tried: set[str],
     capped: bool,
@@ -56,15 +59,19 @@ def choose(
 ) -> Choice:
     """The best backend for ``model`` right now, or why there is none.
 
-    ``capped``: whether ``max_concurrency`` and busy cool-downs apply (they do for requests
-    that run a model; listings and metadata requests go through regardless).
+    ``backends`` must be in name order (the tie-break). ``capped``: whether
+    ``max_concurrency`` and busy cool-downs apply (they do for requests that run a model;
+    listings and metadata requests go through regardless).
     """
     alt = with_latest(model) if model is not None else None
+    ideal = _first_ideal(backends, model, alt, tried, now)
+    if ideal is not None:
+        return Choice(Verdict.PICKED, ideal)
     any_backend = serving = any_tried = untried = healthy_candidate = False
     best: Backend | None = None
-    best_cold = best_flight = 0
+    best_key: tuple[int, int, int, str] = (0, 0, 0, "")
     fallback: Backend | None = None
-    fb_cold = fb_flight = 0
+    fb_key: tuple[int, int, int, str] = (0, 0, 0, "")
     for b in backends:
         any_backend = True
         if model is not None:
@@ -86,30 +93,18 @@ def choose(
         flight = b.in_flight
         if capped and (flight >= b.max_concurrency or b.busy_until > now):
             continue
-        if model is None or b.api is Dialect.OPENAI:
-            cold = 0
+        loaded = b.loaded_models
+        if model is None or b.api is Dialect.OPENAI or model in loaded or alt in loaded:
+            key = (0, flight, 0, b.name)
         else:
-            loaded = b.loaded_models
-            cold = 0 if (model in loaded or alt in loaded) else 1
+            # A model load: on the least busy backend, then the one holding fewest models
+            # (the least likely to evict something another request is about to want).
+            key = (1, flight, len(loaded), b.name)
         if healthy:
-            if (
-                best is None
-                or cold < best_cold
-                or (
-                    cold == best_cold
-                    and (flight < best_flight or (flight == best_flight and b.name < best.name))
-                )
-            ):
-                best, best_cold, best_flight = b, cold, flight
-        elif (
-            fallback is None
-            or cold < fb_cold
-            or (
-                cold == fb_cold
-                and (flight < fb_flight or (flight == fb_flight and b.name < fallback.name))
-            )
-        ):
-            fallback, fb_cold, fb_flight = b, cold, flight
+            if best is None or key < best_key:
+                best, best_key = b, key
+        elif fallback is None or key < fb_key:
+            fallback, fb_key = b, key
     if not serving:
         return Choice(Verdict.UNKNOWN_MODEL if any_backend else Verdict.NO_BACKENDS)
     if not untried:
@@ -118,3 +113,25 @@ def choose(
     if pick is None:
         return Choice(Verdict.FULL)
     return Choice(Verdict.PICKED, pick)
+
+
+def _first_ideal(
+    backends: Sequence[Backend], model: str | None, alt: str | None, tried: set[str], now: float
+) -> Backend | None:
+    """The first backend (in name order) with the best possible key: healthy, idle, not
+    cooling down, serving the model with it loaded. Checks the cheapest things first."""
+    for b in backends:
+        if b.in_flight or not b.healthy or b.draining or b.busy_until > now:
+            continue
+        if model is not None:
+            catalog = b.models
+            if catalog and model not in catalog and alt not in catalog:
+                continue
+            if b.api is not Dialect.OPENAI:
+                loaded = b.loaded_models
+                if model not in loaded and alt not in loaded:
+                    continue
+        if tried and b.name in tried:
+            continue
+        return b
+    return None

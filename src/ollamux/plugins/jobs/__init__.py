@@ -29,10 +29,10 @@ def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
     service = JobsService(gateway)
     add_routes(app, service)
 
-    async def closing(_app: web.Application) -> None:
-        service.runner.closing()
+    async def stop_workers(_app: web.Application) -> None:
+        await service.runner.stop()
 
-    app.on_shutdown.append(closing)
+    app.on_shutdown.append(stop_workers)
 
 
 @hookimpl

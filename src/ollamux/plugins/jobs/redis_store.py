@@ -36,18 +36,22 @@ _SUBMIT = (
     _MOVE
     + """
 if redis.call('ZCARD', p .. 'queue') >= tonumber(ARGV[1]) then return 0 end
-local id, owner, seq, score = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local id, owner, priority = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local seq = redis.call('INCR', p .. 'seq')
+-- Lower scores are claimed first: higher priority, then earlier arrival. Exact: below 2^53,
+-- and Redis turns Lua numbers into strings without losing digits.
+local score = (LIMIT - priority) * 1e12 + seq
 local key = p .. 'job:' .. id
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', key, unpack(fields))
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', key, 'seq', seq, 'score', score, unpack(fields))
 redis.call('ZADD', p .. 'queue', score, id)
 redis.call('ZADD', p .. 'all', seq, id)
 redis.call('ZADD', p .. 'owner:' .. owner, seq, id)
 move(p, id, owner, seq, nil, 'queued')
 return 1
 """
-)
+).replace("LIMIT", str(PRIORITY_LIMIT))
 
 _CLAIM = (
     _MOVE
@@ -152,11 +156,6 @@ return #ids
 )
 
 
-def _queue_score(priority: int, seq: int) -> str:
-    """Lower scores are claimed first: higher priority, then earlier arrival (exact integer)."""
-    return str((PRIORITY_LIMIT - priority) * 10**12 + seq)
-
-
 def _opt_float(value: str | None) -> float | None:
     return float(value) if value else None
 
@@ -225,7 +224,6 @@ class RedisJobStore(JobStore):
         return int(reaped)
 
     async def submit(self, job: Job, max_queued: int) -> bool:
-        seq = int(await self._r.incr(self.prefix + "seq"))
         fields: dict[str, Any] = {
             "id": job.id,
             "kind": job.kind,
@@ -237,13 +235,10 @@ class RedisJobStore(JobStore):
             "created_at": repr(job.created_at),
             "updated_at": repr(job.updated_at),
             "attempts": 0,
-            "seq": seq,
-            "score": _queue_score(job.priority, seq),
         }
         flat = [x for kv in fields.items() for x in kv]
         added = await self._submit(
-            keys=[self.prefix],
-            args=[max_queued, job.id, job.owner, seq, fields["score"], *flat],
+            keys=[self.prefix], args=[max_queued, job.id, job.owner, job.priority, *flat]
         )
         return bool(added)
 

@@ -56,9 +56,10 @@ class JobRunner:
         self.counts: dict[JobStatus, int] = {JobStatus.QUEUED: 0, JobStatus.PROCESSING: 0}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._recording: set[asyncio.Task[None]] = set()
         self._closing = False
         # How often an idle worker looks at a queue that others (instances) may fill.
-        self._poll_s = 0.25 if store.shared else 1.0
+        self._poll_s = 0.25 if store.shared else 0.5
         self._renew_s = max(0.05, min(config.lease_s / 3, 2.0))
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -70,17 +71,16 @@ class JobRunner:
         ]
         self._tasks.append(asyncio.create_task(self._maintain(), name="ollamux-jobs-maintain"))
 
-    def closing(self) -> None:
-        """The server stopped listening: claim nothing more; a request to ourselves that
-        breaks from now on is the shutdown's doing, not the job's."""
-        self._closing = True
-
     async def stop(self) -> None:
-        """Stop the workers; jobs they were running go back to the queue, attempt uncounted."""
+        """Stop the workers; jobs they were running go back to the queue, attempt uncounted.
+
+        Called when the server stops listening (so the requests of running jobs do not hold
+        up the shutdown) and again at shutdown; the second call finds nothing left to do."""
         self._closing = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._recording, return_exceptions=True)
 
     def notify(self) -> None:
         """A job was queued: wake idle workers."""
@@ -95,11 +95,11 @@ class JobRunner:
     # -- the loops ---------------------------------------------------------------------------
 
     async def _maintain(self) -> None:
-        """Refresh the published counts; hand back jobs whose lease expired (shared stores)."""
+        """Refresh the published counts; hand back jobs whose worker died."""
         tick = max(0.05, min(1.0, self.config.lease_s / 4))
         while True:
             try:
-                if self.store.shared and await self.store.recover(self.config.max_attempts):
+                if await self.store.recover(self.config.max_attempts):
                     self.notify()
                 self.counts = await self.store.counts()
             except Exception:
@@ -122,7 +122,10 @@ class JobRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_s)
                 continue
-            await self._run(job, token)
+            try:
+                await self._run(job, token)
+            except Exception:  # the store failed: the claim's lease or recovery hands it back
+                log.exception("running job %s failed", job.id)
 
     async def _wait_until_listening(self) -> None:
         """Jobs re-enter through HTTP: wait until this gateway answers on ``self_url``."""
@@ -148,15 +151,35 @@ class JobRunner:
                 await asyncio.wait({task}, timeout=self._renew_s)
                 if not task.done() and not await self._renew(job, token):
                     task.cancel()
-            await self._settle(job, token, task)
         except asyncio.CancelledError:  # shutdown: the job goes back to the queue
             task.cancel()
+            task.add_done_callback(_consume)
+            self._forget(job.id)
             with contextlib.suppress(Exception):
                 await self.store.release(job.id, token, keep_attempt=False)
             raise
-        finally:
-            self.running.pop(job.id, None)
-            self.backends.pop(job.id, None)
+        if not task.cancelled() and isinstance(task.exception(), _NotListening):
+            self._forget(job.id)
+            await self.store.release(job.id, token, keep_attempt=False, error=str(task.exception()))
+            await self._wait_until_listening()
+            return
+        # Record the outcome in the background: this worker claims its next job meanwhile
+        # (both writes then share one commit).
+        recorder = asyncio.create_task(self._settle_logged(job, token, task))
+        self._recording.add(recorder)
+        recorder.add_done_callback(self._recording.discard)
+
+    async def _settle_logged(
+        self, job: Job, token: str, task: asyncio.Task[tuple[int, bytes]]
+    ) -> None:
+        try:
+            await self._settle(job, token, task)
+        except Exception:  # the store failed: the claim's lease or recovery hands it back
+            log.exception("recording the outcome of job %s failed", job.id)
+
+    def _forget(self, job_id: str) -> None:
+        self.running.pop(job_id, None)
+        self.backends.pop(job_id, None)
 
     async def _settle(self, job: Job, token: str, task: asyncio.Task[tuple[int, bytes]]) -> None:
         """Record how the request to ourselves ended."""
@@ -164,16 +187,18 @@ class JobRunner:
             status, raw = task.result()
         except asyncio.CancelledError:
             log.info("job %s was cancelled while running", job.id)
-        except _NotListening as exc:
-            await self.store.release(job.id, token, keep_attempt=False, error=str(exc))
-            await self._wait_until_listening()
         except (aiohttp.ClientError, TimeoutError) as exc:
             if self._closing:
                 await self.store.release(job.id, token, keep_attempt=False)
             else:
                 await self._failed(job, token, f"request failed: {exc!r}", retry=True)
+        except Exception:
+            log.exception("job %s: the request to this gateway failed", job.id)
+            await self._failed(job, token, "internal error running the job", retry=True)
         else:
             await self._record(job, token, status, raw)
+        finally:
+            self._forget(job.id)
 
     async def _renew(self, job: Job, token: str) -> bool:
         try:
@@ -227,3 +252,9 @@ class JobRunner:
             return
         backend = self.backends.get(job.id, "")
         await self.store.finish(job.id, token, JobStatus.FAILED, error=message, backend=backend)
+
+
+def _consume(task: asyncio.Task[tuple[int, bytes]]) -> None:
+    """Retrieve the outcome of a request given up on, so asyncio does not report it."""
+    if not task.cancelled():
+        task.exception()

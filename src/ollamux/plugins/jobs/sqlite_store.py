@@ -1,29 +1,39 @@
 """Jobs in a SQLite file: WAL, ``synchronous=FULL``, writes grouped into shared commits.
 
 A commit with ``synchronous=FULL`` waits for the disk (milliseconds), so writes from
-concurrent callers are queued and applied together in one transaction: each caller
-resumes only after the commit holding its change is durable. Reads use a second
-connection (WAL lets it read while the writer writes) and never see uncommitted changes.
+concurrent callers are queued and applied together in one transaction (group commit):
+each caller resumes only after the commit holding its change is durable. A whole
+transaction runs in one call on the writer's own thread (one thread hop per commit, not
+per statement). Reads go through aiosqlite on a second connection (WAL lets it read while
+the writer writes) and never see uncommitted changes.
 
-One gateway process per file: ``recover`` at start hands back every ``processing`` job.
+Each claim records its claimer (this process's pid and a random start token). ``recover``
+hands back the ``processing`` jobs whose claimer is no longer alive: at start (the jobs
+of a gateway that died) and periodically (a sibling ``--workers`` process that died).
+All processes sharing the file must run on one machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
+import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 
 from .model import Job, JobStatus
 from .store import JobStore, Page
 
-T = TypeVar("T")
-_Op = Callable[[aiosqlite.Connection], Awaitable[Any]]
+_Op = Callable[[sqlite3.Connection], Any]  # one write, run on the writer's thread
+_Outcome = tuple[Any, BaseException | None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -43,7 +53,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     backend TEXT NOT NULL DEFAULT '',
     error TEXT NOT NULL DEFAULT '',
     result TEXT,
-    token TEXT NOT NULL DEFAULT ''
+    token TEXT NOT NULL DEFAULT '',
+    claimer TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, priority DESC, seq);
 CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);
@@ -53,6 +64,11 @@ CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, seq);
 _COLUMNS = (
     "id, kind, owner, path, body, priority, status, created_at, updated_at, started_at, "
     "finished_at, attempts, backend, error, result, token"
+)
+
+_INSERT = (
+    "INSERT INTO jobs (id, kind, owner, path, body, priority, status, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -80,32 +96,44 @@ def _row_to_job(row: Any) -> Job:
 class SqliteJobStore(JobStore):
     def __init__(self, path: str) -> None:
         self.path = path
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
         self._reader: aiosqlite.Connection | None = None
         self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
+        self._inserts: list[tuple[tuple[Any, ...], int, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._queued = 0  # exact: this process is the file's only writer
+        self.claimer = f"{os.getpid()}:{secrets.token_hex(4)}"
 
     # -- connections ---------------------------------------------------------------------
 
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self._writer.execute("PRAGMA synchronous=FULL")
-        await self._writer.execute("PRAGMA busy_timeout=5000")
-        await self._writer.executescript(_SCHEMA)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ollamux-jobs-sqlite")
+        self._writer = await self._in_thread(self._connect_writer)
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout=5000")
-        self._queued = (await self.counts()).get(JobStatus.QUEUED, 0)
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+        return db
 
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
-        for conn in (self._writer, self._reader):
-            if conn is not None:
-                await conn.close()
-        self._writer = self._reader = None
+        if self._writer is not None:
+            await self._in_thread(self._writer.close)
+        if self._reader is not None:
+            await self._reader.close()
+        if self._thread is not None:
+            self._thread.shutdown()
+        self._writer = self._reader = self._thread = None
+
+    async def _in_thread(self, fn: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
     @property
     def _read(self) -> aiosqlite.Connection:
@@ -119,30 +147,28 @@ class SqliteJobStore(JobStore):
         """Run ``op`` inside the next shared transaction; return once it is committed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((op, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        self._kick()
         return await future
 
+    def _kick(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
     async def _flush(self) -> None:
-        db = self._writer
-        if db is None:
-            raise RuntimeError("job store is not open")
-        while self._pending:
-            batch, self._pending = self._pending, []
-            outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        while self._pending or self._inserts:
+            ops, self._pending = self._pending, []
+            inserts, self._inserts = self._inserts, []
+            futures = [f for _, _, f in inserts] + [f for _, f in ops]
             try:
-                await db.execute("BEGIN IMMEDIATE")
-                for op, future in batch:
-                    try:
-                        outcomes.append((future, await op(db), None))
-                    except Exception as exc:  # one bad op fails alone (statements are atomic)
-                        outcomes.append((future, None, exc))
-                await db.commit()
+                work = partial(
+                    self._transaction,
+                    [(row, limit) for row, limit, _ in inserts],
+                    [op for op, _ in ops],
+                )
+                outcomes: list[_Outcome] = await self._in_thread(work)
             except Exception as exc:
-                await _rollback(db)
-                outcomes = [(future, None, exc) for _, future in batch]
-                self._queued = await _count_queued(db)
-            for future, value, error in outcomes:
+                outcomes = [(None, exc)] * len(futures)
+            for future, (value, error) in zip(futures, outcomes, strict=True):
                 if future.done():
                     continue
                 if error is None:
@@ -150,56 +176,102 @@ class SqliteJobStore(JobStore):
                 else:
                     future.set_exception(error)
 
+    def _transaction(
+        self, inserts: list[tuple[tuple[Any, ...], int]], ops: list[_Op]
+    ) -> list[_Outcome]:
+        """One transaction on the writer's thread: new jobs (while the backlog has room),
+        then the other writes. One failing write fails alone (statements are atomic)."""
+        db = self._writer
+        if db is None:
+            raise RuntimeError("job store is not open")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Counted under the write lock: exact even with other processes on the file.
+            queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status='queued'").fetchone()[0]
+            outcomes: list[_Outcome] = []
+            accepted = []
+            for row, max_queued in inserts:
+                room = queued < max_queued
+                if room:
+                    accepted.append(row)
+                    queued += 1
+                outcomes.append((room, None))
+            if accepted:
+                db.executemany(_INSERT, accepted)
+            for op in ops:
+                try:
+                    outcomes.append((op(db), None))
+                except Exception as exc:
+                    outcomes.append((None, exc))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return outcomes
+
     # -- the contract ------------------------------------------------------------------------
 
     async def recover(self, max_attempts: int) -> int:
-        async def op(db: aiosqlite.Connection) -> int:
+        async with self._read.execute(
+            "SELECT DISTINCT claimer FROM jobs WHERE status='processing'"
+        ) as cur:
+            dead = [c for (c,) in await cur.fetchall() if not self._alive(c)]
+        if not dead:
+            return 0
+
+        def op(db: sqlite3.Connection) -> int:
             now = time.time()
-            failed = await db.execute(
+            marks = ", ".join("?" * len(dead))
+            failed = db.execute(
                 "UPDATE jobs SET status='failed', finished_at=?, updated_at=?, token='', "
-                "error='interrupted ' || attempts || ' times (the gateway stopped while it ran)' "
-                "WHERE status='processing' AND attempts>=?",
-                (now, now, max_attempts),
+                "error='interrupted ' || attempts || ' times (its gateway stopped while it ran)' "
+                f"WHERE status='processing' AND attempts>=? AND claimer IN ({marks})",
+                (now, now, max_attempts, *dead),
             )
-            requeued = await db.execute(
-                "UPDATE jobs SET status='queued', updated_at=?, token='' WHERE status='processing'",
-                (now,),
+            requeued = db.execute(
+                "UPDATE jobs SET status='queued', updated_at=?, token='' "
+                f"WHERE status='processing' AND claimer IN ({marks})",
+                (now, *dead),
             )
             return failed.rowcount + requeued.rowcount
 
-        touched = int(await self._write(op))
-        self._queued = (await self.counts())[JobStatus.QUEUED]
-        return touched
+        return int(await self._write(op))
+
+    def _alive(self, claimer: str) -> bool:
+        """Whether the process that made a claim still runs (on this machine)."""
+        if claimer == self.claimer:
+            return True
+        try:
+            pid = int(claimer.split(":", 1)[0])
+        except ValueError:
+            return False
+        if pid == os.getpid():  # the same pid, an earlier process (a restarted container)
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
     async def submit(self, job: Job, max_queued: int) -> bool:
-        async def op(db: aiosqlite.Connection) -> bool:
-            if self._queued >= max_queued:
-                return False
-            await db.execute(
-                f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-                (
-                    job.id,
-                    job.kind,
-                    job.owner,
-                    job.path,
-                    json.dumps(job.body),
-                    job.priority,
-                    str(job.status),
-                    job.created_at,
-                    job.updated_at,
-                    None,
-                    None,
-                    0,
-                    "",
-                    "",
-                    None,
-                    "",
-                ),
-            )
-            self._queued += 1
-            return True
-
-        return bool(await self._write(op))
+        row = (
+            job.id,
+            job.kind,
+            job.owner,
+            job.path,
+            json.dumps(job.body),
+            job.priority,
+            str(job.status),
+            job.created_at,
+            job.updated_at,
+        )
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inserts.append((row, max_queued, future))
+        self._kick()
+        return bool(await future)
 
     async def get(self, job_id: str) -> Job | None:
         async with self._read.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)) as cur:
@@ -227,20 +299,16 @@ class SqliteJobStore(JobStore):
         return Page([_row_to_job(r) for r in rows], int(total_row[0]) if total_row else 0)
 
     async def claim(self, token: str, lease_s: float) -> Job | None:
-        async def op(db: aiosqlite.Connection) -> Job | None:
+        def op(db: sqlite3.Connection) -> Job | None:
             now = time.time()
-            async with db.execute(
-                "UPDATE jobs SET status='processing', attempts=attempts+1, token=?, "
+            row = db.execute(
+                "UPDATE jobs SET status='processing', attempts=attempts+1, token=?, claimer=?, "
                 "updated_at=?, started_at=? WHERE seq=(SELECT seq FROM jobs "
                 "WHERE status='queued' ORDER BY priority DESC, seq LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
-                (token, now, now),
-            ) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                return None
-            self._queued -= 1
-            return _row_to_job(row)
+                (token, self.claimer, now, now),
+            ).fetchone()
+            return None if row is None else _row_to_job(row)
 
         job: Job | None = await self._write(op)
         return job
@@ -261,9 +329,9 @@ class SqliteJobStore(JobStore):
         error: str = "",
         backend: str = "",
     ) -> bool:
-        async def op(db: aiosqlite.Connection) -> bool:
+        def op(db: sqlite3.Connection) -> bool:
             now = time.time()
-            cursor = await db.execute(
+            cursor = db.execute(
                 "UPDATE jobs SET status=?, result=?, error=?, backend=?, finished_at=?, "
                 "updated_at=?, token='' WHERE id=? AND status='processing' AND token=?",
                 (
@@ -284,35 +352,29 @@ class SqliteJobStore(JobStore):
     async def release(
         self, job_id: str, token: str, *, keep_attempt: bool, error: str = ""
     ) -> bool:
-        async def op(db: aiosqlite.Connection) -> bool:
-            cursor = await db.execute(
+        def op(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 "UPDATE jobs SET status='queued', token='', error=?, updated_at=?, "
                 "attempts=attempts-? WHERE id=? AND status='processing' AND token=?",
                 (error, time.time(), 0 if keep_attempt else 1, job_id, token),
             )
-            if cursor.rowcount != 1:
-                return False
-            self._queued += 1
-            return True
+            return cursor.rowcount == 1
 
         return bool(await self._write(op))
 
     async def cancel(self, job_id: str) -> Job | None:
-        async def op(db: aiosqlite.Connection) -> Job | None:
-            async with db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)) as cur:
-                row = await cur.fetchone()
+        def op(db: sqlite3.Connection) -> Job | None:
+            row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
             if row is None:
                 return None
             before = _row_to_job(row)
             if not before.status.terminal:
                 now = time.time()
-                await db.execute(
+                db.execute(
                     "UPDATE jobs SET status='cancelled', token='', finished_at=?, updated_at=?, "
                     "error='cancelled' WHERE id=?",
                     (now, now, job_id),
                 )
-                if before.status is JobStatus.QUEUED:
-                    self._queued -= 1
             return before
 
         job: Job | None = await self._write(op)
@@ -329,16 +391,3 @@ class SqliteJobStore(JobStore):
             JobStatus.QUEUED: found.get(JobStatus.QUEUED, 0),
             JobStatus.PROCESSING: found.get(JobStatus.PROCESSING, 0),
         }
-
-
-async def _rollback(db: aiosqlite.Connection) -> None:
-    try:
-        await db.rollback()
-    except Exception:  # nothing to roll back: the failure was BEGIN itself
-        return
-
-
-async def _count_queued(db: aiosqlite.Connection) -> int:
-    async with db.execute("SELECT COUNT(*) FROM jobs WHERE status='queued'") as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0

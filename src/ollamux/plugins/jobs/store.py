@@ -24,7 +24,8 @@ class Page:
 
 
 class JobStore(abc.ABC):
-    # Whether other gateway instances use the same store (then leases decide recovery).
+    # Whether instances on other machines may use the same store (then idle workers look
+    # for new jobs more often: nothing wakes them when another instance queues one).
     shared = False
 
     @abc.abstractmethod
@@ -39,8 +40,8 @@ class JobStore(abc.ABC):
         """Give back jobs whose worker died: to the queue, or ``failed`` once a job has been
         attempted ``max_attempts`` times. Returns how many jobs were touched.
 
-        SQLite (one gateway per file): every ``processing`` job, called at start. Redis
-        (shared): jobs whose lease expired, called periodically by every instance."""
+        Called at start and then periodically by every instance. SQLite: jobs claimed by a
+        process that no longer runs. Redis: jobs whose lease expired."""
 
     @abc.abstractmethod
     async def submit(self, job: Job, max_queued: int) -> bool:

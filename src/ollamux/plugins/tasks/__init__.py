@@ -9,16 +9,17 @@ API (``/tasks/status``) reads it back. See docs/tasks.md.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 from aiohttp import web
 
 from ...backend import Backend
 from ...errors import GatewayError
-from ...exchange import Exchange, ResponseHead, TaskState, new_task_id
+from ...exchange import Exchange, ResponseHead, TaskState
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from ...transforms import ResponseTransform
-from .document import MAX_TASK_ID, is_valid_task_id
+from .document import MAX_TASK_ID, is_valid_task_id, uuid4
 from .routes import TRACKER, add_routes
 from .tracker import ErrorCapture, Run, Tracker, failure_reason
 
@@ -60,28 +61,38 @@ async def ollamux_shutdown(gateway: Gateway) -> None:
 
 
 @hookimpl
-async def ollamux_request_started(exchange: Exchange) -> None:
-    """Take or make the task id, refuse a bad or foreign one, record PENDING."""
+def ollamux_request_started(exchange: Exchange) -> Awaitable[None] | None:
+    """Take or make the task id, refuse a bad or foreign one, record PENDING.
+
+    Plain (not ``async``) for the common case of a generated id: only a task id brought by
+    the client needs the store's word on its owner, and only then is there something to
+    await."""
     tracker = _tracker(exchange.gateway)
     if tracker is None:
-        return
-    owner = exchange.principal.name
+        return None
     given = exchange.task_id or exchange.headers.get(HEADER)
     if given is None:
-        task_id = new_task_id()
-    else:
-        if not is_valid_task_id(given):
-            raise GatewayError(
-                400,
-                f"invalid {HEADER}: use 1 to {MAX_TASK_ID} characters from A-Z a-z 0-9 . _ : -",
-                param=HEADER,
-            )
-        if not await tracker.may_use(given, owner):
-            raise GatewayError(409, f"task id {given} belongs to another API key", param=HEADER)
-        task_id = given
+        _start(tracker, exchange, uuid4())
+        return None
+    if not is_valid_task_id(given):
+        raise GatewayError(
+            400,
+            f"invalid {HEADER}: use 1 to {MAX_TASK_ID} characters from A-Z a-z 0-9 . _ : -",
+            param=HEADER,
+        )
+    return _claim(tracker, exchange, given)
+
+
+async def _claim(tracker: Tracker, exchange: Exchange, task_id: str) -> None:
+    if not await tracker.may_use(task_id, exchange.principal.name):
+        raise GatewayError(409, f"task id {task_id} belongs to another API key", param=HEADER)
+    _start(tracker, exchange, task_id)
+
+
+def _start(tracker: Tracker, exchange: Exchange, task_id: str) -> None:
     exchange.task_id = task_id
     exchange.response_headers[HEADER] = task_id
-    tracker.begin(exchange, owner)
+    tracker.begin(exchange, exchange.principal.name)
 
 
 @hookimpl(tryfirst=True)

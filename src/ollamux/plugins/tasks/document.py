@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from ...exchange import Exchange
@@ -29,6 +29,16 @@ def is_valid_task_id(task_id: str) -> bool:
     return _TASK_ID.fullmatch(task_id) is not None
 
 
+def uuid4() -> str:
+    """A random (version 4) UUID as text; ``str(uuid.uuid4())`` without the UUID object,
+    about three times cheaper (this runs twice per request)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def status_document(
     exchange: Exchange, state: str, stage: str, message: str, selected_at: float | None
 ) -> dict[str, Any]:
@@ -37,7 +47,7 @@ def status_document(
     return {
         "version": "1.0",
         "event_type": "task.status.update",
-        "event_id": str(uuid.uuid4()),
+        "event_id": uuid4(),
         "algorithm_id": "ollama-openai",
         "task_id": exchange.task_id,
         "state": state,

@@ -4,7 +4,9 @@ The document key and its JSON are the public contract (default prefix ``ts:ollam
 other programs read them directly. What ollamux needs besides lives under
 ``ollamux:idx:<prefix>``, outside that key space: ``owner:<task_id>`` (same TTL as the
 document), ``recent`` (a sorted set of task ids by creation time) and ``recent:<owner>``.
-Index entries whose document expired are dropped when a listing meets them and by the sweep.
+Index entries whose document expired are dropped when a listing meets them and by the sweep
+(which drops entries created more than max(ttl_running_s, ttl_done_s) ago: a stream
+running longer than that leaves the listings, though it can still be read by its id).
 Several ollamux instances sharing one Redis see each other's tasks.
 """
 
@@ -20,18 +22,29 @@ from redis.backoff import NoBackoff
 
 from .store import TaskRecord, TaskStore
 
-# Write one task unless another owner holds it: document, owner, both indexes.
+# Write a batch of tasks in one round trip and one command. For each task i (1-based),
+# KEYS[4i-3..4i] = document, owner, index, owner's index and ARGV[6i-5..6i] = owner,
+# document JSON, TTL in ms, creation time, task id, "1" if the task (re)starts. A task held
+# by another owner is skipped. A task enters the indexes when it is new (no owner key yet) or starts over
+# (PENDING); later writes of the same task only replace the document and renew the TTLs.
 _PUT = """
-local owner = redis.call('GET', KEYS[2])
-if owner and owner ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
-return 1
+for i = 0, #KEYS / 4 - 1 do
+  local k, a = i * 4, i * 6
+  local owner = redis.call('GET', KEYS[k + 2])
+  if not owner or owner == ARGV[a + 1] then
+    redis.call('SET', KEYS[k + 1], ARGV[a + 2], 'PX', ARGV[a + 3])
+    redis.call('SET', KEYS[k + 2], ARGV[a + 1], 'PX', ARGV[a + 3])
+    if not owner or ARGV[a + 6] == '1' then
+      redis.call('ZADD', KEYS[k + 3], ARGV[a + 4], ARGV[a + 5])
+      redis.call('ZADD', KEYS[k + 4], ARGV[a + 4], ARGV[a + 5])
+    end
+  end
+end
+return 0
 """
 
-_PAGE = 200
+_PAGE = 200  # index entries read per round trip when listing
+_BATCH = 500  # tasks written per script call (keeps each call short for Redis)
 
 
 class RedisStore(TaskStore):
@@ -74,21 +87,24 @@ class RedisStore(TaskStore):
             await client.aclose()
 
     async def put_many(self, records: list[TaskRecord]) -> None:
+        for start in range(0, len(records), _BATCH):
+            await self._put_batch(records[start : start + _BATCH])
+
+    async def _put_batch(self, records: list[TaskRecord]) -> None:
         now = time.time()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for r in records:
-                ttl_ms = max(1, int((r.expires_at - now) * 1000))
-                await self._put(
-                    keys=[
-                        self.doc_key(r.task_id),
-                        f"{self.aux}owner:{r.task_id}",
-                        self._index(None),
-                        self._index(r.owner),
-                    ],
-                    args=[r.owner, json.dumps(r.doc), ttl_ms, r.created, r.task_id],
-                    client=pipe,
-                )
-            await pipe.execute()
+        keys: list[str] = []
+        args: list[str | int | float] = []
+        for r in records:
+            ttl_ms = max(1, int((r.expires_at - now) * 1000))
+            keys += [
+                self.doc_key(r.task_id),
+                f"{self.aux}owner:{r.task_id}",
+                self._index(None),
+                self._index(r.owner),
+            ]
+            starts = 1 if r.state == "PENDING" else 0
+            args += [r.owner, json.dumps(r.doc), ttl_ms, r.created, r.task_id, starts]
+        await self._put(keys=keys, args=args)
 
     async def get(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
         doc, owner = await self.redis.mget([self.doc_key(task_id), f"{self.aux}owner:{task_id}"])

@@ -74,14 +74,14 @@ class Tracker:
         self.config = config
         self.auth_configured = auth_configured
         self.store = store if store is not None else make_store(config)
-        self.writer = TaskWriter(self.store)
+        self.writer = TaskWriter(self.store, self.snapshot)
         self.live: set[Exchange] = set()
         self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         try:
             await self.store.open()
-        except (OSError, ConnectionError, TimeoutError) as exc:
+        except Exception as exc:
             if not isinstance(self.store, RedisStore):
                 raise
             # Redis may come up later: the client reconnects on its own, writes retry.
@@ -134,21 +134,24 @@ class Tracker:
         self.record(exchange, "PENDING", "queued", "waiting for a backend")
 
     def record(self, exchange: Exchange, state: str, stage: str, message: str) -> None:
-        """File the task's new status with the writer (never waits for the store)."""
+        """Note the task's new status and file it with the writer (never waits)."""
         run: Run | None = exchange.state.get("tasks")
         if run is None:
             return
         run.state, run.stage, run.message = state, stage, message
-        ttl = self.config.ttl_running_s if state in LIVE_STATES else self.config.ttl_done_s
-        self.writer.put(
-            TaskRecord(
-                task_id=exchange.task_id,
-                owner=run.owner,
-                state=state,
-                created=run.created,
-                expires_at=time.time() + ttl,
-                doc=status_document(exchange, state, stage, message, run.selected_at),
-            )
+        self.writer.put(exchange.task_id, exchange)
+
+    def snapshot(self, exchange: Exchange) -> TaskRecord:
+        """The task's status document as of now, ready for the store."""
+        run: Run = exchange.state["tasks"]
+        ttl = self.config.ttl_running_s if run.state in LIVE_STATES else self.config.ttl_done_s
+        return TaskRecord(
+            task_id=exchange.task_id,
+            owner=run.owner,
+            state=run.state,
+            created=run.created,
+            expires_at=time.time() + ttl,
+            doc=status_document(exchange, run.state, run.stage, run.message, run.selected_at),
         )
 
     def end(self, exchange: Exchange) -> None:

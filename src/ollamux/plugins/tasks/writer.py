@@ -1,8 +1,10 @@
 """The background writer: status writes leave the request path at once and are coalesced.
 
-``put`` only files the latest record of a task in a dict and wakes the writer task, which
-writes everything pending in one batch. A task that changes state three times before the
-writer runs costs one write. When the store fails, the batch is kept (up to a bound, newer
+``put`` only files the request under its task id and wakes the writer task, which lingers
+``linger_s`` (so that more changes gather), then takes a snapshot of each task filed — its
+status as of that moment — and writes them all in one batch. A task that changes state
+three times within that time costs one snapshot and one write; a short request is usually
+written once, in its end state. When the store fails, the batch is kept (up to a bound, newer
 records win) and retried after a pause; the failure is logged once per interval, and
 requests never notice.
 """
@@ -13,8 +15,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
+from ...exchange import Exchange
 from .store import TaskRecord, TaskStore
+
+# What may wait for writing: a live request (snapshotted when written) or, after a failed
+# write, the snapshot itself (so that no request is kept alive by a store that is down).
+Filed = Exchange | TaskRecord
 
 log = logging.getLogger("ollamux.tasks")
 
@@ -23,20 +31,24 @@ class TaskWriter:
     def __init__(
         self,
         store: TaskStore,
+        snapshot: Callable[[Exchange], TaskRecord],
         *,
         max_pending: int = 10_000,
+        linger_s: float = 0.05,
         retry_s: float = 1.0,
         log_every_s: float = 60.0,
     ) -> None:
         self.store = store
+        self.snapshot = snapshot
         self.max_pending = max_pending
+        self.linger_s = linger_s
         self.retry_s = retry_s
         self.log_every_s = log_every_s
         self.healthy = True
         self.failures = 0  # store errors so far: ollamux_task_store_errors_total
         self.written = 0
         self.dropped = 0
-        self._pending: dict[str, TaskRecord] = {}
+        self._pending: dict[str, Filed] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -49,18 +61,26 @@ class TaskWriter:
         return len(self._pending)
 
     def pending_record(self, task_id: str) -> TaskRecord | None:
-        """The record of ``task_id`` waiting to be written, if any (newer than the store's)."""
-        return self._pending.get(task_id)
+        """The status of ``task_id`` waiting to be written, if any (newer than the store's)."""
+        filed = self._pending.get(task_id)
+        if filed is None or isinstance(filed, TaskRecord):
+            return filed
+        # Keep the snapshot shown so that exactly this document (same event_id) is written.
+        record = self._pending[task_id] = self.snapshot(filed)
+        return record
+
+    def _record(self, filed: Filed) -> TaskRecord:
+        return filed if isinstance(filed, TaskRecord) else self.snapshot(filed)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ollamux-tasks-writer")
 
-    def put(self, record: TaskRecord) -> None:
-        """File ``record`` for writing; replaces any older record of the same task."""
-        if len(self._pending) >= self.max_pending and record.task_id not in self._pending:
+    def put(self, task_id: str, filed: Filed) -> None:
+        """File a task for writing; replaces whatever of the same task waits to be written."""
+        if len(self._pending) >= self.max_pending and task_id not in self._pending:
             self.dropped += 1
             return
-        self._pending[record.task_id] = record
+        self._pending[task_id] = filed
         self._idle.clear()
         self._wake.set()
 
@@ -85,6 +105,9 @@ class TaskWriter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            if not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.linger_s)
             self._wake.clear()
             if self._pending:
                 ok = await self._write_batch()
@@ -100,13 +123,14 @@ class TaskWriter:
                 return
 
     async def _write_batch(self) -> bool:
-        batch, self._pending = self._pending, {}
+        filed, self._pending = self._pending, {}
+        batch = [self._record(f) for f in filed.values()]
         try:
-            await self.store.put_many(list(batch.values()))
+            await self.store.put_many(batch)
         except Exception as exc:
-            for task_id, record in batch.items():
-                if task_id not in self._pending and len(self._pending) < self.max_pending:
-                    self._pending[task_id] = record
+            for record in batch:
+                if record.task_id not in self._pending and len(self._pending) < self.max_pending:
+                    self._pending[record.task_id] = record
             self.note_failure(exc)
             return False
         self.written += len(batch)

@@ -1,0 +1,141 @@
+"""Request hardening that no plugin can switch off.
+
+- ``guard`` (the outermost middleware): refuses non-canonical paths before routing and auth
+  can be fooled by them (``//v1/..``, ``/v1/../ollamux/backends``, ``/%6Fllamux/backends``
+  are redirected to the one canonical spelling; control characters are a 400), renders
+  aiohttp's own errors (404, 405, 413) as JSON in the endpoint's dialect, and turns any
+  unexpected exception into a 500 without a traceback.
+- ``body_deadline`` (the innermost middleware, after auth): reads the request body within
+  ``server.body_timeout_s``, so a client trickling its body cannot hold a handler forever.
+- Security headers on every response, streams included.
+
+Header sizes are bounded by aiohttp's parser (8190 bytes a line, 128 headers): beyond that
+the client gets a 400 before any handler runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from urllib.parse import unquote
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from yarl import URL
+
+from .config import Config
+from .dialect import Dialect
+from .errors import GatewayError
+
+log = logging.getLogger("ollamux.hardening")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PREPARED: web.RequestKey[bool] = web.RequestKey("ollamux_prepared", bool)
+_SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+def install_outer(app: web.Application) -> None:
+    """Before plugins add theirs: the guard runs first and sees every request."""
+    app.middlewares.append(guard)
+    app.on_response_prepare.append(_on_prepare)
+
+
+def install_inner(app: web.Application, config: Config) -> None:
+    """After plugins added theirs: the body is read only once the caller is known."""
+    app.middlewares.append(body_deadline(config.server.body_timeout_s, config.server.max_body_mb))
+
+
+def canonical_path(decoded: str) -> str:
+    """The path with empty and dot segments resolved (RFC 3986 5.2.4), trailing slash kept."""
+    segments: list[str] = []
+    for seg in decoded.split("/"):
+        if seg == "..":
+            if segments:
+                segments.pop()
+        elif seg and seg != ".":
+            segments.append(seg)
+    out = "/" + "/".join(segments)
+    if segments and (decoded.endswith("/") or decoded.endswith("/.") or decoded.endswith("/..")):
+        out += "/"
+    return out
+
+
+def _error(
+    status: int, message: str, path: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return GatewayError(status, message, headers=headers).response(Dialect.of_path(path))
+
+
+def _check_path(request: web.Request) -> web.StreamResponse | None:
+    """A 400 for control characters, a 308 to the canonical path, or ``None`` when fine."""
+    raw = request.rel_url.raw_path
+    decoded = unquote(raw, errors="strict") if "%" in raw else raw
+    if _CONTROL.search(decoded):
+        return _error(400, "invalid characters in the request path", "/")
+    canon = canonical_path(decoded)
+    if canon == request.path and "%2f" not in raw.lower():
+        return None
+    location = URL.build(path=canon, query_string=request.rel_url.query_string)
+    return web.Response(status=308, headers={"Location": str(location)})
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        bounced = _check_path(request)
+    except UnicodeDecodeError:
+        return _error(400, "invalid encoding in the request path", "/")
+    if bounced is not None:
+        return bounced
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in _KEPT_ERROR_HEADERS}
+        return _error(exc.status, _message(exc), request.path, headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        if request.get(_PREPARED):
+            raise  # headers already went out: aiohttp can only close the connection
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error(500, "internal error", request.path)
+
+
+_KEPT_ERROR_HEADERS = frozenset({"Allow", "Retry-After", "WWW-Authenticate"})
+
+
+def _message(exc: web.HTTPException) -> str:
+    """The text a handler gave its HTTP error, or the status's reason when it gave none."""
+    text = (exc.text or "").strip()
+    if not text or text == f"{exc.status}: {exc.reason}":
+        return exc.reason.lower()
+    return text
+
+
+def body_deadline(timeout_s: float, max_body_mb: float) -> Middleware:
+    @web.middleware
+    async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.body_exists:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await request.read()  # aiohttp keeps it: handlers read it again for free
+            except TimeoutError:
+                response = _error(408, "request body not received in time", request.path)
+                response.force_close()  # the rest of the body will not be read: no keep-alive
+                return response
+            except web.HTTPRequestEntityTooLarge:
+                return _error(413, f"request body exceeds {max_body_mb:g} MB", request.path)
+        return await handler(request)
+
+    return read_body
+
+
+async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    request[_PREPARED] = True
+    for k, v in _SECURITY_HEADERS.items():
+        response.headers.setdefault(k, v)
+    response.headers["Server"] = "ollamux"  # not aiohttp's version string

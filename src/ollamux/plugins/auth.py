@@ -1,3 +1,0 @@
-"""The ``auth`` built-in plugin (being built)."""
-
-from __future__ import annotations

@@ -1,0 +1,52 @@
+"""Auth with the real jobs plugin: a job runs as the key that submitted it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.auth_support import ALICE, BOB, bearer, keyed
+from tests.jobs_support import eventually
+
+
+async def _job_status(client: Any, job_id: str, key: str) -> Any:
+    resp = await client.get(f"/jobs/{job_id}", headers=bearer(key))
+    doc = await resp.json()
+    return doc if doc.get("status") in ("completed", "failed") else None
+
+
+async def test_job_of_a_key_runs_as_that_key_and_completes(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    job = {"path": "/api/generate", "body": {"model": "llama3.2:latest", "prompt": "x"}}
+    resp = await client.post("/jobs", json=job, headers=bearer(ALICE))
+    assert resp.status in (200, 201, 202)
+    job_id = (await resp.json())["id"]
+    doc = await eventually(lambda: _job_status(client, job_id, ALICE))
+    assert doc["status"] == "completed"
+    assert "X-Ollamux-Internal" not in fake.last.headers
+    assert (await client.get(f"/jobs/{job_id}", headers=bearer(BOB))).status == 404
+
+
+async def test_job_for_a_model_outside_the_keys_allow_list_fails(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    job = {"path": "/api/generate", "body": {"model": "qwen2.5:7b", "prompt": "x"}}
+    resp = await client.post("/jobs", json=job, headers=bearer(ALICE))
+    job_id = (await resp.json())["id"]
+    doc = await eventually(lambda: _job_status(client, job_id, ALICE))
+    assert doc["status"] == "failed"
+    assert "not allowed for this key" in doc["error"]
+    assert fake.received == []
+
+
+async def test_submitting_a_job_needs_a_key(gateway_client: Any, fake_ollama: Any) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    job = {"path": "/api/generate", "body": {"model": "llama3.2:latest", "prompt": "x"}}
+    resp = await client.post("/jobs", json=job)
+    assert resp.status == 401
+    assert await resp.json() == {"error": "an API key is required"}
