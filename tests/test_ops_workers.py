@@ -54,7 +54,6 @@ async def test_two_workers_both_serve_and_split_max_concurrency(
 async def test_two_workers_never_exceed_max_concurrency_together(
     spawn_gateway: Any, fake_ollama: Any
 ) -> None:
-    pytest.importorskip("ollamux.plugins.balancer.fleet", reason="needs the balancer's caps")
     fake, url = fake_ollama
     fake.mode = "slow"
     fake.delay_s = 0.02
