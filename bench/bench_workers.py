@@ -214,6 +214,7 @@ def _gateway(tmp: Path, backend_port: int, workers: int) -> tuple[subprocess.Pop
                 ],
                 "routing": {"max_queue": 100000},
                 "tasks": {"store": "memory"},
+                "jobs": {"sqlite_path": str(tmp / "jobs.db")},
                 "plugins": {"autoload": False},
             }
         )
@@ -221,14 +222,18 @@ def _gateway(tmp: Path, backend_port: int, workers: int) -> tuple[subprocess.Pop
     # JSON is YAML: the .yaml suffix selects the YAML reader.
     path = config.with_suffix(".yaml")
     config.rename(path)
-    log = (tmp / f"ollamux-{workers}.log").open("wb")
+    log_path = tmp / f"ollamux-{workers}.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ollamux", "serve", "--config", str(path)],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    _wait_listening(port, proc)
+    try:
+        _wait_listening(port, proc)
+    except (RuntimeError, TimeoutError) as exc:
+        raise RuntimeError(f"{exc}\n{log_path.read_text(errors='replace')[-2000:]}") from exc
     return proc, port
 
 

@@ -337,7 +337,8 @@ async def test_a_plugin_bug_before_any_byte_is_a_500_in_the_dialect(
     assert (exchange.outcome, exchange.status) == (TaskState.FAILED, 500)
     assert "plugin bug" in exchange.error
     assert _generation_calls(fake) == []
-    (record,) = [r for r in caplog.records if r.exc_info]
+    # Other plugins' background tasks may log too under load: look at the pipeline's lines.
+    (record,) = [r for r in caplog.records if r.exc_info and r.name == "ollamux.pipeline"]
     assert record.getMessage() == f"internal error: POST {path}"
 
 

@@ -110,3 +110,13 @@ async def test_head_on_a_proxied_path_needs_a_key(gateway_client: Any, fake_olla
     status, _, _ = await raw_request(client, "HEAD", "/api/tags")
     assert status == 401
     assert [r for r in fake.received if r.method == "HEAD"] == []
+
+
+async def test_bad_path_on_v1_is_refused_in_openai_dialect(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    status, _, body = await raw_request(client, "GET", "/v1/models%00", bearer(ALICE))
+    assert status == 400
+    assert json.loads(body)["error"]["type"] == "invalid_request_error"

@@ -478,7 +478,7 @@ async def test_job_cancelled_on_one_instance_stops_running_on_another(
     jobs_gateway: Any, fake: Any, redis_prefix: str
 ) -> None:
     backend, _ = fake
-    jobs = {"store": "redis", "redis_prefix": redis_prefix, "lease_s": 0.6}
+    jobs = {"store": "redis", "redis_prefix": redis_prefix, "lease_s": 3}
     runner = await jobs_gateway({**jobs, "workers": 1})
     other = await jobs_gateway({**jobs, "workers": 0})
     job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "block"}}

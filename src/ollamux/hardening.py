@@ -73,7 +73,7 @@ def _check_path(request: web.Request) -> web.StreamResponse | None:
     raw = request.rel_url.raw_path
     decoded = unquote(raw, errors="strict") if "%" in raw else raw
     if _CONTROL.search(decoded):
-        return _error(400, "invalid characters in the request path", "/")
+        return _error(400, "invalid characters in the request path", request.path)
     canon = canonical_path(decoded)
     if canon == request.path and "%2f" not in raw.lower():
         return None
@@ -81,12 +81,15 @@ def _check_path(request: web.Request) -> web.StreamResponse | None:
     return web.Response(status=308, headers={"Location": str(location)})
 
 
+_KEPT_ERROR_HEADERS = frozenset({"Allow", "Retry-After", "WWW-Authenticate"})
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         bounced = _check_path(request)
     except UnicodeDecodeError:
-        return _error(400, "invalid encoding in the request path", "/")
+        return _error(400, "invalid encoding in the request path", request.path)
     if bounced is not None:
         return bounced
     try:
@@ -103,9 +106,6 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise  # headers already went out: aiohttp can only close the connection
         log.exception("unexpected error on %s %s", request.method, request.path)
         return _error(500, "internal error", request.path)
-
-
-_KEPT_ERROR_HEADERS = frozenset({"Allow", "Retry-After", "WWW-Authenticate"})
 
 
 def _message(exc: web.HTTPException) -> str:

@@ -273,6 +273,9 @@ async def relay_failure(exchange: Exchange, failure: AttemptFailed) -> web.Strea
         raise GatewayError(failure.status, failure.message)
     gw = exchange.gateway
     head = failure.head
+    if failure.outcome is Outcome.BUSY:
+        # Every backend was busy: say when to come back, as the queue's own 503 does.
+        head.headers.setdefault("Retry-After", "1")
     transforms = await gw.hooks.transform_response(exchange, head)
     for t in transforms:
         head = t.head(head)

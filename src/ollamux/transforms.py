@@ -30,6 +30,33 @@ class ResponseTransform:
         return b""
 
 
+class WholeJsonTransform(ResponseTransform):
+    """Rewrite a body that is one JSON document (a listing): held back, parsed once at the
+    end, handed to ``rewrite``. A body that is not JSON passes through unchanged."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def head(self, head: ResponseHead) -> ResponseHead:
+        head.headers.popall("Content-Length", None)
+        return head
+
+    def feed(self, data: bytes) -> bytes:
+        self._parts.append(data)
+        return b""
+
+    def end(self) -> bytes:
+        body = b"".join(self._parts)
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            return body
+        return json.dumps(self.rewrite(obj)).encode()
+
+    def rewrite(self, obj: Any) -> Any:
+        return obj
+
+
 class LineSplitter:
     """Reassembles lines split across TCP reads; yields complete lines without ``\\n``."""
 

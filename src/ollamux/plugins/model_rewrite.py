@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import ModelsConfig
 from ..hookspecs import hookimpl
 from ..listing import LISTING_PATHS
-from ..transforms import LineSplitter, ResponseTransform
+from ..transforms import LineSplitter, ResponseTransform, WholeJsonTransform
 
 if TYPE_CHECKING:
     from ..exchange import Exchange, ResponseHead
@@ -98,33 +98,20 @@ class ModelNames(ResponseTransform):
         return b"".join([self._rename(line) for line in self.lines.flush()])
 
 
-class ListingNames(ResponseTransform):
+class ListingNames(WholeJsonTransform):
     """Listings with the suffix on every name and each alias listed as a model of its own."""
 
     def __init__(self, models: ModelsConfig) -> None:
+        super().__init__()
         self.models = models
-        self.buffer: list[bytes] = []
 
-    def head(self, head: ResponseHead) -> ResponseHead:
-        head.headers.popall("Content-Length", None)
-        return head
-
-    def feed(self, data: bytes) -> bytes:
-        self.buffer.append(data)
-        return b""
-
-    def end(self) -> bytes:
-        body = b"".join(self.buffer)
-        try:
-            obj = json.loads(body)
-        except ValueError:
-            return body
+    def rewrite(self, obj: Any) -> Any:
         if isinstance(obj, dict):
             if isinstance(obj.get("models"), list):
                 obj["models"] = self._entries(obj["models"], ("name", "model"))
             if isinstance(obj.get("data"), list):
                 obj["data"] = self._entries(obj["data"], ("id",))
-        return json.dumps(obj).encode()
+        return obj
 
     def _entries(self, entries: list[Any], keys: tuple[str, ...]) -> list[Any]:
         by_name = {e.get(keys[0]): e for e in entries if isinstance(e, dict)}

@@ -14,7 +14,7 @@ from typing import Any
 from ...dialect import NDJSON, SSE, Dialect
 from ...errors import error_payload, upstream_error_message
 from ...exchange import Exchange, ResponseHead, TaskState
-from ...transforms import LineSplitter, ResponseTransform
+from ...transforms import LineSplitter, ResponseTransform, WholeJsonTransform
 from . import ollama_to_openai_response as to_openai
 from . import openai_to_ollama_response as to_ollama
 from .common import loads
@@ -207,7 +207,7 @@ class OpenAIToOllama(_Translating):
         return self._finish()
 
 
-class ListingTransform(ResponseTransform):
+class ListingTransform(WholeJsonTransform):
     """A listing from any backend in the client's shape, whatever shape it came in.
 
     Listings fan out to many backends at once over one exchange, so per-backend state
@@ -215,29 +215,16 @@ class ListingTransform(ResponseTransform):
     """
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self.path = path
-        self.buffer: list[bytes] = []
 
-    def head(self, head: ResponseHead) -> ResponseHead:
-        head.headers.popall("Content-Length", None)
-        return head
-
-    def feed(self, data: bytes) -> bytes:
-        self.buffer.append(data)
-        return b""
-
-    def end(self) -> bytes:
-        body = b"".join(self.buffer)
-        try:
-            obj = json.loads(body)
-        except ValueError:
-            return body
+    def rewrite(self, obj: Any) -> Any:
         if not isinstance(obj, dict):
-            return body
+            return obj
         if self.path == "/v1/models" and "models" in obj:
-            obj = to_openai.model_list(obj)
-        elif self.path == "/api/tags" and "data" in obj:
-            obj = to_ollama.tags_response(obj)
-        elif self.path == "/api/ps" and "data" in obj:
-            obj = to_ollama.ps_response(obj)
-        return json.dumps(obj).encode()
+            return to_openai.model_list(obj)
+        if self.path == "/api/tags" and "data" in obj:
+            return to_ollama.tags_response(obj)
+        if self.path == "/api/ps" and "data" in obj:
+            return to_ollama.ps_response(obj)
+        return obj
