@@ -16,20 +16,40 @@ from ...transforms import ResponseTransform
 
 TAIL_BYTES = 8192
 
-_COUNT = re.compile(
-    rb'"(prompt_eval_count|eval_count|prompt_tokens|completion_tokens|input_tokens|output_tokens)"'
-    rb"\s*:\s*(\d+)"
+# Each count's name (as it appears quoted in JSON) and the key it is reported under;
+# Ollama's first, then OpenAI's, then the Responses API's.
+_NAMES = tuple(
+    (b'"' + name + b'"', key)
+    for name, key in (
+        (b"prompt_eval_count", "prompt_tokens"),
+        (b"eval_count", "completion_tokens"),
+        (b"prompt_tokens", "prompt_tokens"),
+        (b"completion_tokens", "completion_tokens"),
+        (b"input_tokens", "prompt_tokens"),
+        (b"output_tokens", "completion_tokens"),
+    )
 )
-_IN = {b"prompt_eval_count", b"prompt_tokens", b"input_tokens"}
+_VALUE = re.compile(rb"\s*:\s*(\d+)")
 
 
 def parse_usage(tail: bytes) -> dict[str, int]:
-    """``{"prompt_tokens": n, "completion_tokens": m}`` from the last counts in ``tail``."""
-    found: dict[str, int] = {}
-    for name, value in _COUNT.findall(tail):
-        key = "prompt_tokens" if name in _IN else "completion_tokens"
-        found[key] = int(value)  # later occurrences win: the final line/event
-    return found
+    """``{"prompt_tokens": n, "completion_tokens": m}`` from the last counts in ``tail``.
+
+    Searched from the end (the final line or event has them): a few ``rfind`` calls
+    instead of a regular expression over the whole tail, several times cheaper for a
+    stream's 8 KB."""
+    found: dict[str, tuple[int, int]] = {}  # key -> (position, count)
+    for quoted, key in _NAMES:
+        # Only an occurrence after the one already found for this key could win.
+        start = found[key][0] + 1 if key in found else 0
+        end = len(tail)
+        while (pos := tail.rfind(quoted, start, end)) >= 0:
+            match = _VALUE.match(tail, pos + len(quoted))
+            if match is not None:
+                found[key] = (pos, int(match.group(1)))
+                break
+            end = pos + len(quoted) - 1  # an earlier occurrence may still have a count
+    return {key: count for key, (_, count) in found.items()}
 
 
 class UsageTransform(ResponseTransform):
