@@ -53,7 +53,6 @@ OBSERVER: web.AppKey[Observer] = web.AppKey("ollamux_metrics", Observer)
 
 @dataclass
 class _RequestState:
-    started: bool = False
     route_at: float | None = None
     selected_at: float | None = None
     transform: UsageTransform | None = None
@@ -74,9 +73,13 @@ def _state(exchange: Exchange) -> _RequestState:
 @hookimpl
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
     registry, metrics = build_registry(gateway)
+    stats = RecentStats()
+    # The requests in flight are the ones the stats hold: read at scrape time, so that no
+    # request pays for a locked gauge update on its way in and out.
+    metrics.in_flight.set_function(lambda: float(len(stats.live)))
     settings = gateway.plugin_config(NAME)
     app[OBSERVER] = Observer(
-        gateway, registry, metrics, access_log=bool(settings.get("access_log", True))
+        gateway, registry, metrics, stats, access_log=bool(settings.get("access_log", True))
     )
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/ollamux/stats", _stats)
@@ -113,8 +116,6 @@ def ollamux_config_reloaded(gateway: Gateway, new: Config) -> None:
 @hookimpl
 def ollamux_request_started(exchange: Exchange) -> None:
     obs = _observer(exchange)
-    _state(exchange).started = True
-    obs.metrics.in_flight.inc()
     obs.stats.begin(exchange)
     if obs.gateway.config.server.debug_payloads:
         log_request(exchange)
@@ -155,8 +156,6 @@ def ollamux_request_finished(exchange: Exchange) -> None:
     if st.route_at is not None and st.selected_at is not None:
         wait = max(0.0, st.selected_at - st.route_at)
     obs.metrics.observe(exchange, usage, wait)
-    if st.started:
-        obs.metrics.in_flight.dec()
     obs.stats.end(exchange, usage)
     if obs.access_log:
         log_access(exchange, usage, obs.gateway.config.server.log_format == "json")
