@@ -58,6 +58,7 @@ class JobRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._recording: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._polling = False  # an idle worker is polling the queue (see ``_idle``)
         # How often an idle worker looks at a queue that others (instances) may fill.
         self._poll_s = 0.25 if store.shared else 0.5
         self._renew_s = max(0.05, min(config.lease_s / 3, 2.0))
@@ -119,13 +120,28 @@ class JobRunner:
                 log.exception("claiming a job failed")
                 job = None
             if job is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                await self._idle()
                 continue
+            self._wake.set()  # there may be more: idle siblings look too
             try:
                 await self._run(job, token)
             except Exception:  # the store failed: the claim's lease or recovery hands it back
                 log.exception("running job %s failed", job.id)
+
+    async def _idle(self) -> None:
+        """Wait for work. One idle worker polls the queue (other processes or instances
+        may fill it, jobs may come back from a lapsed lease); the others sleep until woken,
+        by a new job or by a claim of a sibling: one store transaction per poll interval
+        instead of one per worker."""
+        if self._polling:
+            await self._wake.wait()
+            return
+        self._polling = True
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+        finally:
+            self._polling = False
 
     async def _wait_until_listening(self) -> None:
         """Jobs re-enter through HTTP: wait until this gateway answers on ``self_url``."""
