@@ -68,6 +68,12 @@ class FakeOllama:
         r.add_route("*", "/v1/{tail:.*}", self.openai_layer)
         return app
 
+    def serves(self, model: Any) -> bool:
+        """Whether this fake has ``model``; like Ollama, an untagged name means ``:latest``."""
+        if not isinstance(model, str):
+            return False
+        return model in self.models or f"{model}:latest" in self.models
+
     async def _record(self, request: web.Request) -> Any:
         raw = await request.read()
         try:
@@ -143,7 +149,7 @@ class FakeOllama:
     async def show(self, request: web.Request) -> web.Response:
         body = await self._record(request)
         name = (body or {}).get("model") or (body or {}).get("name")
-        if name not in self.models:
+        if not self.serves(name):
             return web.json_response({"error": f"model '{name}' not found"}, status=404)
         return web.json_response(
             {
@@ -198,7 +204,7 @@ class FakeOllama:
             return bad
         body = body or {}
         model = body.get("model", "")
-        if model not in self.models:
+        if not self.serves(model):
             return web.json_response({"error": f"model '{model}' not found"}, status=404)
         stream = body.get("stream", True)
         reason = "length" if (body.get("options") or {}).get("num_predict") == 1 else "stop"
