@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.jobs_backend import JobsFake
-
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.slow,
@@ -26,13 +24,6 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-@pytest.fixture
-async def fake(aiohttp_server: Any) -> tuple[JobsFake, str]:
-    backend = JobsFake()
-    server = await aiohttp_server(backend.app())
-    return backend, str(server.make_url("")).rstrip("/")
 
 
 @pytest.fixture
@@ -53,11 +44,11 @@ async def _gateway(gateway_client: Any, url: str, jobs: dict[str, Any]) -> tuple
 
 
 async def test_submit_a_prompt_and_see_its_result(
-    gateway_client: Any, fake: Any, page: Any, tmp_path: Path
+    gateway_client: Any, fake_jobs: Any, page: Any, tmp_path: Path
 ) -> None:
     from playwright.async_api import expect
 
-    _backend, url = fake
+    _backend, url = fake_jobs
     _client, base = await _gateway(gateway_client, url, {})
     await page.goto(base + "/")
     await expect(page.locator("#model option", has_text="qwen2.5:0.5b")).to_have_count(1)
@@ -72,10 +63,10 @@ async def test_submit_a_prompt_and_see_its_result(
         await page.screenshot(path=str(Path(shot) / "jobs-page.png"), full_page=True)
 
 
-async def test_the_list_pages_through_jobs(gateway_client: Any, fake: Any, page: Any) -> None:
+async def test_the_list_pages_through_jobs(gateway_client: Any, fake_jobs: Any, page: Any) -> None:
     from playwright.async_api import expect
 
-    _backend, url = fake
+    _backend, url = fake_jobs
     client, base = await _gateway(gateway_client, url, {"workers": 0})
     for i in range(12):
         await client.post("/api/v1/prompt", json={"prompt": f"p{i}", "model": MODEL})
@@ -89,10 +80,10 @@ async def test_the_list_pages_through_jobs(gateway_client: Any, fake: Any, page:
     await expect(page.locator("#next")).to_be_disabled()
 
 
-async def test_cancel_a_job_from_the_list(gateway_client: Any, fake: Any, page: Any) -> None:
+async def test_cancel_a_job_from_the_list(gateway_client: Any, fake_jobs: Any, page: Any) -> None:
     from playwright.async_api import expect
 
-    _backend, url = fake
+    _backend, url = fake_jobs
     client, base = await _gateway(gateway_client, url, {"workers": 0})
     resp = await client.post("/api/v1/prompt", json={"prompt": "wait", "model": MODEL})
     job_id = (await resp.json())["id"]
