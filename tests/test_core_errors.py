@@ -13,26 +13,10 @@ from aiohttp import web
 from ollamux import hookimpl
 from ollamux.exchange import Exchange, TaskState
 from ollamux.transforms import ResponseTransform
+from tests.fakes.finished import Finished
 
 CHAT = {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
 OPENAI_CHAT = {"model": "qwen2.5-7b", "messages": [{"role": "user", "content": "hi"}]}
-
-
-class Finished:
-    """Test plugin: the exchange of each finished request."""
-
-    def __init__(self) -> None:
-        self.exchanges: list[Exchange] = []
-        self.event = asyncio.Event()
-
-    @hookimpl
-    def ollamux_request_finished(self, exchange: Exchange) -> None:
-        self.exchanges.append(exchange)
-        self.event.set()
-
-    async def last(self) -> Exchange:
-        await asyncio.wait_for(self.event.wait(), 10)
-        return self.exchanges[-1]
 
 
 def _assert_ollama_error(body: Any) -> str:

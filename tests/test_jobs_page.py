@@ -9,33 +9,20 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.fakes.browser import HAVE_CHROMIUM, chromium_page
+
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed"),
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason="chromium is not installed"),
 ]
 MODEL = "llama3.2:latest"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tab = await browser.new_page(viewport={"width": 1100, "height": 900})
+    async with chromium_page(1100) as tab:
         tab.set_default_timeout(15000)
         yield tab
-        await browser.close()
 
 
 async def _gateway(gateway_client: Any, url: str, jobs: dict[str, Any]) -> tuple[Any, str]:
