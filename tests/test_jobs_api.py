@@ -434,7 +434,7 @@ async def test_jobs_run_as_their_owner(gateway_client: Any, fake_jobs: Any) -> N
     class Spy:
         @hookimpl
         def ollamux_upstream_started(self, exchange: Any) -> None:
-            seen.append((exchange.headers.get("X-Ollamux-Principal"), exchange.job_id))
+            seen.append((exchange.headers.get("X-Ollamux-Principal"), exchange.state.get("jobs")))
 
     config = {"backends": [{"url": url}]}
     client = await gateway_client(config, plugins=[("header_auth", _HeaderAuth()), ("spy", Spy())])
