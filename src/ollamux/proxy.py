@@ -61,6 +61,13 @@ def passthrough_request(exchange: Exchange, backend: Backend) -> UpstreamRequest
     )
 
 
+async def upstream_request(exchange: Exchange, backend: Backend) -> UpstreamRequest | LocalResponse:
+    """What to send ``backend``: a plugin's translation (or local answer), else the client's
+    request as it is."""
+    up = await exchange.gateway.hooks.translate_request(exchange, backend)
+    return passthrough_request(exchange, backend) if up is None else up
+
+
 def request_args(
     exchange: Exchange, backend: Backend, up: UpstreamRequest, peer: str | None
 ) -> dict[str, Any]:
@@ -81,9 +88,7 @@ async def attempt(exchange: Exchange, backend: Backend) -> web.StreamResponse:
     """Run one attempt; returns the finished client response or raises ``AttemptFailed``
     (nothing sent yet) / ``GatewayError``."""
     gw = exchange.gateway
-    up = await gw.hooks.translate_request(exchange, backend)
-    if up is None:
-        up = passthrough_request(exchange, backend)
+    up = await upstream_request(exchange, backend)
     if isinstance(up, LocalResponse):
         return await _relay_local(exchange, backend, up)
     try:
