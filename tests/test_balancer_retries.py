@@ -147,3 +147,16 @@ async def test_failed_backend_returns_after_a_successful_probe(
     resp = await client.post("/api/chat", json={**CHAT, "stream": False})
     assert resp.status == 200
     assert len(calls(fake_a, "/api/chat")) == 1
+
+
+async def test_every_backend_busy_answers_503_with_retry_after(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    client, fakes = await two_backends(gateway_client, aiohttp_server)
+    for fake, _server, _url in fakes.values():
+        fake.mode, fake.status = "status", 503
+        fake.status_body = {"error": "server busy, please try again."}
+    resp = await client.post("/api/chat", json={**CHAT, "stream": False})
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert (await resp.json()) == {"error": "server busy, please try again."}

@@ -67,7 +67,6 @@ async def test_pull_all_shows_every_backend_finishing(
 async def test_pull_all_sends_one_pull_to_each_backend(
     gateway_client: Any, two_fakes: list[tuple[FakeOllama, str]]
 ) -> None:
-    pytest.importorskip("ollamux.plugins.balancer.management", reason="needs header routing")
     client = await fleet_gateway(gateway_client, two_fakes)
     code, _out = await ollamux(str(client.make_url("")), "pull", "qwen3:0.6b", "--all")
     assert code == 0
@@ -79,7 +78,6 @@ async def test_pull_all_sends_one_pull_to_each_backend(
 async def test_pull_to_one_named_backend_only_touches_it(
     gateway_client: Any, two_fakes: list[tuple[FakeOllama, str]]
 ) -> None:
-    pytest.importorskip("ollamux.plugins.balancer.management", reason="needs header routing")
     client = await fleet_gateway(gateway_client, two_fakes)
     code, out = await ollamux(str(client.make_url("")), "pull", "qwen3:0.6b", "--backend", "gpu2")
     assert code == 0, out

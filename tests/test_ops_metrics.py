@@ -45,7 +45,7 @@ async def test_requests_are_counted_by_endpoint_status_model_and_backend(
     assert sample(after, "ollamux_requests_total", **labels) == 2
 
 
-async def test_unknown_model_is_counted_with_its_status_and_no_model_label(
+async def test_a_model_the_backend_refuses_is_counted_with_its_status(
     gateway_client: Any, fake_ollama: Any
 ) -> None:
     _fake, url = fake_ollama

@@ -101,10 +101,6 @@ async def test_more_slots_after_a_reload_start_a_waiting_request(
 ) -> None:
     import asyncio
 
-    from ollamux.plugins.balancer.fleet import Fleet
-
-    if not hasattr(Fleet, "reconfigure"):
-        pytest.skip("needs the balancer's ollamux_config_reloaded (balancer branch)")
     fake, url = fake_ollama
     fake.mode = "wait"
     backend = {"name": "a", "url": url, "max_concurrency": 1}

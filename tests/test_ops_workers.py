@@ -54,7 +54,6 @@ async def test_two_workers_both_serve_and_split_max_concurrency(
 async def test_two_workers_never_exceed_max_concurrency_together(
     spawn_gateway: Any, fake_ollama: Any
 ) -> None:
-    pytest.importorskip("ollamux.plugins.balancer.fleet", reason="needs the balancer's caps")
     fake, url = fake_ollama
     fake.mode = "slow"
     fake.delay_s = 0.02
@@ -198,3 +197,39 @@ def test_key_limits_are_split_unless_kept_in_redis() -> None:
     shared = build_config({"auth": {"keys": keys, "redis_url": "redis://127.0.0.1:6379/3"}})
     WorkerSlot(1, 2).apply(shared)
     assert (shared.auth.keys[0].rpm, shared.auth.keys[0].max_concurrency) == (601, 4)
+
+
+@pytest.mark.slow
+async def test_metrics_from_any_worker_cover_every_worker(
+    spawn_gateway: Any, fake_ollama: Any
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _fake, url = fake_ollama
+    gw = await spawn_gateway(
+        {"backends": [{"name": "a", "url": url, "max_concurrency": 4}]}, "--workers", "2"
+    )
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as client:
+        body = {"model": MODEL, "prompt": "hi", "stream": False}
+        for _ in range(8):
+            async with client.post(gw.url + "/api/generate", json=body) as resp:
+                assert resp.status == 200
+
+        async def scrape_covers_all() -> bool:
+            async with client.get(gw.url + "/metrics") as resp:
+                text = await resp.text()
+            workers: set[str | None] = set()
+            total = 0.0
+            for family in text_string_to_metric_families(text):
+                for s in family.samples:
+                    workers.add(s.labels.get("worker"))
+                    if (
+                        s.name == "ollamux_requests_total"
+                        and s.labels["endpoint"] == "/api/generate"
+                    ):
+                        total += s.value
+            return workers == {"0", "1"} and total == 8
+
+        for _ in range(2):  # twice: the kernel may pick either worker to answer
+            await gw.wait_for(scrape_covers_all, "a scrape counting both workers' requests")

@@ -7,22 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from ollamux import hookimpl
-from ollamux.exchange import PRINCIPAL_KEY, Exchange, Principal
-from ollamux.gateway import Gateway
 from tests.tasks_util import MODEL, redis_prefix, settle, store_config, wait_for_state
 
 __all__ = ["redis_prefix"]
 
 BAD_IDS = ["x" * 129, "has space", "semi;colon", "star*", "slash/x", "ünicode", "a{b}"]
 
-KEYS = {
-    "alice-secret": Principal("alice", authenticated=True),
-    "bob-secret": Principal("bob", authenticated=True),
-    "root-secret": Principal("root", admin=True, authenticated=True),
-}
+# Real keys for the built-in auth plugin: two clients and an admin.
 AUTH_CONFIG = {
     "keys": [{"name": "alice", "key": "alice-secret"}, {"name": "bob", "key": "bob-secret"}],
     "admin_keys": ["root-secret"],
@@ -31,29 +23,6 @@ AUTH_CONFIG = {
 
 def as_key(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-class KeyAuth:
-    """Test plugin: bearer keys -> principals, on the request path and on plugin routes."""
-
-    @staticmethod
-    def _principal(headers: Any) -> Principal | None:
-        return KEYS.get(headers.get("Authorization", "").removeprefix("Bearer "))
-
-    @hookimpl(tryfirst=True)
-    def ollamux_authenticate(self, exchange: Exchange) -> Principal | None:
-        return self._principal(exchange.headers)
-
-    @hookimpl
-    def ollamux_register_routes(self, gateway: Gateway, app: web.Application) -> None:
-        @web.middleware
-        async def principal(request: web.Request, handler: Any) -> web.StreamResponse:
-            found = self._principal(request.headers)
-            if found is not None:
-                request[PRINCIPAL_KEY] = found
-            return await handler(request)
-
-        app.middlewares.append(principal)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -66,11 +35,9 @@ def make_client(
         cfg = store_config(request.param, tmp_path, redis_prefix)
         cfg["backends"] = [{"url": url, "name": "gpu1"}]
         cfg["routing"] = {"retries": 0}
-        plugins = []
         if auth:
             cfg["auth"] = AUTH_CONFIG
-            plugins.append(("keyauth", KeyAuth()))
-        return await gateway_client(cfg, plugins=plugins)
+        return await gateway_client(cfg)
 
     return make
 

@@ -101,13 +101,9 @@ def _error_response(err: GatewayError, dialect: Dialect, exchange: Exchange | No
 
 
 async def build_exchange(gateway: Gateway, request: web.Request, dialect: Dialect) -> Exchange:
-    """Read and parse the request into an Exchange (400 bad JSON, 413 too large)."""
-    try:
-        body = await request.read() if request.body_exists else b""
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise GatewayError(
-            413, f"request body exceeds {gateway.config.server.max_body_mb:g} MB"
-        ) from exc
+    """Parse the request into an Exchange (400 bad JSON). Its body is already read: the
+    ``hardening.body_deadline`` middleware did that, answering 408 and 413 itself."""
+    body = await request.read() if request.body_exists else b""
     exchange = Exchange(
         gateway=gateway,
         request=request,

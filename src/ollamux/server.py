@@ -26,7 +26,7 @@ from .hooks import PluginManager
 from .logging_setup import setup_logging
 from .pipeline import GATEWAY
 from .reload import reload_config
-from .workers import EarlyHup, WorkerSlot, run_workers
+from .workers import WORKER_SLOT, EarlyHup, WorkerSlot, run_workers
 
 log = logging.getLogger("ollamux")
 
@@ -75,6 +75,7 @@ async def run(
     gateway = app[GATEWAY]
     if slot.internal_token:
         gateway.internal_token = slot.internal_token
+    app[WORKER_SLOT] = slot
     runner = web.AppRunner(
         app,
         handler_cancellation=True,

@@ -20,13 +20,17 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import secrets
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from aiohttp import web
 
 from .config import Config
 from .config_loader import ConfigError, load_config
@@ -46,6 +50,12 @@ class WorkerSlot:
     index: int = 0
     count: int = 1
     internal_token: str = ""
+    # A private directory (mode 0700) where each worker serves its own numbers on a unix
+    # socket, so that any worker can answer ``/metrics`` for all of them.
+    peers_dir: str = ""
+
+    def socket_path(self, index: int) -> str:
+        return os.path.join(self.peers_dir, f"worker-{index}.sock")
 
     def share(self, capacity: int) -> int:
         base, extra = divmod(capacity, self.count)
@@ -63,6 +73,10 @@ class WorkerSlot:
             for k in config.auth.keys:
                 k.max_concurrency = self.share(k.max_concurrency) if k.max_concurrency else 0
                 k.rpm = self.share(k.rpm) if k.rpm else 0
+
+
+# Where a worker's app finds its slot (set before the app starts, read by plugins).
+WORKER_SLOT: web.AppKey[WorkerSlot] = web.AppKey("ollamux_worker_slot", WorkerSlot)
 
 
 class EarlyHup:
@@ -128,9 +142,10 @@ def run_workers(
     procs: dict[int, tuple[multiprocessing.process.BaseProcess, float]] = {}
     stopping = False
     token = secrets.token_urlsafe(32)
+    peers_dir = tempfile.mkdtemp(prefix="ollamux-workers-")
 
     def start(index: int) -> None:
-        slot = WorkerSlot(index, count, token)
+        slot = WorkerSlot(index, count, token, peers_dir)
         p = ctx.Process(
             target=_worker_main,
             args=(config, config_path, overrides, slot),
@@ -168,4 +183,5 @@ def run_workers(
             else:
                 log.warning("worker %d exited with %s; restarting it", index, p.exitcode)
                 start(index)
+    shutil.rmtree(peers_dir, ignore_errors=True)
     return status

@@ -75,19 +75,7 @@ class FakeOllama:
         return model in self.models or f"{model}:latest" in self.models
 
     async def _record(self, request: web.Request) -> Any:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
-        seen = Received(
-            request.method, request.path, request.query_string, dict(request.headers), body
-        )
-        if request.headers.get("User-Agent", "").startswith("ollamux-probe/"):
-            self.probes.append(seen)  # the balancer's health probes, kept apart from traffic
-        else:
-            self.received.append(seen)
-        return body
+        return await record(request, self.received, self.probes)
 
     @property
     def last(self) -> Received:
@@ -315,6 +303,22 @@ class FakeOllama:
         return web.json_response(
             {"object": "ollama-openai-layer", "path": request.path, "body": body}
         )
+
+
+async def record(request: web.Request, received: list[Received], probes: list[Received]) -> Any:
+    """Keep what ``request`` carried, in ``received`` (the balancer's health probes apart, in
+    ``probes``); returns its body, parsed when it is JSON."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw
+    seen = Received(request.method, request.path, request.query_string, dict(request.headers), body)
+    if request.headers.get("User-Agent", "").startswith("ollamux-probe/"):
+        probes.append(seen)
+    else:
+        received.append(seen)
+    return body
 
 
 def _line(obj: Any) -> bytes:

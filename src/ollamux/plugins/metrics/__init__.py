@@ -25,8 +25,10 @@ from ...exchange import Exchange, ResponseHead
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from ...transforms import ResponseTransform
+from ...workers import WORKER_SLOT
 from .access_log import log_access
 from .payload_log import PayloadLogTransform, log_request
+from .peers import PeerMetrics
 from .prom import RequestMetrics, build_registry
 from .stats import RecentStats
 from .usage import UsageTransform
@@ -43,6 +45,7 @@ class Observer:
     metrics: RequestMetrics
     stats: RecentStats = field(default_factory=RecentStats)
     access_log: bool = True
+    peers: PeerMetrics | None = None
 
 
 OBSERVER: web.AppKey[Observer] = web.AppKey("ollamux_metrics", Observer)
@@ -80,6 +83,24 @@ def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
     app.router.add_get("/ollamux", _dashboard_redirect)
     app.router.add_get("/ollamux/", _dashboard)
     app.router.add_get("/ollamux/static/{name}", _static)
+
+
+@hookimpl
+async def ollamux_startup(gateway: Gateway) -> None:
+    """With several workers, serve this worker's numbers to its peers (see ``peers``)."""
+    app = gateway.app
+    slot = app.get(WORKER_SLOT) if app is not None else None
+    if app is not None and slot is not None and slot.count > 1 and slot.peers_dir:
+        obs = app[OBSERVER]
+        obs.peers = PeerMetrics(slot, obs.registry)
+        await obs.peers.start()
+
+
+@hookimpl
+async def ollamux_shutdown(gateway: Gateway) -> None:
+    peers = gateway.app[OBSERVER].peers if gateway.app is not None else None
+    if peers is not None:
+        await peers.stop()
 
 
 @hookimpl
@@ -167,7 +188,8 @@ def usage_of(exchange: Exchange, st: _RequestState | None = None) -> dict[str, i
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[OBSERVER].registry)
+    obs = request.app[OBSERVER]
+    body = await obs.peers.exposition() if obs.peers is not None else generate_latest(obs.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -139,7 +139,12 @@ class Tracker:
         if run is None:
             return
         run.state, run.stage, run.message = state, stage, message
-        self.writer.put(exchange.task_id, exchange)
+        if state in LIVE_STATES:
+            self.writer.put(exchange.task_id, exchange)  # snapshotted when written
+        else:
+            # The end state is final: snapshot now, so that the writer does not keep the
+            # finished request (and everything it references) alive until the next batch.
+            self.writer.put(exchange.task_id, self.snapshot(exchange))
 
     def snapshot(self, exchange: Exchange) -> TaskRecord:
         """The task's status document as of now, ready for the store."""
