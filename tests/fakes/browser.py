@@ -24,14 +24,16 @@ ARGS = [
 
 
 @asynccontextmanager
-async def chromium_page(width: int, height: int = 900) -> AsyncIterator[Any]:
-    """A page in a fresh headless chromium, closed on exit; skips the test without one."""
+async def chromium_page(width: int, height: int = 900, **options: Any) -> AsyncIterator[Any]:
+    """A page in a fresh headless chromium, closed on exit; skips the test without one.
+
+    ``options`` go to Playwright's ``new_page`` (``http_credentials=...``, for instance)."""
     if not HAVE_CHROMIUM:
         pytest.skip("chromium is not installed")
     playwright_api = pytest.importorskip("playwright.async_api")
     async with playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            yield await browser.new_page(viewport={"width": width, "height": height})
+            yield await browser.new_page(viewport={"width": width, "height": height}, **options)
         finally:
             await browser.close()

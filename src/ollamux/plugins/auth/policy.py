@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+from ...backend import with_latest
 from ...exchange import Principal
-from ..balancer.selection import with_latest
 
 # Open to anyone, even with keys configured: load balancers and orchestrators probe it.
 PUBLIC = frozenset({("GET", "/ollamux/health"), ("HEAD", "/ollamux/health")})
