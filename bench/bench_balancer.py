@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,10 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+if __package__ in (None, ""):  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
 from ollamux.app import create_app
 from ollamux.backend import Backend
 from ollamux.config_loader import build_config
@@ -61,27 +64,6 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_up(url: str) -> None:
-    deadline = time.monotonic() + 20
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(url) as resp:
-                    if resp.status < 500:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not come up")
-            await asyncio.sleep(0.1)
-
-
 def write_config(tmp: Path, n: int, upstream: str, port: int) -> Path:
     cfg = {
         "server": {"port": port, "log_level": "warning"},
@@ -96,12 +78,6 @@ def write_config(tmp: Path, n: int, upstream: str, port: int) -> Path:
     path = tmp / f"gateway{port}.json.yaml"
     path.write_text(json.dumps(cfg))  # JSON is valid YAML
     return path
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def load(url: str, seconds: float, concurrency: int) -> tuple[int, float]:
@@ -128,9 +104,9 @@ async def load(url: str, seconds: float, concurrency: int) -> tuple[int, float]:
 
 async def measure(url: str, pid: int, seconds: float, concurrency: int) -> tuple[float, float]:
     """(wall-clock req/s, requests per gateway CPU-second)."""
-    cpu0 = cpu_seconds(pid)
+    cpu0 = harness.cpu_seconds(pid)
     done, took = await load(url, seconds, concurrency)
-    return done / took, done / max(cpu_seconds(pid) - cpu0, 1e-9)
+    return done / took, done / max(harness.cpu_seconds(pid) - cpu0, 1e-9)
 
 
 async def balancer_us_per_request(n: int, requests: int, concurrency: int) -> float:
@@ -233,17 +209,17 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         try:
-            up_port = free_port()
+            up_port = harness.free_port()
             upstream = f"http://127.0.0.1:{up_port}"
             procs.append(
                 await asyncio.create_subprocess_exec(sys.executable, "-c", UPSTREAM, str(up_port))
             )
-            await wait_up(upstream + "/api/tags")
+            await harness.wait_http(upstream + "/api/tags")
             configs = [("1 backend", 1), ("1 backend, control", 1)]
             configs.append((f"{args.backends} backends", args.backends))
             gateways: dict[str, tuple[str, int]] = {}
             for label, n in configs:
-                port = free_port()
+                port = harness.free_port()
                 cfg = write_config(tmp, n, upstream, port)
                 env = {**os.environ, "OLLAMUX_CONFIG": str(cfg)}
                 proc = await asyncio.create_subprocess_exec(
@@ -252,7 +228,7 @@ async def main() -> None:
                 procs.append(proc)
                 gateways[label] = (f"http://127.0.0.1:{port}", proc.pid)
             for url, _ in gateways.values():
-                await wait_up(url + "/ollamux/health")
+                await harness.wait_http(url + "/ollamux/health")
                 await load(url + "/api/generate", 0.5, args.concurrency)  # warm up
             wall: dict[str, list[float]] = {label: [] for label in gateways}
             per_cpu: dict[str, list[float]] = {label: [] for label in gateways}

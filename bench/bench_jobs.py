@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,11 @@ from typing import Any
 import aiohttp
 import yaml
 from aiohttp import web
+
+if __package__ in (None, ""):  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
 
 MODEL = "bench:latest"
 
@@ -62,34 +66,6 @@ def run_fake_backend(port: int, delay_s: float, slots: int) -> None:
 
 
 # -- processes -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def wait_http(url: str, within_s: float = 30) -> None:
-    deadline = time.monotonic() + within_s
-    async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                async with http.get(url) as resp:
-                    if resp.status < 500:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not come up")
-            await asyncio.sleep(0.1)
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -168,7 +144,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     procs: list[subprocess.Popen[bytes]] = []
     prefix = f"bench-jobs-{uuid.uuid4().hex}:"
     try:
-        ports = [free_port() for _ in range(args.backends)]
+        ports = [harness.free_port() for _ in range(args.backends)]
         for i, port in enumerate(ports):
             procs.append(
                 spawn(
@@ -185,7 +161,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     tmp / f"fake{i}.log",
                 )
             )
-        gateway_port = free_port()
+        gateway_port = harness.free_port()
         slots = args.backends * args.concurrency
         # Twice as many requests in flight as the backends serve at once keeps them saturated
         # in both runs (the extra ones wait at the backends).
@@ -213,7 +189,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         }
         (tmp / "ollamux.yaml").write_text(yaml.safe_dump(config))
         for port in ports:
-            await wait_http(f"http://127.0.0.1:{port}/api/tags")
+            await harness.wait_http(f"http://127.0.0.1:{port}/api/tags", within_s=30)
         procs.append(
             spawn(
                 [sys.executable, "-m", "ollamux", "serve", "--config", str(tmp / "ollamux.yaml")],
@@ -222,14 +198,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
         gateway = procs[-1].pid
         base = f"http://127.0.0.1:{gateway_port}"
-        await wait_http(base + "/jobs?page_size=1")
+        await harness.wait_http(base + "/jobs?page_size=1", within_s=30)
 
         await measure_live(base, min(500, args.live), pressure)  # warm up
-        cpu0 = cpu_s(gateway)
+        cpu0 = harness.cpu_seconds(gateway)
         live = await measure_live(base, args.live, pressure)
-        cpu1 = cpu_s(gateway)
+        cpu1 = harness.cpu_seconds(gateway)
         jobs = await measure_jobs(base, args.jobs, args.clients)
-        cpu2 = cpu_s(gateway)
+        cpu2 = harness.cpu_seconds(gateway)
         return {
             "store": args.store,
             "backends": args.backends,

@@ -19,7 +19,6 @@ its own and deletes those keys afterwards.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -38,16 +37,9 @@ MODES = ("json", "stream")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--duration", type=float, default=2.0, help="seconds measured per run")
-    p.add_argument("--warmup", type=float, default=0.5, help="seconds before each window")
-    p.add_argument("--repetitions", type=int, default=4, help="interleaved rounds")
-    p.add_argument("--chunks", type=int, default=20, help="chunks per streamed answer")
+    p = harness.load_parser(__doc__.split("\n\n")[0], repetitions=4, chunks=20)
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--stores", default="memory,sqlite,redis", help="stores to measure")
-    p.add_argument("--long", action="store_true", help="10 s windows, 5 rounds")
-    p.add_argument("--json", metavar="FILE", help="also write the medians as JSON")
     return p
 
 
@@ -64,8 +56,6 @@ def _configs(args: argparse.Namespace, tmp: Path, prefix: str) -> dict[str, dict
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    if args.long:
-        args.duration, args.repetitions = max(args.duration, 10.0), max(args.repetitions, 5)
     prefix = f"bench-{uuid.uuid4().hex[:8]}:ts:ollama:"
     with tempfile.TemporaryDirectory() as tmp_dir, harness.Fleet() as fleet:
         backend = fleet.fake_backend(chunks=args.chunks)
@@ -180,12 +170,7 @@ def report(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    results = run(args)
-    print(report(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return harness.run_benchmark(_parser(), run, report, argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ tokens). Prints medians and the ratio against the target (translated CPU per chu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -40,22 +39,13 @@ CPU_RATIO_TARGET = 2.0
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--duration", type=float, default=2.0, help="seconds measured per run")
-    p.add_argument("--warmup", type=float, default=0.5, help="seconds before each window")
-    p.add_argument("--repetitions", type=int, default=3, help="interleaved rounds")
-    p.add_argument("--chunks", type=int, default=100, help="chunks per streamed answer")
+    p = harness.load_parser(__doc__.split("\n\n")[0])
     p.add_argument("--paced-delay", type=float, default=0.005, help="seconds between chunks")
-    p.add_argument("--long", action="store_true", help="10 s windows, 5 rounds")
-    p.add_argument("--json", metavar="FILE", help="also write the medians as JSON")
     return p
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start the servers, run the interleaved load, return the medians."""
-    if args.long:
-        args.duration, args.repetitions = max(args.duration, 10.0), max(args.repetitions, 5)
     with harness.Fleet() as fleet:
         backend = fleet.fake_backend(chunks=args.chunks)
         relay = fleet.relay(backend.url)
@@ -168,12 +158,7 @@ def report(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    results = run(args)
-    print(report(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return harness.run_benchmark(_parser(), run, report, argv)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
 
 HOST = "127.0.0.1"
 MODEL = "llama3.2:latest"
@@ -169,37 +173,8 @@ async def _load(port: int, duration: float, connections: int, warmup: float) -> 
 # -- orchestration ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on port {port}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _gateway(tmp: Path, backend_port: int, workers: int) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = harness.free_port()
     config = tmp / f"ollamux-{workers}.json"
     config.write_text(
         json.dumps(
@@ -231,7 +206,7 @@ def _gateway(tmp: Path, backend_port: int, workers: int) -> tuple[subprocess.Pop
         stdin=subprocess.DEVNULL,
     )
     try:
-        _wait_listening(port, proc)
+        harness.wait_listening(port, timeout=30, proc=proc)
     except (RuntimeError, TimeoutError) as exc:
         raise RuntimeError(f"{exc}\n{log_path.read_text(errors='replace')[-2000:]}") from exc
     return proc, port
@@ -272,14 +247,9 @@ def _cpu_seconds(pid: int) -> float:
         pids += [int(c) for c in children]
     except OSError:
         pass
-    tick = os.sysconf("SC_CLK_TCK")
     for p in pids:
-        try:
-            stat = Path(f"/proc/{p}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        total += (int(fields[11]) + int(fields[12])) / tick
+        with contextlib.suppress(OSError):
+            total += harness.cpu_seconds(p)
     return total
 
 
@@ -303,7 +273,7 @@ def _measure(
         result["cores"] = (_cpu_seconds(proc.pid) - cpu0) / elapsed
         result["side_cores"] = (_children_cpu() + _cpu_seconds(backend_pid) - side0) / elapsed
     finally:
-        _stop(proc)
+        harness.stop(proc, timeout=15)
     return result
 
 
@@ -318,13 +288,13 @@ def compare(args: argparse.Namespace) -> int:
     runs: dict[int, list[float]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory(prefix="ollamux-bench-workers-") as tmpdir:
         tmp = Path(tmpdir)
-        backend_port = _free_port()
+        backend_port = harness.free_port()
         backend = subprocess.Popen(
             [sys.executable, __file__, "backend", "--port", str(backend_port)],
             stdin=subprocess.DEVNULL,
         )
         try:
-            _wait_listening(backend_port, backend)
+            harness.wait_listening(backend_port, timeout=30, proc=backend)
             header = f"{'round':>5} {'workers':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
             print(header + f" {'gw cores':>9} {'load+backend cores':>19} {'errors':>6}")
             for n in range(args.rounds):
@@ -340,7 +310,7 @@ def compare(args: argparse.Namespace) -> int:
                     )
                 ratios.append(got[2] / got[1] if got[1] else 0.0)
         finally:
-            _stop(backend)
+            harness.stop(backend, timeout=15)
     ratio = statistics.median(ratios)
     verdict = "meets" if ratio >= 1.5 else "below"
     print(

@@ -101,6 +101,24 @@ def wait_listening(
             time.sleep(0.05)
 
 
+async def wait_http(url: str, within_s: float = 20.0) -> None:
+    """Poll ``GET url`` until it answers below 500 (or fail clearly after ``within_s`` seconds)."""
+    import aiohttp
+
+    deadline = time.monotonic() + within_s
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url) as resp:
+                    if resp.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not come up within {within_s}s")
+            await asyncio.sleep(0.1)
+
+
 @dataclass
 class Server:
     """A server process started by a ``Fleet``: its URL, pid and log file."""
@@ -150,7 +168,7 @@ class Fleet:
     def close(self) -> None:
         """Terminate every started process (SIGTERM, then SIGKILL after 5 s)."""
         for server in reversed(self.servers):
-            _stop(server.proc)
+            stop(server.proc)
         self.servers.clear()
         self._tmp.cleanup()
 
@@ -246,12 +264,13 @@ def _raise_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGTERM ``proc``, then SIGKILL if it has not exited after ``timeout`` seconds."""
     if proc.poll() is not None:
         return
     proc.terminate()
     try:
-        proc.wait(timeout=5)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -466,6 +485,39 @@ def interleave(cases: Mapping[str, Callable[[], T]], repetitions: int) -> dict[s
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def load_parser(
+    description: str, *, duration: float = 2.0, repetitions: int = 3, chunks: int = 100
+) -> argparse.ArgumentParser:
+    """The options every interleaved load benchmark takes (the caller adds its own)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--duration", type=float, default=duration, help="seconds measured per run")
+    p.add_argument("--warmup", type=float, default=0.5, help="seconds before each window")
+    p.add_argument("--repetitions", type=int, default=repetitions, help="interleaved rounds")
+    p.add_argument("--chunks", type=int, default=chunks, help="chunks per streamed answer")
+    p.add_argument("--long", action="store_true", help="10 s windows, 5 rounds")
+    p.add_argument("--json", metavar="FILE", help="also write the medians as JSON")
+    return p
+
+
+def run_benchmark(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    report: Callable[[dict[str, Any]], str],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse ``argv`` (``--long``: at least 10 s windows and 5 rounds), ``run``, print the
+    ``report``, and write the results to ``--json`` if given."""
+    args = parser.parse_args(argv)
+    if args.long:
+        args.duration, args.repetitions = max(args.duration, 10.0), max(args.repetitions, 5)
+    results = run(args)
+    print(report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
 
 
 # -- the servers themselves (run in child processes) -------------------------------------

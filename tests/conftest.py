@@ -7,6 +7,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.fakes.jobs_backend import JobsFake
 from tests.fakes.ollama_backend import FakeOllama
 from tests.fakes.openai_backend import FakeOpenAI
 
@@ -27,6 +28,14 @@ async def fake_ollama(aiohttp_server: Any) -> tuple[FakeOllama, str]:
 async def fake_openai(aiohttp_server: Any) -> tuple[FakeOpenAI, str]:
     """A fake OpenAI-compatible server on loopback and its base URL."""
     fake = FakeOpenAI()
+    server = await aiohttp_server(fake.app())
+    return fake, str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def fake_jobs(aiohttp_server: Any) -> tuple[JobsFake, str]:
+    """A fake Ollama for the jobs tests (answers can be held; counts requests) and its URL."""
+    fake = JobsFake()
     server = await aiohttp_server(fake.app())
     return fake, str(server.make_url("")).rstrip("/")
 

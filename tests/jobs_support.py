@@ -1,4 +1,4 @@
-"""Shared helpers for the jobs tests: a fake backend fixture and polling with a deadline."""
+"""Shared helpers for the jobs tests: polling with a deadline, reading a job's document."""
 
 from __future__ import annotations
 

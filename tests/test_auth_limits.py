@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from ollamux.testing import gateway_of
 from tests.auth_support import ALICE, bearer, keyed
+from tests.jobs_support import eventually
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CHAT = {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
@@ -157,8 +158,22 @@ async def test_concurrency_is_shared_across_instances_through_redis(
     assert (await two.post("/api/chat", json=CHAT, headers=bearer(ALICE))).status == 429
     fake.release.set()
     await (await first).read()
+    # The slot is given back when the first request finishes, just after its last byte.
+    await _until_no_slot_in_redis(f"{redis_prefix}inflight:alice")
     fake.mode = "ok"
     assert (await two.post("/api/chat", json=CHAT, headers=bearer(ALICE))).status == 200
+
+
+async def _until_no_slot_in_redis(key: str) -> None:
+    r = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await eventually(lambda: _is_empty(r, key), within_s=10)
+    finally:
+        await r.aclose()
+
+
+async def _is_empty(r: aioredis.Redis, key: str) -> bool:
+    return not await r.zcard(key)
 
 
 async def test_unreachable_redis_refuses_with_503(gateway_client: Any, fake_ollama: Any) -> None:

@@ -161,3 +161,14 @@ async def test_restricted_key_may_still_ask_model_free_gets(
     _fake, url = fake_ollama
     client = await gateway_client(keyed(url))
     assert (await client.get("/api/version", headers=bearer(ALICE))).status == 200
+
+
+async def test_untagged_name_is_allowed_by_a_glob_on_its_latest_tag(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    body = {"model": "llama3.2", "prompt": "x", "stream": False}
+    resp = await client.post("/api/generate", json=body, headers=bearer(ALICE))
+    assert resp.status == 200
+    assert fake.last.body["model"] == "llama3.2"

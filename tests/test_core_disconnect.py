@@ -8,23 +8,10 @@ from typing import Any
 
 import pytest
 
-from ollamux import hookimpl
-from ollamux.exchange import Exchange, TaskState
+from ollamux.exchange import TaskState
+from tests.fakes.finished import Finished
 
 DEADLINE_S = 10
-
-
-class Finished:
-    """Test plugin: remembers the exchange of each finished request."""
-
-    def __init__(self) -> None:
-        self.exchanges: list[Exchange] = []
-        self.event = asyncio.Event()
-
-    @hookimpl
-    def ollamux_request_finished(self, exchange: Exchange) -> None:
-        self.exchanges.append(exchange)
-        self.event.set()
 
 
 def _gateway_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

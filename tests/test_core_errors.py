@@ -13,26 +13,10 @@ from aiohttp import web
 from ollamux import hookimpl
 from ollamux.exchange import Exchange, TaskState
 from ollamux.transforms import ResponseTransform
+from tests.fakes.finished import Finished
 
 CHAT = {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
 OPENAI_CHAT = {"model": "qwen2.5-7b", "messages": [{"role": "user", "content": "hi"}]}
-
-
-class Finished:
-    """Test plugin: the exchange of each finished request."""
-
-    def __init__(self) -> None:
-        self.exchanges: list[Exchange] = []
-        self.event = asyncio.Event()
-
-    @hookimpl
-    def ollamux_request_finished(self, exchange: Exchange) -> None:
-        self.exchanges.append(exchange)
-        self.event.set()
-
-    async def last(self) -> Exchange:
-        await asyncio.wait_for(self.event.wait(), 10)
-        return self.exchanges[-1]
 
 
 def _assert_ollama_error(body: Any) -> str:
@@ -137,6 +121,31 @@ async def test_a_json_body_that_is_not_an_object_is_400(
     resp = await client.post("/api/generate", json=["a", "list"])
     assert resp.status == 400
     assert "JSON object" in _assert_ollama_error(await resp.json())
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/api/generate", "/api/embed", "/api/show"])
+async def test_a_body_without_a_model_is_400_on_ollama_paths(
+    gateway_client: Any, fake_ollama: Any, path: str
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}]})
+    resp = await client.post(path, json={"messages": [], "prompt": "x", "input": "x"})
+    assert resp.status == 400
+    assert _assert_ollama_error(await resp.json()) == "model is required"
+    assert _generation_calls(fake) == []
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"])
+async def test_a_body_without_a_model_is_400_on_openai_paths(
+    gateway_client: Any, fake_openai: Any, path: str
+) -> None:
+    fake, url = fake_openai
+    client = await gateway_client({"backends": [{"url": url, "api": "openai"}]})
+    resp = await client.post(path, json={"messages": [], "prompt": "x", "input": "x"})
+    assert resp.status == 400
+    error = _assert_openai_error(await resp.json())
+    assert (error["message"], error["param"]) == ("model is required", "model")
+    assert _generation_calls(fake) == []
 
 
 # -- oversized body: 413 ---------------------------------------------------------------------

@@ -24,16 +24,9 @@ MODEL = "llama3.2:latest"
 
 
 @pytest.fixture
-async def fake(aiohttp_server: Any) -> tuple[JobsFake, str]:
-    backend = JobsFake()
-    server = await aiohttp_server(backend.app())
-    return backend, str(server.make_url("")).rstrip("/")
-
-
-@pytest.fixture
-def jobs_gateway(gateway_client: Any, fake: tuple[JobsFake, str]) -> Any:
+def jobs_gateway(gateway_client: Any, fake_jobs: tuple[JobsFake, str]) -> Any:
     async def make(jobs: dict[str, Any] | None = None, **extra: Any) -> Any:
-        _backend, url = fake
+        _backend, url = fake_jobs
         config = {"backends": [{"url": url, "max_concurrency": 8}], "jobs": jobs or {}, **extra}
         return await gateway_client(config)
 
@@ -43,7 +36,7 @@ def jobs_gateway(gateway_client: Any, fake: tuple[JobsFake, str]) -> Any:
 # -- the simple form ---------------------------------------------------------------------------
 
 
-async def test_prompt_is_answered_with_the_default_model(jobs_gateway: Any, fake: Any) -> None:
+async def test_prompt_is_answered_with_the_default_model(jobs_gateway: Any, fake_jobs: Any) -> None:
     client = await jobs_gateway({"default_model": "qwen2.5:0.5b"})
     resp = await client.post("/api/v1/prompt", json={"prompt": "hello"})
     assert resp.status == 200
@@ -60,8 +53,8 @@ async def test_prompt_is_answered_with_the_default_model(jobs_gateway: Any, fake
     assert (await job_doc(client, job_id))["model"] == "qwen2.5:0.5b"
 
 
-async def test_prompt_result_is_202_while_running(jobs_gateway: Any, fake: Any) -> None:
-    backend, _ = fake
+async def test_prompt_result_is_202_while_running(jobs_gateway: Any, fake_jobs: Any) -> None:
+    backend, _ = fake_jobs
     client = await jobs_gateway()
     job_id = (await (await client.post("/api/v1/prompt", json={"prompt": "block"})).json())["id"]
     await wait_status(client, job_id, "processing")
@@ -100,9 +93,9 @@ async def test_prompt_without_text_is_refused(jobs_gateway: Any) -> None:
 
 
 async def test_chat_job_result_is_the_complete_non_streamed_answer(
-    jobs_gateway: Any, fake: Any
+    jobs_gateway: Any, fake_jobs: Any
 ) -> None:
-    backend, _ = fake
+    backend, _ = fake_jobs
     client = await jobs_gateway()
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
     resp = await client.post("/jobs", json={"path": "/api/chat", "body": body})
@@ -120,9 +113,9 @@ async def test_chat_job_result_is_the_complete_non_streamed_answer(
 
 
 async def test_openai_chat_job_on_an_ollama_backend_gives_a_chat_completion(
-    jobs_gateway: Any, fake: Any
+    jobs_gateway: Any, fake_jobs: Any
 ) -> None:
-    backend, _ = fake
+    backend, _ = fake_jobs
     client = await jobs_gateway()
     body = {
         "model": MODEL,
@@ -178,9 +171,9 @@ async def test_job_for_unknown_model_fails_with_the_backend_error(jobs_gateway: 
 
 
 async def test_backend_failures_are_retried_until_max_attempts(
-    jobs_gateway: Any, fake: Any
+    jobs_gateway: Any, fake_jobs: Any
 ) -> None:
-    backend, _ = fake
+    backend, _ = fake_jobs
     backend.fail_status = 500
     client = await jobs_gateway({"max_attempts": 2}, routing={"retries": 0})
     job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "x"}}
@@ -281,8 +274,8 @@ async def test_full_backlog_is_503_with_retry_after(jobs_gateway: Any) -> None:
 # -- cancel ------------------------------------------------------------------------------------
 
 
-async def test_cancel_queued_job(jobs_gateway: Any, fake: Any) -> None:
-    backend, _ = fake
+async def test_cancel_queued_job(jobs_gateway: Any, fake_jobs: Any) -> None:
+    backend, _ = fake_jobs
     client = await jobs_gateway({"workers": 0})
     job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "x"}}
     job_id = (await (await client.post("/jobs", json=job)).json())["id"]
@@ -295,9 +288,9 @@ async def test_cancel_queued_job(jobs_gateway: Any, fake: Any) -> None:
 
 
 async def test_cancel_running_job_cancels_its_upstream_request(
-    jobs_gateway: Any, fake: Any
+    jobs_gateway: Any, fake_jobs: Any
 ) -> None:
-    backend, _ = fake
+    backend, _ = fake_jobs
     client = await jobs_gateway()
     job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "block me"}}
     job_id = (await (await client.post("/jobs", json=job)).json())["id"]
@@ -317,8 +310,8 @@ async def _true(value: Any) -> Any:
 # -- order -------------------------------------------------------------------------------------
 
 
-async def test_higher_priority_runs_first_then_fifo(jobs_gateway: Any, fake: Any) -> None:
-    backend, _ = fake
+async def test_higher_priority_runs_first_then_fifo(jobs_gateway: Any, fake_jobs: Any) -> None:
+    backend, _ = fake_jobs
     client = await jobs_gateway({"workers": 1})
     blocker = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "block"}}
     await client.post("/jobs", json=blocker)
@@ -336,9 +329,9 @@ async def test_higher_priority_runs_first_then_fifo(jobs_gateway: Any, fake: Any
 
 
 async def test_shutdown_puts_running_jobs_back_in_the_queue(
-    jobs_gateway: Any, fake: Any, tmp_path: Path
+    jobs_gateway: Any, fake_jobs: Any, tmp_path: Path
 ) -> None:
-    backend, _ = fake
+    backend, _ = fake_jobs
     client = await jobs_gateway()
     job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "block"}}
     job_id = (await (await client.post("/jobs", json=job)).json())["id"]
@@ -414,9 +407,9 @@ class _HeaderAuth:
 
 @pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 async def test_with_auth_a_key_sees_and_cancels_only_its_own_jobs(
-    gateway_client: Any, fake: Any
+    gateway_client: Any, fake_jobs: Any
 ) -> None:
-    _backend, url = fake
+    _backend, url = fake_jobs
     config = {"backends": [{"url": url}], "jobs": {"workers": 0}}
     client = await gateway_client(config, plugins=[("header_auth", _HeaderAuth())])
     alice, bob, root = ({"X-Test-User": n} for n in ("alice", "bob", "root"))
@@ -434,14 +427,14 @@ async def test_with_auth_a_key_sees_and_cancels_only_its_own_jobs(
     assert (await client.delete(f"/jobs/{mine}", headers=alice)).status == 200
 
 
-async def test_jobs_run_as_their_owner(gateway_client: Any, fake: Any) -> None:
-    backend, url = fake
+async def test_jobs_run_as_their_owner(gateway_client: Any, fake_jobs: Any) -> None:
+    backend, url = fake_jobs
     seen: list[tuple[str | None, str | None]] = []
 
     class Spy:
         @hookimpl
         def ollamux_upstream_started(self, exchange: Any) -> None:
-            seen.append((exchange.headers.get("X-Ollamux-Principal"), exchange.job_id))
+            seen.append((exchange.headers.get("X-Ollamux-Principal"), exchange.state.get("jobs")))
 
     config = {"backends": [{"url": url}]}
     client = await gateway_client(config, plugins=[("header_auth", _HeaderAuth()), ("spy", Spy())])
@@ -475,9 +468,9 @@ async def test_redis_store_runs_jobs_end_to_end(jobs_gateway: Any, redis_prefix:
 
 
 async def test_job_cancelled_on_one_instance_stops_running_on_another(
-    jobs_gateway: Any, fake: Any, redis_prefix: str
+    jobs_gateway: Any, fake_jobs: Any, redis_prefix: str
 ) -> None:
-    backend, _ = fake
+    backend, _ = fake_jobs
     jobs = {"store": "redis", "redis_prefix": redis_prefix, "lease_s": 3}
     runner = await jobs_gateway({**jobs, "workers": 1})
     other = await jobs_gateway({**jobs, "workers": 0})

@@ -90,13 +90,6 @@ class Gateway:
 
 
 @pytest.fixture
-async def fake(aiohttp_server: Any) -> tuple[JobsFake, str]:
-    backend = JobsFake()
-    server = await aiohttp_server(backend.app())
-    return backend, str(server.make_url("")).rstrip("/")
-
-
-@pytest.fixture
 def gateways() -> Iterator[list[Gateway]]:
     started: list[Gateway] = []
     yield started
@@ -151,9 +144,12 @@ async def _check_exactly_once(
 
 
 async def test_sqlite_jobs_survive_kill_9(
-    tmp_path: Path, fake: tuple[JobsFake, str], gateways: list[Gateway], http: aiohttp.ClientSession
+    tmp_path: Path,
+    fake_jobs: tuple[JobsFake, str],
+    gateways: list[Gateway],
+    http: aiohttp.ClientSession,
 ) -> None:
-    backend, url = fake
+    backend, url = fake_jobs
     gw = Gateway(tmp_path, "gw", url, {"sqlite_path": str(tmp_path / "jobs.db"), "workers": 2})
     gateways.append(gw)
     await gw.start()
@@ -178,9 +174,12 @@ async def test_sqlite_jobs_survive_kill_9(
 
 
 async def test_redis_jobs_survive_kill_9_of_one_of_two_instances(
-    tmp_path: Path, fake: tuple[JobsFake, str], gateways: list[Gateway], http: aiohttp.ClientSession
+    tmp_path: Path,
+    fake_jobs: tuple[JobsFake, str],
+    gateways: list[Gateway],
+    http: aiohttp.ClientSession,
 ) -> None:
-    backend, url = fake
+    backend, url = fake_jobs
     prefix = f"test-jobs-crash-{uuid.uuid4().hex}:"
     jobs = {"store": "redis", "redis_prefix": prefix, "workers": 2, "lease_s": 3}
     first = Gateway(tmp_path, "first", url, jobs)

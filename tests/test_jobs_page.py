@@ -9,42 +9,20 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.jobs_backend import JobsFake
+from tests.fakes.browser import HAVE_CHROMIUM, chromium_page
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed"),
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason="chromium is not installed"),
 ]
 MODEL = "llama3.2:latest"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-async def fake(aiohttp_server: Any) -> tuple[JobsFake, str]:
-    backend = JobsFake()
-    server = await aiohttp_server(backend.app())
-    return backend, str(server.make_url("")).rstrip("/")
 
 
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tab = await browser.new_page(viewport={"width": 1100, "height": 900})
+    async with chromium_page(1100) as tab:
         tab.set_default_timeout(15000)
         yield tab
-        await browser.close()
 
 
 async def _gateway(gateway_client: Any, url: str, jobs: dict[str, Any]) -> tuple[Any, str]:
@@ -53,11 +31,11 @@ async def _gateway(gateway_client: Any, url: str, jobs: dict[str, Any]) -> tuple
 
 
 async def test_submit_a_prompt_and_see_its_result(
-    gateway_client: Any, fake: Any, page: Any, tmp_path: Path
+    gateway_client: Any, fake_jobs: Any, page: Any, tmp_path: Path
 ) -> None:
     from playwright.async_api import expect
 
-    _backend, url = fake
+    _backend, url = fake_jobs
     _client, base = await _gateway(gateway_client, url, {})
     await page.goto(base + "/")
     await expect(page.locator("#model option", has_text="qwen2.5:0.5b")).to_have_count(1)
@@ -72,10 +50,10 @@ async def test_submit_a_prompt_and_see_its_result(
         await page.screenshot(path=str(Path(shot) / "jobs-page.png"), full_page=True)
 
 
-async def test_the_list_pages_through_jobs(gateway_client: Any, fake: Any, page: Any) -> None:
+async def test_the_list_pages_through_jobs(gateway_client: Any, fake_jobs: Any, page: Any) -> None:
     from playwright.async_api import expect
 
-    _backend, url = fake
+    _backend, url = fake_jobs
     client, base = await _gateway(gateway_client, url, {"workers": 0})
     for i in range(12):
         await client.post("/api/v1/prompt", json={"prompt": f"p{i}", "model": MODEL})
@@ -89,10 +67,10 @@ async def test_the_list_pages_through_jobs(gateway_client: Any, fake: Any, page:
     await expect(page.locator("#next")).to_be_disabled()
 
 
-async def test_cancel_a_job_from_the_list(gateway_client: Any, fake: Any, page: Any) -> None:
+async def test_cancel_a_job_from_the_list(gateway_client: Any, fake_jobs: Any, page: Any) -> None:
     from playwright.async_api import expect
 
-    _backend, url = fake
+    _backend, url = fake_jobs
     client, base = await _gateway(gateway_client, url, {"workers": 0})
     resp = await client.post("/api/v1/prompt", json={"prompt": "wait", "model": MODEL})
     job_id = (await resp.json())["id"]

@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fakes.browser import chromium_page
+
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-HAVE_CHROMIUM = os.path.exists(CHROMIUM)
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MODEL = "llama3.2:latest"
 
 
 @pytest.fixture
 async def browser_page() -> Any:
-    if not HAVE_CHROMIUM:
-        pytest.skip("chromium is not installed")
-    playwright_api = pytest.importorskip("playwright.async_api")
-    async with playwright_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    async with chromium_page(1280) as page:
         yield page
-        await browser.close()
 
 
 async def test_dashboard_shows_backends_live_tasks_and_charts(

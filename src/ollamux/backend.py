@@ -43,10 +43,6 @@ class Backend:
         )
 
     @property
-    def has_room(self) -> bool:
-        return self.in_flight < self.max_concurrency
-
-    @property
     def cooling_down(self) -> bool:
         return self.busy_until > time.monotonic()
 
@@ -54,7 +50,7 @@ class Backend:
         """Whether this backend is known to serve the model (unknown catalog: assume yes)."""
         if model is None or not self.models:
             return True
-        return model in self.models or _with_latest(model) in self.models
+        return model in self.models or with_latest(model) in self.models
 
     def auth_headers(self) -> dict[str, str]:
         """Headers ollamux adds to every request to this backend."""
@@ -81,5 +77,6 @@ class Backend:
         }
 
 
-def _with_latest(model: str) -> str:
+def with_latest(model: str) -> str:
+    """Ollama's implicit tag: ``llama3.2`` is ``llama3.2:latest``."""
     return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"

@@ -29,6 +29,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from .backend import with_latest
+
 COMMANDS = frozenset({"models", "pull", "rm"})
 DEFAULT_URL = "http://127.0.0.1:11535"
 BACKEND_HEADER = "X-Ollamux-Backend"
@@ -292,8 +294,7 @@ async def remove(
 
 
 def _has_model(models: list[str], model: str) -> bool:
-    latest = model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
-    return model in models or latest in models
+    return model in models or with_latest(model) in models
 
 
 def _error_text(body: bytes, status: int) -> str:

@@ -137,7 +137,6 @@ class Exchange:
     error: str = ""
     usage: dict[str, int] = field(default_factory=dict)
     body_changed: bool = False
-    job_id: str | None = None
 
     @property
     def id(self) -> str:

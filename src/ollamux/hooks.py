@@ -140,9 +140,6 @@ class Hooks:
             except Exception:
                 log.exception("plugin %s failed in %s", plugin, name)
 
-    def has_impl(self, name: str) -> bool:
-        return bool(self.impls(name))
-
     # -- setting up ---------------------------------------------------------------------
 
     def register_routes(self, gateway: Gateway, app: web.Application) -> None:

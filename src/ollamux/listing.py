@@ -19,7 +19,7 @@ from .backend import Backend
 from .errors import GatewayError
 from .exchange import Exchange, LocalResponse, ResponseHead
 from .headers import client_headers
-from .proxy import passthrough_request, request_args
+from .proxy import request_args, upstream_request
 
 log = logging.getLogger("ollamux.listing")
 
@@ -59,9 +59,7 @@ async def _ask(exchange: Exchange, backend: Backend) -> dict[str, Any] | None:
     """One backend's listing, translated and transformed; None when it failed."""
     gw = exchange.gateway
     try:
-        up = await gw.hooks.translate_request(exchange, backend)
-        if up is None:
-            up = passthrough_request(exchange, backend)
+        up = await upstream_request(exchange, backend)
         if isinstance(up, LocalResponse):
             head = ResponseHead(up.status, client_headers({"Content-Type": up.content_type}))
             body = up.body

@@ -30,6 +30,20 @@ GATEWAY: web.AppKey[Gateway] = web.AppKey("ollamux_gateway", Gateway)
 _OLLAMA_STREAMING = frozenset(
     {"/api/chat", "/api/generate", "/api/pull", "/api/push", "/api/create"}
 )
+# Endpoints that cannot run without a model: without one, a 400 (as Ollama and OpenAI answer)
+# rather than a backend picked at random answering "model '' not found".
+_NEEDS_MODEL = frozenset(
+    {
+        "/api/chat",
+        "/api/generate",
+        "/api/embed",
+        "/api/embeddings",
+        "/api/show",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+    }
+)
 # Bodies that are not JSON documents (blob uploads).
 _BINARY_PREFIXES = ("/api/blobs/",)
 
@@ -87,13 +101,9 @@ def _error_response(err: GatewayError, dialect: Dialect, exchange: Exchange | No
 
 
 async def build_exchange(gateway: Gateway, request: web.Request, dialect: Dialect) -> Exchange:
-    """Read and parse the request into an Exchange (400 bad JSON, 413 too large)."""
-    try:
-        body = await request.read() if request.body_exists else b""
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise GatewayError(
-            413, f"request body exceeds {gateway.config.server.max_body_mb:g} MB"
-        ) from exc
+    """Parse the request into an Exchange (400 bad JSON). Its body is already read: the
+    ``hardening.body_deadline`` middleware did that, answering 408 and 413 itself."""
+    body = await request.read() if request.body_exists else b""
     exchange = Exchange(
         gateway=gateway,
         request=request,
@@ -132,6 +142,8 @@ def _read_model_and_stream(exchange: Exchange) -> None:
         if model is not None and not isinstance(model, str):
             raise GatewayError(400, "model must be a string", param="model")
         exchange.model_requested = exchange.model = model or None
+        if exchange.model is None and exchange.path in _NEEDS_MODEL:
+            raise GatewayError(400, "model is required", param="model")
         default = exchange.dialect is Dialect.OLLAMA and exchange.path in _OLLAMA_STREAMING
         stream = data.get("stream", default)
         exchange.stream = bool(stream) if stream is not None else default

@@ -66,7 +66,7 @@ def build_plugin_manager(config: Config) -> PluginManager:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc)) from exc
-    _check_capabilities(pm, blocked)
+    _check_capabilities(pm)
     return pm
 
 
@@ -119,7 +119,7 @@ def _import_configured(spec: str, name: str) -> ModuleType:
         raise PluginError(f"plugins.load: cannot import {spec}: {exc}") from exc
 
 
-def _check_capabilities(pm: PluginManager, blocked: set[str]) -> None:
+def _check_capabilities(pm: PluginManager) -> None:
     for hook_name, provider in REQUIRED_HOOKS.items():
         if not getattr(pm.hook, hook_name).get_hookimpls():
             raise PluginError(

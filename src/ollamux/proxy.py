@@ -61,6 +61,13 @@ def passthrough_request(exchange: Exchange, backend: Backend) -> UpstreamRequest
     )
 
 
+async def upstream_request(exchange: Exchange, backend: Backend) -> UpstreamRequest | LocalResponse:
+    """What to send ``backend``: a plugin's translation (or local answer), else the client's
+    request as it is."""
+    up = await exchange.gateway.hooks.translate_request(exchange, backend)
+    return passthrough_request(exchange, backend) if up is None else up
+
+
 def request_args(
     exchange: Exchange, backend: Backend, up: UpstreamRequest, peer: str | None
 ) -> dict[str, Any]:
@@ -81,9 +88,7 @@ async def attempt(exchange: Exchange, backend: Backend) -> web.StreamResponse:
     """Run one attempt; returns the finished client response or raises ``AttemptFailed``
     (nothing sent yet) / ``GatewayError``."""
     gw = exchange.gateway
-    up = await gw.hooks.translate_request(exchange, backend)
-    if up is None:
-        up = passthrough_request(exchange, backend)
+    up = await upstream_request(exchange, backend)
     if isinstance(up, LocalResponse):
         return await _relay_local(exchange, backend, up)
     try:
@@ -116,19 +121,13 @@ async def _relay(
             head,
             body,
         )
-    exchange.forwarded_at = time.monotonic()
-    gw = exchange.gateway
-    await gw.hooks.upstream_started(exchange, backend, head)
-    transforms = await gw.hooks.transform_response(exchange, head)
-    for t in transforms:
-        head = t.head(head)
+    relay = await _upstream_started(exchange, backend, head)
     watch_errors = (
-        head.status < 400
+        relay.head.status < 400
         and backend.api is Dialect.OLLAMA
-        and NDJSON in (upstream.headers.get("Content-Type", ""))
+        and NDJSON in upstream.headers.get("Content-Type", "")
     )
-    relay = _Relay(exchange, head, transforms)
-    idle = IdleWatch(upstream, gw.session.timeout.sock_read)
+    idle = IdleWatch(upstream, exchange.gateway.session.timeout.sock_read)
     content = upstream.content
     last = b""
     try:
@@ -154,7 +153,6 @@ async def _relay(
         await relay.fail(message)
     finally:
         idle.stop()
-    exchange.status = head.status
     return relay.response
 
 
@@ -255,15 +253,25 @@ async def _relay_local(
     exchange: Exchange, backend: Backend, local: LocalResponse
 ) -> web.StreamResponse:
     head = ResponseHead(local.status, CIMultiDict({"Content-Type": local.content_type}))
-    gw = exchange.gateway
-    exchange.forwarded_at = time.monotonic()
-    await gw.hooks.upstream_started(exchange, backend, head)
-    transforms = await gw.hooks.transform_response(exchange, head)
-    for t in transforms:
-        head = t.head(head)
-    relay = _Relay(exchange, head, transforms)
+    relay = await _upstream_started(exchange, backend, head)
     await relay.finish(local.body)
     return relay.response
+
+
+async def _upstream_started(exchange: Exchange, backend: Backend, head: ResponseHead) -> _Relay:
+    """``backend`` answered with ``head``: tell the plugins, and get the relay ready."""
+    exchange.forwarded_at = time.monotonic()
+    await exchange.gateway.hooks.upstream_started(exchange, backend, head)
+    return await _transformed_relay(exchange, head)
+
+
+async def _transformed_relay(exchange: Exchange, head: ResponseHead) -> _Relay:
+    """A relay for an answer with ``head``, through the transforms plugins ask for (each
+    may change the head first)."""
+    transforms = await exchange.gateway.hooks.transform_response(exchange, head)
+    for t in transforms:
+        head = t.head(head)
+    return _Relay(exchange, head, transforms)
 
 
 async def relay_failure(exchange: Exchange, failure: AttemptFailed) -> web.StreamResponse:
@@ -271,15 +279,11 @@ async def relay_failure(exchange: Exchange, failure: AttemptFailed) -> web.Strea
     one (through the transforms, so it is in the endpoint's dialect), else a 502/504."""
     if failure.head is None:
         raise GatewayError(failure.status, failure.message)
-    gw = exchange.gateway
     head = failure.head
     if failure.outcome is Outcome.BUSY:
         # Every backend was busy: say when to come back, as the queue's own 503 does.
         head.headers.setdefault("Retry-After", "1")
-    transforms = await gw.hooks.transform_response(exchange, head)
-    for t in transforms:
-        head = t.head(head)
-    relay = _Relay(exchange, head, transforms)
+    relay = await _transformed_relay(exchange, head)
     await relay.finish(failure.body)
     return relay.response
 

@@ -17,7 +17,6 @@ from typing import Any
 from .backend import Backend
 from .config import BackendConfig, Config
 from .config_loader import ConfigError, load_config
-from .dialect import Dialect
 from .gateway import Gateway
 from .logging_setup import setup_logging
 
@@ -94,13 +93,11 @@ def sync_backends(gateway: Gateway, configured: list[BackendConfig]) -> tuple[li
 
 def _update(backend: Backend, cfg: BackendConfig) -> None:
     """Apply a backend's new settings, keeping its live state (in flight, health, models)."""
-    backend.url = cfg.url.rstrip("/")
-    backend.api = Dialect(cfg.api)
-    backend.max_concurrency = cfg.max_concurrency
-    backend.api_key = cfg.api_key
-    backend.headers = dict(cfg.headers)
-    configured = frozenset(cfg.models)
-    if configured != backend.configured_models:
-        backend.configured_models = configured
-        if configured:
-            backend.models = set(configured)
+    fresh = Backend.from_config(cfg)
+    backend.url, backend.api = fresh.url, fresh.api
+    backend.max_concurrency = fresh.max_concurrency
+    backend.api_key, backend.headers = fresh.api_key, fresh.headers
+    if fresh.configured_models != backend.configured_models:
+        backend.configured_models = fresh.configured_models
+        if fresh.configured_models:
+            backend.models = fresh.models

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from .app import create_app
 from .config_loader import build_config, deep_merge
@@ -51,7 +51,10 @@ def gateway_client(
             pm.register(plugin, name=name)
             pm.origins[name] = "test"
         pm.check_pending()  # a misspelled hook in a test plugin fails the test, not silently
-        client = await aiohttp_client(create_app(cfg, pm))
+        # A handler still in flight when a test ends is cut after 5 s, not aiohttp's 60 s.
+        server = TestServer(create_app(cfg, pm))
+        await server.start_server(shutdown_timeout=5)
+        client = await aiohttp_client(server)
         gateway_of(client).self_url = str(client.make_url("")).rstrip("/")
         return client
 

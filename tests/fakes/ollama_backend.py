@@ -68,20 +68,14 @@ class FakeOllama:
         r.add_route("*", "/v1/{tail:.*}", self.openai_layer)
         return app
 
+    def serves(self, model: Any) -> bool:
+        """Whether this fake has ``model``; like Ollama, an untagged name means ``:latest``."""
+        if not isinstance(model, str):
+            return False
+        return model in self.models or f"{model}:latest" in self.models
+
     async def _record(self, request: web.Request) -> Any:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
-        seen = Received(
-            request.method, request.path, request.query_string, dict(request.headers), body
-        )
-        if request.headers.get("User-Agent", "").startswith("ollamux-probe/"):
-            self.probes.append(seen)  # the balancer's health probes, kept apart from traffic
-        else:
-            self.received.append(seen)
-        return body
+        return await record(request, self.received, self.probes)
 
     @property
     def last(self) -> Received:
@@ -143,7 +137,7 @@ class FakeOllama:
     async def show(self, request: web.Request) -> web.Response:
         body = await self._record(request)
         name = (body or {}).get("model") or (body or {}).get("name")
-        if name not in self.models:
+        if not self.serves(name):
             return web.json_response({"error": f"model '{name}' not found"}, status=404)
         return web.json_response(
             {
@@ -198,7 +192,7 @@ class FakeOllama:
             return bad
         body = body or {}
         model = body.get("model", "")
-        if model not in self.models:
+        if not self.serves(model):
             return web.json_response({"error": f"model '{model}' not found"}, status=404)
         stream = body.get("stream", True)
         reason = "length" if (body.get("options") or {}).get("num_predict") == 1 else "stop"
@@ -309,6 +303,22 @@ class FakeOllama:
         return web.json_response(
             {"object": "ollama-openai-layer", "path": request.path, "body": body}
         )
+
+
+async def record(request: web.Request, received: list[Received], probes: list[Received]) -> Any:
+    """Keep what ``request`` carried, in ``received`` (the balancer's health probes apart, in
+    ``probes``); returns its body, parsed when it is JSON."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw
+    seen = Received(request.method, request.path, request.query_string, dict(request.headers), body)
+    if request.headers.get("User-Agent", "").startswith("ollamux-probe/"):
+        probes.append(seen)
+    else:
+        received.append(seen)
+    return body
 
 
 def _line(obj: Any) -> bytes:

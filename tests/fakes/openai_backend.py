@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .ollama_backend import Received
+from .ollama_backend import Received, record
 
 
 @dataclass
@@ -45,16 +45,7 @@ class FakeOpenAI:
         return self.received[-1]
 
     async def _record(self, request: web.Request) -> Any:
-        raw = await request.read()
-        body = json.loads(raw) if raw else None
-        seen = Received(
-            request.method, request.path, request.query_string, dict(request.headers), body
-        )
-        if request.headers.get("User-Agent", "").startswith("ollamux-probe/"):
-            self.probes.append(seen)  # the balancer's health probes, kept apart from traffic
-        else:
-            self.received.append(seen)
-        return body
+        return await record(request, self.received, self.probes)
 
     def _check(self, request: web.Request) -> web.Response | None:
         if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":

@@ -66,7 +66,9 @@ def identify(state: AuthState, headers: Mapping[str, str], path: str) -> Caller:
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
-_BROWSER_CHALLENGE = {"WWW-Authenticate": 'Bearer, Basic realm="ollamux", charset="UTF-8"'}
+# Basic alone: browsers read one challenge per header and skip a header that begins with a
+# scheme they do not know ("Bearer, Basic ..."), so they would never prompt.
+_BROWSER_CHALLENGE = {"WWW-Authenticate": 'Basic realm="ollamux", charset="UTF-8"'}
 
 
 def make_middleware(state: AuthState) -> Middleware:

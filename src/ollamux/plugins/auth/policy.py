@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+from ...backend import with_latest
 from ...exchange import Principal
 
 # Open to anyone, even with keys configured: load balancers and orchestrators probe it.
@@ -33,12 +34,14 @@ def model_allowed(principal: Principal, model: str | None, suffix: str = "") -> 
     """Whether ``principal`` may use ``model`` (no allow-list: every model).
 
     A listed name may carry the configured display suffix (``models.suffix``); the name
-    without it is checked too.
+    without it is checked too. A name without a tag is Ollama's ``:latest`` (``llama3.2``
+    is ``llama3.2:latest``), as the balancer routes it, so ``llama3.2:*`` allows it.
     """
     globs = principal.models
     if not globs:
         return True
     if model is None:
         return False
-    names = (model, model[: -len(suffix)]) if suffix and model.endswith(suffix) else (model,)
+    bare = [model, model[: -len(suffix)]] if suffix and model.endswith(suffix) else [model]
+    names = bare + [with_latest(name) for name in bare]
     return any(fnmatchcase(name, g) for name in names for g in globs)

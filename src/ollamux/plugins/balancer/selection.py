@@ -17,7 +17,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ...backend import Backend
+from ...backend import Backend, with_latest
 from ...dialect import Dialect
 
 
@@ -34,20 +34,6 @@ class Verdict(enum.Enum):
 class Choice:
     verdict: Verdict
     backend: Backend | None = None
-
-
-def with_latest(model: str) -> str:
-    """Ollama's implicit tag: ``llama3.2`` is ``llama3.2:latest``."""
-    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
-
-
-def is_loaded(backend: Backend, model: str | None) -> bool:
-    """Whether serving ``model`` on ``backend`` needs no model load. OpenAI-compatible
-    servers keep their models resident, so they always count as loaded."""
-    if model is None or backend.api is Dialect.OPENAI:
-        return True
-    loaded = backend.loaded_models
-    return model in loaded or with_latest(model) in loaded
 
 
 def choose(

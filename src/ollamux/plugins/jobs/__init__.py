@@ -53,11 +53,12 @@ def ollamux_request_started(exchange: Exchange) -> None:
         return
     task_id = exchange.headers.get("X-Task-Id", "")
     if task_id in _service(gateway).runner.running:
-        exchange.job_id = task_id
+        exchange.state["jobs"] = task_id
 
 
 @hookimpl
 def ollamux_upstream_started(exchange: Exchange, backend: Backend) -> None:
     """Remember which backend answers a job, for its status document."""
-    if exchange.job_id is not None:
-        _service(exchange.gateway).runner.backends[exchange.job_id] = backend.name
+    job_id = exchange.state.get("jobs")
+    if job_id is not None:
+        _service(exchange.gateway).runner.backends[job_id] = backend.name
