@@ -408,3 +408,45 @@ async def test_an_error_line_split_across_reads_still_marks_the_request_failed(
     exchange = await finished.last()
     assert exchange.outcome is TaskState.FAILED
     assert exchange.error.startswith("model run")
+
+
+# -- error bodies that are not in the endpoint's dialect -------------------------------------
+
+
+async def test_a_plain_text_backend_404_becomes_an_ollama_error(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}]})
+    resp = await client.get("/api/no-such-endpoint")
+    assert resp.status == 404
+    assert resp.headers["Content-Type"].startswith("application/json")
+    assert _assert_ollama_error(await resp.json()) == "404: Not Found"
+
+
+async def test_a_fastapi_style_detail_becomes_an_openai_error(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response({"detail": "temperature must be <= 2"}, status=422)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", refuse)
+    server = await aiohttp_server(app)
+    client = await gateway_client(
+        {"backends": [{"url": str(server.make_url("")).rstrip("/"), "api": "openai"}]}
+    )
+    resp = await client.post("/v1/chat/completions", json={**CHAT, "temperature": 9})
+    assert resp.status == 422
+    error = _assert_openai_error(await resp.json())
+    assert error["message"] == "temperature must be <= 2"
+
+
+async def test_an_error_already_in_the_dialect_passes_unchanged(
+    gateway_client: Any, fake_openai: Any
+) -> None:
+    _fake, url = fake_openai
+    client = await gateway_client({"backends": [{"url": url, "api": "openai"}]})
+    resp = await client.get("/v1/models/no-such-model")
+    assert resp.status == 404
+    assert (await resp.json())["error"]["message"] == "model no-such-model not found"

@@ -23,7 +23,7 @@ from .errors import GatewayError, stream_error_bytes, upstream_error_message
 from .exchange import Exchange, LocalResponse, Outcome, ResponseHead, TaskState, UpstreamRequest
 from .headers import client_headers, upstream_headers
 from .idle import IdleWatch
-from .transforms import ResponseTransform
+from .transforms import DialectErrorBody, ResponseTransform
 
 log = logging.getLogger("ollamux.proxy")
 
@@ -269,6 +269,8 @@ async def _transformed_relay(exchange: Exchange, head: ResponseHead) -> _Relay:
     """A relay for an answer with ``head``, through the transforms plugins ask for (each
     may change the head first)."""
     transforms = await exchange.gateway.hooks.transform_response(exchange, head)
+    if head.status >= 400 and exchange.method != "HEAD":
+        transforms.append(DialectErrorBody(exchange.dialect, head.status))
     for t in transforms:
         head = t.head(head)
     return _Relay(exchange, head, transforms)

@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from .dialect import Dialect
+from .errors import error_payload, upstream_error_message
 from .exchange import ResponseHead
 
 
@@ -144,3 +146,37 @@ class JsonLinesTransform(ResponseTransform):
         except ValueError:
             return line + b"\n"
         return b"".join(json.dumps(o).encode() + b"\n" for o in self.transform(obj))
+
+
+class DialectErrorBody(WholeJsonTransform):
+    """An error answer in the dialect of the endpoint called, whatever the backend sent:
+    plain text (``404 page not found``), ``{"detail": ...}``, or the other dialect's shape.
+    A body already in the right shape passes unchanged."""
+
+    def __init__(self, dialect: Dialect, status: int) -> None:
+        super().__init__()
+        self.dialect = dialect
+        self.status = status
+
+    def head(self, head: ResponseHead) -> ResponseHead:
+        head.headers["Content-Type"] = "application/json"
+        return super().head(head)
+
+    def end(self) -> bytes:
+        body = b"".join(self._parts)
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            obj = None
+        if not _in_dialect(obj, self.dialect):
+            obj = error_payload(self.dialect, upstream_error_message(body), self.status)
+        return json.dumps(obj).encode()
+
+
+def _in_dialect(obj: Any, dialect: Dialect) -> bool:
+    if not isinstance(obj, dict):
+        return False
+    error = obj.get("error")
+    if dialect is Dialect.OPENAI:
+        return isinstance(error, dict) and isinstance(error.get("message"), str)
+    return isinstance(error, str)
