@@ -41,6 +41,9 @@ log = logging.getLogger("ollamux.workers")
 # (port taken, plugin broken); the whole server stops instead.
 _EARLY_EXIT_S = 5.0
 
+# What the supervisor passes on to its workers.
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
 
 @dataclass(frozen=True)
 class WorkerSlot:
@@ -102,7 +105,8 @@ def _worker_main(
 
     early_hup = EarlyHup()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_DFL)
+        signal.signal(sig, signal.SIG_DFL)  # stopped before serving: nothing to drain
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
     config = _current(config, config_path, overrides)
     try:
         asyncio.run(
@@ -151,8 +155,15 @@ def run_workers(
             args=(config, config_path, overrides, slot),
             name=f"ollamux-worker-{index}",
         )
-        p.start()
-        procs[index] = (p, time.monotonic())
+        # Until the child has its own handlers it would run the supervisor's ``forward``
+        # (a copy of ``procs``, siblings that may be gone): the forwarded signals stay
+        # blocked across the fork; the child unblocks them once its handlers are set.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+        try:
+            p.start()
+            procs[index] = (p, time.monotonic())
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def forward(sig: int, _frame: FrameType | None) -> None:
         nonlocal stopping
@@ -162,7 +173,7 @@ def run_workers(
             if p.pid is not None and p.exitcode is None:
                 os.kill(p.pid, signal.SIGTERM if sig == signal.SIGINT else sig)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in _FORWARDED:
         signal.signal(sig, forward)
     for i in range(count):
         start(i)

@@ -29,6 +29,7 @@ from typing import Any
 
 import aiosqlite
 
+from ...sqlite_setup import setup_lock
 from .model import Job, JobStatus
 from .store import JobStore, Page
 
@@ -115,10 +116,15 @@ class SqliteJobStore(JobStore):
 
     def _connect_writer(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(_SCHEMA)
+        try:
+            with setup_lock(self.path):  # sibling workers open the same file at once
+                db.execute("PRAGMA busy_timeout=5000")
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+            db.execute("PRAGMA synchronous=FULL")
+        except BaseException:
+            db.close()
+            raise
         return db
 
     async def close(self) -> None:

@@ -7,13 +7,16 @@ ollamux processes may share the file (WAL plus a busy timeout lets them take tur
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from ...sqlite_setup import setup_lock
 from .store import TaskRecord, TaskStore
 
 _SCHEMA = """
@@ -40,6 +43,15 @@ WHERE tasks.owner = excluded.owner OR tasks.expires_at <= ?
 """
 
 
+def _prepare(path: Path) -> None:
+    """WAL mode and the table, one process at a time (see ``ollamux.sqlite_setup``)."""
+    with setup_lock(path), contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA busy_timeout = 5000")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.executescript(_SCHEMA)
+        db.commit()
+
+
 class SqliteStore(TaskStore):
     def __init__(self, path: str) -> None:
         self.path = Path(path).expanduser()
@@ -53,13 +65,11 @@ class SqliteStore(TaskStore):
 
     async def open(self) -> None:
         await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(_prepare, self.path)
         db = await aiosqlite.connect(self.path)
         try:
             await db.execute("PRAGMA busy_timeout = 5000")
-            await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
-            await db.executescript(_SCHEMA)
-            await db.commit()
         except BaseException:
             await db.close()
             raise
