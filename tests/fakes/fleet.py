@@ -37,7 +37,9 @@ async def start_fakes(
     out = {}
     for name in names:
         fake = FakeOllama(name=name, models=list(models or ["llama3.2:latest"]))
-        server = await aiohttp_server(fake.app())
+        # As the gateway's test server: a handler still in flight when a test ends (a test
+        # that failed before releasing a "wait") is cut after 5 s, not aiohttp's 60 s.
+        server = await aiohttp_server(fake.app(), shutdown_timeout=5)
         out[name] = (fake, server, str(server.make_url("")).rstrip("/"))
     return out
 
