@@ -15,11 +15,11 @@ from aiohttp import web
 
 from ...backend import Backend
 from ...errors import GatewayError
-from ...exchange import Exchange, ResponseHead, TaskState
+from ...exchange import Exchange, ResponseHead, TaskState, new_task_id
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from ...transforms import ResponseTransform
-from .document import MAX_TASK_ID, is_valid_task_id, uuid4
+from .document import MAX_TASK_ID, is_valid_task_id
 from .routes import TRACKER, add_routes
 from .tracker import ErrorCapture, Run, Tracker, failure_reason
 
@@ -72,7 +72,7 @@ def ollamux_request_started(exchange: Exchange) -> Awaitable[None] | None:
         return None
     given = exchange.task_id or exchange.headers.get(HEADER)
     if given is None:
-        _start(tracker, exchange, uuid4())
+        _start(tracker, exchange, new_task_id())
         return None
     if not is_valid_task_id(given):
         raise GatewayError(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Any
 
-from ...exchange import Exchange
+from ...exchange import Exchange, new_task_id
 
 MAX_TASK_ID = 128
 _TASK_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -29,16 +28,6 @@ def is_valid_task_id(task_id: str) -> bool:
     return _TASK_ID.fullmatch(task_id) is not None
 
 
-def uuid4() -> str:
-    """A random (version 4) UUID as text; ``str(uuid.uuid4())`` without the UUID object,
-    about three times cheaper (this runs twice per request)."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 def status_document(
     exchange: Exchange, state: str, stage: str, message: str, selected_at: float | None
 ) -> dict[str, Any]:
@@ -47,7 +36,7 @@ def status_document(
     return {
         "version": "1.0",
         "event_type": "task.status.update",
-        "event_id": uuid4(),
+        "event_id": new_task_id(),
         "algorithm_id": "ollama-openai",
         "task_id": exchange.task_id,
         "state": state,
