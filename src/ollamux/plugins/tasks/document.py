@@ -29,10 +29,20 @@ def is_valid_task_id(task_id: str) -> bool:
 
 
 def status_document(
-    exchange: Exchange, state: str, stage: str, message: str, selected_at: float | None
+    exchange: Exchange,
+    state: str,
+    stage: str,
+    message: str,
+    selected_at: float | None,
+    now: float | None = None,
 ) -> dict[str, Any]:
     """The public status document of ``exchange`` as of now (``selected_at``: when a
-    backend was chosen, the end of the queueing)."""
+    backend was chosen, the end of the queueing; ``now``: the epoch time, when the caller
+    read the clock already). One dict literal: this runs once per request."""
+    started = exchange.started_at
+    forwarded = selected_at or exchange.forwarded_at
+    first = exchange.first_chunk_at
+    backend = exchange.backend
     return {
         "version": "1.0",
         "event_type": "task.status.update",
@@ -42,24 +52,17 @@ def status_document(
         "state": state,
         "stage": stage,
         "message": message,
-        "extensions": extensions(exchange, selected_at),
-        "timestamp": int(time.time()),
-    }
-
-
-def extensions(exchange: Exchange, selected_at: float | None) -> dict[str, Any]:
-    started = exchange.started_at
-    forwarded = selected_at or exchange.forwarded_at
-    first = exchange.first_chunk_at
-    return {
-        "method": exchange.method,
-        "path": exchange.path,
-        "stream": exchange.stream,
-        "model": exchange.model,
-        "backend": exchange.backend.name if exchange.backend is not None else None,
-        "chunks": exchange.chunks,
-        "ttft_ms": None if first is None else int((first - started) * 1000),
-        "queued_ms": None if forwarded is None else int((forwarded - started) * 1000),
-        "attempts": exchange.attempts,
-        "status": exchange.status or None,
+        "extensions": {
+            "method": exchange.method,
+            "path": exchange.path,
+            "stream": exchange.stream,
+            "model": exchange.model,
+            "backend": backend.name if backend is not None else None,
+            "chunks": exchange.chunks,
+            "ttft_ms": None if first is None else int((first - started) * 1000),
+            "queued_ms": None if forwarded is None else int((forwarded - started) * 1000),
+            "attempts": exchange.attempts,
+            "status": exchange.status or None,
+        },
+        "timestamp": int(time.time() if now is None else now),
     }

@@ -149,15 +149,11 @@ class Tracker:
     def snapshot(self, exchange: Exchange) -> TaskRecord:
         """The task's status document as of now, ready for the store."""
         run: Run = exchange.state["tasks"]
-        ttl = self.config.ttl_running_s if run.state in LIVE_STATES else self.config.ttl_done_s
-        return TaskRecord(
-            task_id=exchange.task_id,
-            owner=run.owner,
-            state=run.state,
-            created=run.created,
-            expires_at=time.time() + ttl,
-            doc=status_document(exchange, run.state, run.stage, run.message, run.selected_at),
-        )
+        state = run.state
+        ttl = self.config.ttl_running_s if state in LIVE_STATES else self.config.ttl_done_s
+        now = time.time()
+        doc = status_document(exchange, state, run.stage, run.message, run.selected_at, now)
+        return TaskRecord(exchange.task_id, run.owner, state, run.created, now + ttl, doc)
 
     def end(self, exchange: Exchange) -> None:
         self.live.discard(exchange)
