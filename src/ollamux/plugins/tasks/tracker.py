@@ -37,6 +37,7 @@ _CLAIM_TIMEOUT_S = 1.0
 class Run:
     """What the tracker keeps about one request (``exchange.state["tasks"]``)."""
 
+    tracker: Tracker  # the hooks reach it from the request, without a lookup on the app
     owner: str
     created: float
     state: str = "PENDING"
@@ -128,7 +129,7 @@ class Tracker:
         return found is None or found == owner
 
     def begin(self, exchange: Exchange, owner: str) -> None:
-        run = Run(owner=owner, created=exchange.created)
+        run = Run(self, owner=owner, created=exchange.created)
         exchange.state["tasks"] = run
         self.live.add(exchange)
         self.record(exchange, "PENDING", "queued", "waiting for a backend")
