@@ -15,11 +15,11 @@ from aiohttp import web
 
 from ...backend import Backend
 from ...errors import GatewayError
-from ...exchange import Exchange, ResponseHead, TaskState
+from ...exchange import Exchange, ResponseHead, TaskState, new_task_id
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from ...transforms import ResponseTransform
-from .document import MAX_TASK_ID, is_valid_task_id, uuid4
+from .document import MAX_TASK_ID, is_valid_task_id
 from .routes import TRACKER, add_routes
 from .tracker import ErrorCapture, Run, Tracker, failure_reason
 
@@ -72,7 +72,7 @@ def ollamux_request_started(exchange: Exchange) -> Awaitable[None] | None:
         return None
     given = exchange.task_id or exchange.headers.get(HEADER)
     if given is None:
-        _start(tracker, exchange, uuid4())
+        _start(tracker, exchange, new_task_id())
         return None
     if not is_valid_task_id(given):
         raise GatewayError(
@@ -101,19 +101,19 @@ def ollamux_translate_request(exchange: Exchange, backend: Backend) -> None:
 
     Only observes: returns ``None`` so the real translators still decide."""
     run: Run | None = exchange.state.get("tasks")
-    tracker = _tracker(exchange.gateway)
-    if run is None or tracker is None:
+    if run is None:
         return
     if run.selected_at is None:
         run.selected_at = time.monotonic()
-    tracker.record(exchange, "RUNNING", "forwarded", f"sent to backend {backend.name}")
+    run.tracker.record(exchange, "RUNNING", "forwarded", f"sent to backend {backend.name}")
 
 
 @hookimpl
 def ollamux_upstream_started(exchange: Exchange, backend: Backend, head: ResponseHead) -> None:
-    tracker = _tracker(exchange.gateway)
-    if tracker is None:
+    run: Run | None = exchange.state.get("tasks")
+    if run is None:
         return
+    tracker = run.tracker
     if exchange.stream and head.status < 400:
         tracker.record(exchange, "RUNNING", "streaming", "stream alive")
     else:
@@ -134,9 +134,10 @@ def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> Respon
 
 @hookimpl
 def ollamux_request_finished(exchange: Exchange) -> None:
-    tracker = _tracker(exchange.gateway)
-    if tracker is None or "tasks" not in exchange.state:
+    run: Run | None = exchange.state.get("tasks")
+    if run is None:
         return
+    tracker = run.tracker
     tracker.end(exchange)
     if exchange.outcome is TaskState.CANCELLED:
         tracker.record(exchange, "CANCELLED", "cancelled", "client disconnected")

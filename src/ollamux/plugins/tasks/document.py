@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Any
 
-from ...exchange import Exchange
+from ...exchange import Exchange, new_task_id
 
 MAX_TASK_ID = 128
 _TASK_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -29,48 +28,41 @@ def is_valid_task_id(task_id: str) -> bool:
     return _TASK_ID.fullmatch(task_id) is not None
 
 
-def uuid4() -> str:
-    """A random (version 4) UUID as text; ``str(uuid.uuid4())`` without the UUID object,
-    about three times cheaper (this runs twice per request)."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 def status_document(
-    exchange: Exchange, state: str, stage: str, message: str, selected_at: float | None
+    exchange: Exchange,
+    state: str,
+    stage: str,
+    message: str,
+    selected_at: float | None,
+    now: float | None = None,
 ) -> dict[str, Any]:
     """The public status document of ``exchange`` as of now (``selected_at``: when a
-    backend was chosen, the end of the queueing)."""
+    backend was chosen, the end of the queueing; ``now``: the epoch time, when the caller
+    read the clock already). One dict literal: this runs once per request."""
+    started = exchange.started_at
+    forwarded = selected_at or exchange.forwarded_at
+    first = exchange.first_chunk_at
+    backend = exchange.backend
     return {
         "version": "1.0",
         "event_type": "task.status.update",
-        "event_id": uuid4(),
+        "event_id": new_task_id(),
         "algorithm_id": "ollama-openai",
         "task_id": exchange.task_id,
         "state": state,
         "stage": stage,
         "message": message,
-        "extensions": extensions(exchange, selected_at),
-        "timestamp": int(time.time()),
-    }
-
-
-def extensions(exchange: Exchange, selected_at: float | None) -> dict[str, Any]:
-    started = exchange.started_at
-    forwarded = selected_at or exchange.forwarded_at
-    first = exchange.first_chunk_at
-    return {
-        "method": exchange.method,
-        "path": exchange.path,
-        "stream": exchange.stream,
-        "model": exchange.model,
-        "backend": exchange.backend.name if exchange.backend is not None else None,
-        "chunks": exchange.chunks,
-        "ttft_ms": None if first is None else int((first - started) * 1000),
-        "queued_ms": None if forwarded is None else int((forwarded - started) * 1000),
-        "attempts": exchange.attempts,
-        "status": exchange.status or None,
+        "extensions": {
+            "method": exchange.method,
+            "path": exchange.path,
+            "stream": exchange.stream,
+            "model": exchange.model,
+            "backend": backend.name if backend is not None else None,
+            "chunks": exchange.chunks,
+            "ttft_ms": None if first is None else int((first - started) * 1000),
+            "queued_ms": None if forwarded is None else int((forwarded - started) * 1000),
+            "attempts": exchange.attempts,
+            "status": exchange.status or None,
+        },
+        "timestamp": int(time.time() if now is None else now),
     }

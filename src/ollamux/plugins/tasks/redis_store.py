@@ -22,21 +22,26 @@ from redis.backoff import NoBackoff
 
 from .store import TaskRecord, TaskStore
 
-# Write a batch of tasks in one round trip and one command. For each task i (1-based),
-# KEYS[4i-3..4i] = document, owner, index, owner's index and ARGV[6i-5..6i] = owner,
-# document JSON, TTL in ms, creation time, task id, "1" if the task (re)starts. A task held
-# by another owner is skipped. A task enters the indexes when it is new (no owner key yet) or starts over
-# (PENDING); later writes of the same task only replace the document and renew the TTLs.
+# Write a batch of tasks in one round trip and one command. KEYS[i] is task i's document;
+# ARGV[1] is the index prefix (``ollamux:idx:<prefix>``) and, for each task i (1-based),
+# ARGV[6i-4..6i+1] = task id, owner, document JSON, TTL in ms, creation time, "1" if the task
+# (re)starts (PENDING). The owner key and the indexes are named here from the
+# prefix, which keeps the arguments (and their encoding, per request) short. A task held by
+# another owner is skipped. A task enters the indexes when it is new (no owner key yet) or
+# starts over; later writes of the same task only replace the document and renew the TTLs.
 _PUT = """
-for i = 0, #KEYS / 4 - 1 do
-  local k, a = i * 4, i * 6
-  local owner = redis.call('GET', KEYS[k + 2])
-  if not owner or owner == ARGV[a + 1] then
-    redis.call('SET', KEYS[k + 1], ARGV[a + 2], 'PX', ARGV[a + 3])
-    redis.call('SET', KEYS[k + 2], ARGV[a + 1], 'PX', ARGV[a + 3])
+local aux = ARGV[1]
+for i = 1, #KEYS do
+  local a = i * 6 - 5
+  local id, who, created = ARGV[a + 1], ARGV[a + 2], ARGV[a + 5]
+  local owner_key = aux .. 'owner:' .. id
+  local owner = redis.call('GET', owner_key)
+  if not owner or owner == who then
+    redis.call('SET', KEYS[i], ARGV[a + 3], 'PX', ARGV[a + 4])
+    redis.call('SET', owner_key, who, 'PX', ARGV[a + 4])
     if not owner or ARGV[a + 6] == '1' then
-      redis.call('ZADD', KEYS[k + 3], ARGV[a + 4], ARGV[a + 5])
-      redis.call('ZADD', KEYS[k + 4], ARGV[a + 4], ARGV[a + 5])
+      redis.call('ZADD', aux .. 'recent', created, id)
+      redis.call('ZADD', aux .. 'recent:' .. who, created, id)
     end
   end
 end
@@ -92,18 +97,14 @@ class RedisStore(TaskStore):
 
     async def _put_batch(self, records: list[TaskRecord]) -> None:
         now = time.time()
+        prefix = self.prefix
         keys: list[str] = []
-        args: list[str | int | float] = []
+        args: list[str | int | float] = [self.aux]
         for r in records:
+            keys.append(prefix + r.task_id)
             ttl_ms = max(1, int((r.expires_at - now) * 1000))
-            keys += [
-                self.doc_key(r.task_id),
-                f"{self.aux}owner:{r.task_id}",
-                self._index(None),
-                self._index(r.owner),
-            ]
             starts = 1 if r.state == "PENDING" else 0
-            args += [r.owner, json.dumps(r.doc), ttl_ms, r.created, r.task_id, starts]
+            args += [r.task_id, r.owner, json.dumps(r.doc), ttl_ms, r.created, starts]
         await self._put(keys=keys, args=args)
 
     async def get(self, task_id: str) -> tuple[str, dict[str, Any]] | None:

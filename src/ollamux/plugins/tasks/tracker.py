@@ -37,6 +37,7 @@ _CLAIM_TIMEOUT_S = 1.0
 class Run:
     """What the tracker keeps about one request (``exchange.state["tasks"]``)."""
 
+    tracker: Tracker  # the hooks reach it from the request, without a lookup on the app
     owner: str
     created: float
     state: str = "PENDING"
@@ -128,7 +129,7 @@ class Tracker:
         return found is None or found == owner
 
     def begin(self, exchange: Exchange, owner: str) -> None:
-        run = Run(owner=owner, created=exchange.created)
+        run = Run(self, owner=owner, created=exchange.created)
         exchange.state["tasks"] = run
         self.live.add(exchange)
         self.record(exchange, "PENDING", "queued", "waiting for a backend")
@@ -149,15 +150,11 @@ class Tracker:
     def snapshot(self, exchange: Exchange) -> TaskRecord:
         """The task's status document as of now, ready for the store."""
         run: Run = exchange.state["tasks"]
-        ttl = self.config.ttl_running_s if run.state in LIVE_STATES else self.config.ttl_done_s
-        return TaskRecord(
-            task_id=exchange.task_id,
-            owner=run.owner,
-            state=run.state,
-            created=run.created,
-            expires_at=time.time() + ttl,
-            doc=status_document(exchange, run.state, run.stage, run.message, run.selected_at),
-        )
+        state = run.state
+        ttl = self.config.ttl_running_s if state in LIVE_STATES else self.config.ttl_done_s
+        now = time.time()
+        doc = status_document(exchange, state, run.stage, run.message, run.selected_at, now)
+        return TaskRecord(exchange.task_id, run.owner, state, run.created, now + ttl, doc)
 
     def end(self, exchange: Exchange) -> None:
         self.live.discard(exchange)

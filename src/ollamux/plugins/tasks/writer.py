@@ -76,13 +76,20 @@ class TaskWriter:
         self._task = asyncio.create_task(self._run(), name="ollamux-tasks-writer")
 
     def put(self, task_id: str, filed: Filed) -> None:
-        """File a task for writing; replaces whatever of the same task waits to be written."""
-        if len(self._pending) >= self.max_pending and task_id not in self._pending:
-            self.dropped += 1
-            return
-        self._pending[task_id] = filed
-        self._idle.clear()
-        self._wake.set()
+        """File a task for writing; replaces whatever of the same task waits to be written.
+
+        Only the first task filed since the last batch (or since a failed write) wakes the
+        writer; the others find it woken already: a request's later state changes are a
+        dict assignment."""
+        pending = self._pending
+        if task_id not in pending:
+            if len(pending) >= self.max_pending:
+                self.dropped += 1
+                return
+            if not pending or self._idle.is_set():
+                self._idle.clear()
+                self._wake.set()
+        pending[task_id] = filed
 
     async def flush(self) -> None:
         """Wait until everything put so far was written (or given up for now)."""
