@@ -18,7 +18,7 @@ from ...errors import GatewayError
 from ...exchange import principal_of
 from .model import Job, JobStatus
 from .service import JobsService
-from .validation import page_args, parse_job, parse_object, parse_prompt, result_text
+from .validation import page_args, parse_job, parse_prompt, result_text
 
 JOBS: web.AppKey[JobsService] = web.AppKey("ollamux_jobs", JobsService)
 
@@ -56,7 +56,7 @@ def _errors(handler: _Handler) -> _Handler:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     # A body over server.max_body_mb never gets here: the core answers 413.
-    return parse_object(await request.read())
+    return pipeline.parse_json_object(await request.read())
 
 
 def _status_filter(request: web.Request) -> JobStatus | None:

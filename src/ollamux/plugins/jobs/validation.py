@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,16 +26,6 @@ class Submission:
     body: dict[str, Any]
     priority: int | None
     kind: str
-
-
-def parse_object(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise GatewayError(400, f"invalid JSON in request body: {exc}") from exc
-    if not isinstance(data, dict):
-        raise GatewayError(400, "request body must be a JSON object")
-    return data
 
 
 def _priority(data: dict[str, Any]) -> int | None:
