@@ -10,8 +10,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from ollamux import hookimpl
+from ollamux import hookimpl, permissions
 from ollamux.exchange import principal_of
+from ollamux.gateway import Gateway
 
 ALICE = "alice-key-0123456789"
 BOB = "bob-key-9876543210"
@@ -43,23 +44,23 @@ def bearer(key: str) -> dict[str, str]:
 
 
 class PluginRoutes:
-    """Stands in for the routes of tasks, jobs, balancer and metrics: each answers with
-    the name of the caller the auth middleware found."""
+    """Stands in for the routes of tasks, jobs, balancer and metrics, with the same
+    actions: each answers with the name of the caller the core found."""
 
     @hookimpl
-    def ollamux_register_routes(self, app: web.Application) -> None:
-        for path in (
-            "/ollamux/health",
-            "/ollamux/backends",
-            "/__proxy/backends",
-            "/metrics",
-            "/tasks/status",
-            "/tasks/status/{task_id}",
-            "/jobs/{job_id}",
-            "/list",
+    def ollamux_register_routes(self, gateway: Gateway) -> None:
+        for path, action in (
+            ("/ollamux/health", permissions.PUBLIC),
+            ("/ollamux/backends", permissions.ADMIN),
+            ("/__proxy/backends", permissions.ADMIN),
+            ("/metrics", permissions.METRICS),
+            ("/tasks/status", permissions.TASKS_READ),
+            ("/tasks/status/{task_id}", permissions.TASKS_READ),
+            ("/jobs/{job_id}", permissions.JOBS_READ),
+            ("/list", permissions.PAGE),
         ):
-            app.router.add_get(path, self.whoami)
-        app.router.add_post("/jobs", self.whoami)
+            gateway.routes.add("GET", path, self.whoami, action=action)
+        gateway.routes.add("POST", "/jobs", self.whoami, action=permissions.JOBS_SUBMIT)
 
     async def whoami(self, request: web.Request) -> web.Response:
         return web.json_response({"caller": principal_of(request).name})
@@ -69,8 +70,8 @@ class CrashingRoute:
     """A plugin route with a bug: ``GET /boom`` raises."""
 
     @hookimpl
-    def ollamux_register_routes(self, app: web.Application) -> None:
-        app.router.add_get("/boom", self.boom)
+    def ollamux_register_routes(self, gateway: Gateway) -> None:
+        gateway.routes.add("GET", "/boom", self.boom, action=permissions.PAGE)
 
     async def boom(self, request: web.Request) -> web.Response:
         raise RuntimeError("a secret traceback detail")

@@ -29,17 +29,17 @@ async def test_job_of_a_key_runs_as_that_key_and_completes(
     assert (await client.get(f"/jobs/{job_id}", headers=bearer(BOB))).status == 404
 
 
-async def test_job_for_a_model_outside_the_keys_allow_list_fails(
+async def test_job_for_a_model_outside_the_keys_allow_list_is_refused_at_submit(
     gateway_client: Any, fake_ollama: Any
 ) -> None:
     fake, url = fake_ollama
     client = await gateway_client(keyed(url))
     job = {"path": "/api/generate", "body": {"model": "qwen2.5:7b", "prompt": "x"}}
     resp = await client.post("/jobs", json=job, headers=bearer(ALICE))
-    job_id = (await resp.json())["id"]
-    doc = await eventually(lambda: _job_status(client, job_id, ALICE))
-    assert doc["status"] == "failed"
-    assert "not allowed for this key" in doc["error"]
+    assert resp.status == 403
+    assert "not allowed for this key" in (await resp.json())["error"]
+    assert (await client.get("/jobs", headers=bearer(ALICE))).status == 200
+    assert (await (await client.get("/jobs", headers=bearer(ALICE))).json())["jobs"] == []
     assert fake.received == []
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from ollamux.testing import gateway_of
 from tests.auth_support import ADMIN, ALICE, BOB, PluginRoutes, bearer, keyed
 from tests.fakes.browser import chromium_page
 
@@ -200,17 +199,6 @@ async def test_admin_key_may_pull_models(gateway_client: Any, fake_ollama: Any) 
     resp = await client.post("/api/pull", json=body, headers=bearer(ADMIN))
     assert resp.status == 200
     assert fake.last.path == "/api/pull"
-
-
-async def test_internal_request_acts_as_the_named_key(
-    gateway_client: Any, fake_ollama: Any
-) -> None:
-    _fake, url = fake_ollama
-    client = await gateway_client(keyed(url), plugins=[("r", PluginRoutes())])
-    token = gateway_of(client).internal_token
-    headers = {"X-Ollamux-Internal": token, "X-Ollamux-Principal": "alice"}
-    resp = await client.get("/tasks/status", headers=headers)
-    assert await resp.json() == {"caller": "alice"}
 
 
 async def test_internal_header_with_wrong_token_is_refused(

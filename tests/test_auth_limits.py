@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ollamux.testing import gateway_of
 from tests.auth_support import ALICE, bearer, keyed
 from tests.jobs_support import eventually
 
@@ -72,18 +71,6 @@ async def test_rpm_counts_submissions_to_plugin_routes(
     assert (await client.post("/jobs", json={}, headers=bearer(ALICE))).status == 429
     # polling is not a submission: it does not spend the budget
     assert (await client.get("/jobs/j1", headers=bearer(ALICE))).status == 200
-
-
-async def test_internal_requests_do_not_spend_the_keys_budget(
-    gateway_client: Any, fake_ollama: Any
-) -> None:
-    _fake, url = fake_ollama
-    client = await gateway_client(limited(url, rpm=1))
-    token = gateway_of(client).internal_token
-    internal = {"X-Ollamux-Internal": token, "X-Ollamux-Principal": "alice"}
-    for _ in range(3):
-        assert (await client.get("/api/tags", headers=internal)).status == 200
-    assert (await client.get("/api/tags", headers=bearer(ALICE))).status == 200
 
 
 async def test_concurrency_limit_refuses_the_request_beyond_it(

@@ -57,8 +57,8 @@ async def test_cors_turned_on_by_a_reload_answers_preflights(
 async def test_limits_move_to_redis_when_a_reload_configures_it(
     gateway_client: Any, fake_ollama: Any, tmp_path: Path
 ) -> None:
+    from ollamux.plugins.auth import STATE
     from ollamux.plugins.auth.limits import RedisLimits
-    from ollamux.plugins.auth.middleware import STATE
 
     _fake, url = fake_ollama
     client = await gateway_client(keyed(url))

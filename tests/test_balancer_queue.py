@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiohttp import web
+
 from ollamux import hookimpl
-from ollamux.exchange import Exchange, Principal
+from ollamux.exchange import Principal
 from ollamux.testing import gateway_of
 from tests.fakes.fleet import calls, start_fakes, until
 
@@ -29,8 +31,8 @@ class PriorityFromHeader:
     """A stand-in for auth: the caller's priority comes from an X-Priority header."""
 
     @hookimpl
-    def ollamux_authenticate(self, exchange: Exchange) -> Principal:
-        prio = int(exchange.headers.get("X-Priority", "0"))
+    def ollamux_authenticate(self, request: web.Request) -> Principal:
+        prio = int(request.headers.get("X-Priority", "0"))
         return Principal(name=f"p{prio}", priority=prio)
 
 

@@ -65,7 +65,7 @@ def test_every_config_key_is_documented(key: str) -> None:
 
 
 def test_hooks_md_states_the_builtins_registration_order() -> None:
-    from ollamux.plugins import DEFAULT_PLUGINS
+    from ollamux.builtins import DEFAULT_PLUGINS
 
     order = ", ".join(name for name, _module in DEFAULT_PLUGINS)
     text = " ".join((DOCS / "hooks.md").read_text().split())

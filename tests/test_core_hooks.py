@@ -94,7 +94,7 @@ async def test_firstresult_stops_at_first_non_none_result() -> None:
 async def test_firstresult_is_none_when_every_impl_declines() -> None:
     class Declines:
         @hookimpl
-        async def ollamux_authenticate(self, exchange: Any) -> None:
+        async def ollamux_authenticate(self, request: Any) -> None:
             return None
 
     assert await _hooks(("d", Declines())).authenticate(EXCHANGE) is None

@@ -142,11 +142,11 @@ async def test_a_plugin_routes_own_error_text_is_kept_as_json(
 
     class Strict:
         @hookimpl
-        def ollamux_register_routes(self, app: Any) -> None:
+        def ollamux_register_routes(self, gateway: Any) -> None:
             async def bad(request: Any) -> Any:
                 raise web.HTTPBadRequest(text="invalid task id")
 
-            app.router.add_get("/tasks/strict/{x}", bad)
+            gateway.routes.add("GET", "/tasks/strict/{x}", bad, action="tasks.read")
 
     client = await gateway_client(keyed(url), plugins=[("strict", Strict())])
     resp = await client.get("/tasks/strict/x", headers=bearer(ALICE))

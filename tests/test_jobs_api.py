@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from ollamux import hookimpl
-from ollamux.exchange import PRINCIPAL_KEY, Principal
+from ollamux.exchange import Principal
 from ollamux.plugins.jobs.routes import JOBS
 from ollamux.testing import gateway_of
 from tests.fakes.jobs_backend import JobsFake
@@ -391,21 +391,20 @@ async def test_root_still_answers_like_ollama_for_api_clients(jobs_gateway: Any)
 class _HeaderAuth:
     """Stands in for the auth plugin: the caller named by X-Test-User (admin if "root")."""
 
+    @staticmethod
+    def _principal(name: str) -> Principal:
+        return Principal(name=name, authenticated=True, admin=name == "root", priority=7)
+
     @hookimpl
-    def ollamux_register_routes(self, gateway: Any, app: web.Application) -> None:
-        @web.middleware
-        async def who(request: web.Request, handler: Any) -> web.StreamResponse:
-            name = request.headers.get("X-Test-User")
-            if name:
-                request[PRINCIPAL_KEY] = Principal(
-                    name=name, authenticated=True, admin=name == "root", priority=7
-                )
-            return await handler(request)
+    def ollamux_authenticate(self, request: web.Request) -> Principal | None:
+        name = request.headers.get("X-Test-User")
+        return self._principal(name) if name else None
 
-        app.middlewares.append(who)
+    @hookimpl
+    def ollamux_resolve_principal(self, name: str) -> Principal:
+        return self._principal(name)
 
 
-@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 async def test_with_auth_a_key_sees_and_cancels_only_its_own_jobs(
     gateway_client: Any, fake_jobs: Any
 ) -> None:
@@ -429,12 +428,13 @@ async def test_with_auth_a_key_sees_and_cancels_only_its_own_jobs(
 
 async def test_jobs_run_as_their_owner(gateway_client: Any, fake_jobs: Any) -> None:
     backend, url = fake_jobs
-    seen: list[tuple[str | None, str | None]] = []
+    seen: list[tuple[str, int, str, bool]] = []
 
     class Spy:
         @hookimpl
         def ollamux_upstream_started(self, exchange: Any) -> None:
-            seen.append((exchange.headers.get("X-Ollamux-Principal"), exchange.state.get("jobs")))
+            p = exchange.principal
+            seen.append((p.name, p.priority, exchange.task_id, exchange.request is None))
 
     config = {"backends": [{"url": url}]}
     client = await gateway_client(config, plugins=[("header_auth", _HeaderAuth()), ("spy", Spy())])
@@ -443,7 +443,7 @@ async def test_jobs_run_as_their_owner(gateway_client: Any, fake_jobs: Any) -> N
         await (await client.post("/jobs", json=job, headers={"X-Test-User": "alice"})).json()
     )["id"]
     await eventually(lambda: _true(backend.calls[job_id]))
-    assert ("alice", job_id) in seen
+    assert ("alice", 7, job_id, True) in seen  # in-process, as alice, task id = job id
 
 
 # -- Redis: several instances, one queue -----------------------------------------------------------

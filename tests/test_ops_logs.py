@@ -21,7 +21,7 @@ class AsAlice:
     from ollamux import hookimpl
 
     @hookimpl
-    def ollamux_authenticate(self, exchange: Any) -> Principal:
+    def ollamux_authenticate(self, request: Any) -> Principal:
         return Principal(name="alice", authenticated=True)
 
 
@@ -99,7 +99,7 @@ async def test_access_log_can_be_switched_off(
     caplog.set_level(logging.INFO, logger="ollamux.access")
     _fake, url = fake_ollama
     client = await gateway_client(
-        {"backends": [{"url": url}], "plugins": {"config": {"metrics": {"access_log": False}}}}
+        {"backends": [{"url": url}], "server": {"access_log": False}}
     )
     await (await client.get("/api/version")).read()
     assert access_records(caplog) == []

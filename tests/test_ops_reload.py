@@ -156,7 +156,7 @@ async def test_the_access_log_can_be_switched_off_by_a_reload(
         tmp_path / "new.yaml",
         {
             "backends": [{"name": "a", "url": url}],
-            "plugins": {"config": {"metrics": {"access_log": False}}},
+            "server": {"access_log": False},
         },
     )
     assert await reload_config(gateway_of(client), path)

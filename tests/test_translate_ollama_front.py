@@ -349,7 +349,7 @@ def test_mid_stream_error_event_becomes_an_error_line_then_the_end() -> None:
     lines = [json.loads(x) for x in out.splitlines()]
     assert lines[-1] == {"error": "overloaded"}
     assert not any(x.get("done") for x in lines)
-    assert ex.state["stream_broken"] is True
+    assert ex.stream_broken is True
 
 
 def test_error_status_keeps_status_and_becomes_ollama_error() -> None:

@@ -398,7 +398,7 @@ def test_mid_stream_error_is_an_sse_error_event_then_the_end() -> None:
     events = _events(out)
     assert events[-1]["error"]["message"] == "model runner crashed"
     assert "[DONE]" not in events
-    assert ex.state["stream_broken"] is True
+    assert ex.stream_broken is True
 
 
 def test_error_status_keeps_status_and_becomes_openai_error_object() -> None:

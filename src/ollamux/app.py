@@ -7,11 +7,15 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import hardening, openapi
+from .access_log import access_middleware
 from .config import Config
 from .gateway import Gateway
 from .hooks import PluginManager
+from .identity import identity_middleware
+from .permissions import ADMIN, PROXY
 from .pipeline import GATEWAY, handle
-from .plugin_manager import build_plugin_manager
+from .plugin_manager import PluginError, build_plugin_manager
+from .routes import RouteTable, UndeclaredRoute
 
 
 def create_app(config: Config, pm: PluginManager | None = None) -> web.Application:
@@ -21,12 +25,19 @@ def create_app(config: Config, pm: PluginManager | None = None) -> web.Applicati
     app = web.Application(client_max_size=int(config.server.max_body_mb * 1024 * 1024))
     app[GATEWAY] = gateway
     gateway.app = app
+    gateway.routes = routes = RouteTable(app)
+    app.middlewares.append(access_middleware(gateway))
     hardening.install_outer(app)
     gateway.hooks.register_routes(gateway, app)
+    app.middlewares.append(identity_middleware(gateway))
     hardening.install_inner(app, config)
-    app.router.add_get("/ollamux/openapi.json", openapi.serve)
+    routes.add("GET", "/ollamux/openapi.json", openapi.serve, action=ADMIN)
     for prefix in ("/api/{tail:.*}", "/v1/{tail:.*}", "/v1", "/"):
-        app.router.add_route("*", prefix, handle)
+        routes.add("*", prefix, handle, action=PROXY)
+    try:
+        routes.check()
+    except UndeclaredRoute as exc:
+        raise PluginError(str(exc)) from exc
     app.cleanup_ctx.append(_lifecycle)
     return app
 

@@ -23,6 +23,7 @@ class ServerConfig:
     log_level: str = "info"
     workers: int = 1
     debug_payloads: bool = False
+    access_log: bool = True  # one line per response on the ollamux.access logger
 
 
 @dataclass

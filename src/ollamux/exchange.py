@@ -21,6 +21,7 @@ from .dialect import Dialect
 if TYPE_CHECKING:
     from .backend import Backend
     from .gateway import Gateway
+    from .sink import Sink
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,13 @@ class Principal:
 
 ANONYMOUS = Principal()
 
-# Where the auth middleware leaves the caller on ``web.Request`` for plugin routes.
+# Where the core's identity middleware leaves the caller of every route on ``web.Request``.
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("ollamux_principal", Principal)
 
 
 def principal_of(request: web.Request) -> Principal:
-    """The caller of a plugin route (anonymous when auth is off)."""
+    """The caller of a route, as the ``ollamux_authenticate`` hook decided (anonymous when
+    no plugin identified it)."""
     found = request.get(PRINCIPAL_KEY)
     return found if isinstance(found, Principal) else ANONYMOUS
 
@@ -106,12 +108,16 @@ class ResponseHead:
 
 @dataclass(eq=False)
 class Exchange:
+    """``request`` is the HTTP request for a live client, ``None`` for work dispatched
+    in-process (``gateway.dispatch``); the answer always goes to ``sink``."""
+
     gateway: Gateway
-    request: web.Request
+    request: web.Request | None
+    sink: Sink
     method: str
     path: str
     query: str
-    headers: CIMultiDictProxy[str]
+    headers: CIMultiDictProxy[str] | CIMultiDict[str]
     body: bytes
     dialect: Dialect
     json: dict[str, Any] | None = None
@@ -127,6 +133,8 @@ class Exchange:
     response_headers: dict[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.monotonic)
     created: float = field(default_factory=time.time)
+    routed_at: float | None = None  # routing began (after rewriting)
+    selected_at: float | None = None  # the first backend was chosen (the end of the wait)
     forwarded_at: float | None = None
     first_chunk_at: float | None = None
     finished_at: float | None = None
@@ -136,6 +144,7 @@ class Exchange:
     outcome: TaskState = TaskState.PENDING
     error: str = ""
     usage: dict[str, int] = field(default_factory=dict)
+    stream_broken: bool = False  # the answer began, then broke (part of the outcome)
     body_changed: bool = False
 
     @property

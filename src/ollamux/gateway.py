@@ -7,9 +7,8 @@ It holds the effective config, the hook facade, the backends and the one
 from __future__ import annotations
 
 import logging
-import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -20,6 +19,10 @@ from .hooks import Hooks, PluginManager
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+    from .dispatch import Dispatched
+    from .exchange import Principal
+    from .routes import RouteTable
 
 log = logging.getLogger("ollamux")
 
@@ -34,12 +37,8 @@ class Gateway:
         }
         self._session: aiohttp.ClientSession | None = None
         self.app: web.Application | None = None
+        self.routes: RouteTable  # set by ``create_app``
         self.draining = False
-        # Where this instance can reach itself (set once listening): jobs re-enter the full
-        # request path through it. Requests bearing ``internal_token`` in the
-        # ``X-Ollamux-Internal`` header come from this process (see ``auth``).
-        self.self_url: str | None = None
-        self.internal_token = secrets.token_urlsafe(32)
         # Live numbers plugins publish for others to read (metrics, dashboard, health):
         # name -> a function returning the current value, e.g. "queue_depth".
         self.gauges: dict[str, Callable[[], float]] = {}
@@ -52,6 +51,25 @@ class Gateway:
         if self._session is None:
             raise RuntimeError("the gateway's client session exists only while the app runs")
         return self._session
+
+    async def allowed(self, principal: Principal, action: str, resource: str | None = None) -> bool:
+        """Whether ``principal`` may do ``action`` (``ollamux.permissions``) on ``resource``."""
+        return await self.hooks.permission_allowed(self, principal, action, resource)
+
+    async def dispatch(
+        self,
+        method: str,
+        path: str,
+        body: bytes | Mapping[str, Any] | None,
+        principal: Principal,
+        *,
+        task_id: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> Dispatched:
+        """Run a request through the whole hook chain in-process, as ``principal``."""
+        from .dispatch import dispatch
+
+        return await dispatch(self, method, path, body, principal, task_id=task_id, headers=headers)
 
     def plugin_config(self, name: str) -> dict[str, Any]:
         return self.config.plugin_config(name)

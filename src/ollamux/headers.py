@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 from multidict import CIMultiDict
 
+from .protocol import OWN_REQUEST_HEADERS
+
 # RFC 9110 hop-by-hop headers, plus those the proxy recomputes itself.
 HOP_BY_HOP = frozenset(
     h.lower()
@@ -27,12 +29,7 @@ HOP_BY_HOP = frozenset(
 # The client's own credentials never reach a backend; backends get their configured ones.
 CLIENT_CREDENTIALS = frozenset({"authorization", "x-api-key", "cookie", "api-key"})
 
-# Our own workers' proof of origin (``X-Ollamux-Internal``) is a secret of this process.
-INTERNAL = frozenset({"x-ollamux-internal", "x-ollamux-principal"})
-
-_NOT_TO_UPSTREAM = (
-    HOP_BY_HOP | CLIENT_CREDENTIALS | INTERNAL | {"accept-encoding", "x-ollamux-backend"}
-)
+_NOT_TO_UPSTREAM = HOP_BY_HOP | CLIENT_CREDENTIALS | OWN_REQUEST_HEADERS | {"accept-encoding"}
 _NOT_TO_CLIENT = HOP_BY_HOP | {"content-encoding", "date", "server", "set-cookie"}
 
 

@@ -155,10 +155,33 @@ class Hooks:
     async def config_reloaded(self, gateway: Gateway, old: Config, new: Config) -> None:
         await self.notify("ollamux_config_reloaded", gateway, old, new)
 
+    # -- identity and permissions -------------------------------------------------------
+
+    async def authenticate(self, request: web.Request) -> Principal | None:
+        return cast("Principal | None", await self.call_first("ollamux_authenticate", request))
+
+    async def permission_allowed(
+        self, gateway: Gateway, principal: Principal, action: str, resource: str | None = None
+    ) -> bool:
+        """False when any implementation says so; allowed when none objects."""
+        args = (gateway, principal, action, resource)
+        for fn, picks, is_async, _ in self.impls("ollamux_permission_allowed"):
+            result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
+            if is_async or (result is not None and inspect.isawaitable(result)):
+                result = await result
+            if result is False:
+                return False
+        return True
+
+    async def resolve_principal(self, gateway: Gateway, name: str) -> Principal | None:
+        return cast(
+            "Principal | None", await self.call_first("ollamux_resolve_principal", gateway, name)
+        )
+
     # -- the request path ---------------------------------------------------------------
 
-    async def authenticate(self, exchange: Exchange) -> Principal | None:
-        return cast("Principal | None", await self.call_first("ollamux_authenticate", exchange))
+    async def admit(self, exchange: Exchange) -> None:
+        await self.call_all("ollamux_admit", exchange)
 
     async def request_started(self, exchange: Exchange) -> None:
         await self.call_all("ollamux_request_started", exchange)
@@ -177,6 +200,9 @@ class Hooks:
 
     async def select_backend(self, exchange: Exchange) -> Backend | None:
         return cast("Backend | None", await self.call_first("ollamux_select_backend", exchange))
+
+    async def attempt_started(self, exchange: Exchange, backend: Backend) -> None:
+        await self.notify("ollamux_attempt_started", exchange, backend)
 
     async def translate_request(
         self, exchange: Exchange, backend: Backend
@@ -200,6 +226,9 @@ class Hooks:
         self, exchange: Exchange, backend: Backend, outcome: Outcome
     ) -> None:
         await self.notify("ollamux_backend_released", exchange, backend, outcome)
+
+    async def response_started(self, exchange: Exchange, status: int) -> None:
+        await self.notify("ollamux_response_started", exchange, status)
 
     async def request_finished(self, exchange: Exchange) -> None:
         await self.notify("ollamux_request_finished", exchange)

@@ -82,23 +82,66 @@ def ollamux_config_reloaded(gateway: Gateway, old: Config, new: Config) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# The request path
+# Identity and permissions (every route)
 # ---------------------------------------------------------------------------------------
 
 
 @hookspec(firstresult=True)
-def ollamux_authenticate(exchange: Exchange) -> Principal | None:
-    """Decide who is calling.
+def ollamux_authenticate(request: web.Request) -> Principal | None:
+    """Decide who is calling, for any route but the public ones (health).
 
-    Return a ``Principal`` to accept the request, raise ``GatewayError(401 | 403 | 429)`` to
-    refuse it, or return ``None`` so other plugins can be tried. Stops at the first
-    non-``None`` result; when every implementation returns ``None`` the caller is anonymous.
+    Called once per HTTP request by the core, before the route's handler and before the
+    body is read; the answer is left on the request (``ollamux.principal_of(request)``)
+    and on the exchange of a proxied request. Return a ``Principal`` to accept the caller,
+    raise ``GatewayError(401)`` to refuse (its headers, such as ``WWW-Authenticate``, are
+    sent), or return ``None`` so other plugins can be tried. Stops at the first non-``None``
+    result; when every implementation returns ``None`` the caller is anonymous.
+    """
+
+
+@hookspec
+def ollamux_permission_allowed(
+    gateway: Gateway, principal: Principal, action: str, resource: str | None
+) -> bool | None:
+    """May ``principal`` do ``action`` (on ``resource``)?
+
+    Asked by the core before every route's handler, with the action the route declared
+    (``ollamux.permissions``: ``proxy``, ``tasks.read``, ``jobs.submit``, ``admin``,
+    ``metrics``, ...), and on the request path for ``model.use`` (resource: the model
+    name) and ``models.manage``. Routes ask it too for owned resources (``tasks.read``
+    with the task's owner). Every implementation runs: any ``False`` refuses (403), and
+    when none says ``False`` the action is allowed. Raising ``GatewayError`` refuses with
+    that status (a rate limit charged on ``jobs.submit`` answers 429).
+    """
+
+
+@hookspec(firstresult=True)
+def ollamux_resolve_principal(gateway: Gateway, name: str) -> Principal | None:
+    """The principal named ``name`` now, for work done later on its behalf (jobs run as
+    their owner). Return ``None`` if unknown to you; raise ``GatewayError(403)`` if that
+    principal may no longer act. When no plugin knows it, the job runs as a plain
+    authenticated principal of that name. Stops at the first non-``None`` result.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# The request path
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def ollamux_admit(exchange: Exchange) -> None:
+    """The caller is known and its body parsed: admit the request or refuse it.
+
+    Rate and concurrency limits belong here (``GatewayError(429)``). Runs for live
+    requests and for jobs (``exchange.request`` is ``None``) alike, so a job takes its
+    owner's concurrency slot while it runs. Every implementation runs.
     """
 
 
 @hookspec
 def ollamux_request_started(exchange: Exchange) -> None:
-    """The request was accepted (authenticated, body parsed) and is about to be routed.
+    """The request was admitted and is about to be routed.
 
     The task tracker gives it a task id here and records it as PENDING. Every
     implementation runs; raise ``GatewayError`` to refuse the request (a bad task id).
@@ -142,6 +185,12 @@ def ollamux_select_backend(exchange: Exchange) -> Backend | None:
     """
 
 
+@hookspec
+def ollamux_attempt_started(exchange: Exchange, backend: Backend) -> None:
+    """An attempt on ``backend`` begins (``exchange.attempts`` counts it); the request is
+    about to be translated and sent. An event: every implementation runs."""
+
+
 @hookspec(firstresult=True)
 def ollamux_translate_request(
     exchange: Exchange, backend: Backend
@@ -182,9 +231,18 @@ def ollamux_backend_released(exchange: Exchange, backend: Backend, outcome: Outc
 
 
 @hookspec
+def ollamux_response_started(exchange: Exchange, status: int) -> None:
+    """The answer to the client began with ``status`` (headers sent, or a whole answer
+    about to be). An event: every implementation runs."""
+
+
+@hookspec
 def ollamux_request_finished(exchange: Exchange) -> None:
     """The request ended: ``exchange.outcome`` is SUCCESS, FAILED or CANCELLED, with
-    ``exchange.status``, ``exchange.error``, timings and ``exchange.usage``.
+    ``exchange.status``, ``exchange.error``, ``exchange.stream_broken`` (the answer began,
+    then broke), timings and ``exchange.usage``.
 
-    Every implementation runs; errors are logged, never shown to the client.
+    Runs for every proxied request and job, refusals included (401/403/429, bad JSON: then
+    ``exchange.backend`` is ``None``). Every implementation runs; errors are logged, never
+    shown to the client.
     """

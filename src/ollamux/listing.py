@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from .backend import Backend
+from .endpoints import ENDPOINTS, Kind
 from .errors import GatewayError
 from .exchange import Exchange, LocalResponse, ResponseHead
 from .headers import client_headers
@@ -25,9 +26,7 @@ log = logging.getLogger("ollamux.listing")
 
 # (method, path) -> (key of the list in the answer, key naming each entry)
 LISTING_PATHS: dict[tuple[str, str], tuple[str, str]] = {
-    ("GET", "/api/tags"): ("models", "name"),
-    ("GET", "/api/ps"): ("models", "name"),
-    ("GET", "/v1/models"): ("data", "id"),
+    ("GET", e.path): (e.list_key, e.name_key) for e in ENDPOINTS.values() if e.kind is Kind.LISTING
 }
 
 

@@ -1,7 +1,9 @@
-"""The request path: every proxied request runs through the hook chain here.
+"""The request path: every proxied request and every dispatched job runs through the hook
+chain here.
 
-authenticate -> request_started -> rewrite_request -> respond? -> (select_backend ->
-translate_request -> forward -> transform_response) x attempts -> request_finished
+(identity, by the middleware) -> permission -> admit -> request_started -> rewrite_request
+-> model permission -> respond? -> (select_backend -> attempt_started -> translate_request
+-> forward -> transform_response) x attempts -> request_finished
 """
 
 from __future__ import annotations
@@ -14,77 +16,97 @@ from typing import Any
 
 from aiohttp import web
 
+from .access_log import EXCHANGE_KEY
 from .dialect import Dialect
+from .endpoints import BLOBS_PREFIX, endpoint, is_management, listing
 from .errors import GatewayError
-from .exchange import Exchange, Outcome, TaskState
+from .exchange import Exchange, Outcome, TaskState, principal_of
 from .gateway import Gateway
-from .listing import LISTING_PATHS, fanout
+from .listing import fanout
+from .permissions import MODEL_USE, MODELS_MANAGE, PROXY
 from .proxy import AttemptFailed, attempt, relay_failure
+from .sink import HttpSink
 
 log = logging.getLogger("ollamux.pipeline")
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("ollamux_gateway", Gateway)
 
-# Ollama endpoints that stream unless told otherwise; everything else defaults to a single
-# answer (and every OpenAI endpoint does, as OpenAI's API says).
-_OLLAMA_STREAMING = frozenset(
-    {"/api/chat", "/api/generate", "/api/pull", "/api/push", "/api/create"}
-)
-# Endpoints that cannot run without a model: without one, a 400 (as Ollama and OpenAI answer)
-# rather than a backend picked at random answering "model '' not found".
-_NEEDS_MODEL = frozenset(
-    {
-        "/api/chat",
-        "/api/generate",
-        "/api/embed",
-        "/api/embeddings",
-        "/api/show",
-        "/v1/chat/completions",
-        "/v1/completions",
-        "/v1/embeddings",
-    }
-)
-# Bodies that are not JSON documents (blob uploads).
-_BINARY_PREFIXES = ("/api/blobs/",)
-
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    """The catch-all handler for ``/api/*``, ``/v1/*`` and ``/``."""
+    """The catch-all handler for ``/api/*``, ``/v1/*`` and ``/``: the caller is already
+    known (the identity middleware), the body already read (``hardening``)."""
     gateway = request.app[GATEWAY]
-    path = request.path
-    dialect = Dialect.of_path(path)
-    exchange: Exchange | None = None
+    body = await request.read() if request.body_exists else b""
+    exchange = Exchange(
+        gateway=gateway,
+        request=request,
+        sink=HttpSink(request),
+        method=request.method,
+        path=request.path,
+        query=request.query_string,
+        headers=request.headers,
+        body=body,
+        dialect=Dialect.of_path(request.path),
+        principal=principal_of(request),
+    )
+    request[EXCHANGE_KEY] = exchange
+    return await serve(exchange)
+
+
+async def serve(exchange: Exchange) -> web.StreamResponse:
+    """Run one exchange through the hook chain, answering errors in its dialect; the
+    ``ollamux_request_finished`` event fires whatever happened."""
+    gateway = exchange.gateway
     try:
-        exchange = await build_exchange(gateway, request, dialect)
+        parse_body(exchange)
         return await run(exchange)
     except GatewayError as err:
-        if exchange is not None:
-            _fail(exchange, err.status, err.message)
-        return _error_response(err, dialect, exchange)
+        _fail(exchange, err.status, err.message)
+        return await _answer_error(exchange, err)
     except asyncio.CancelledError:
-        if exchange is not None:
-            exchange.outcome = TaskState.CANCELLED
-            exchange.error = "client disconnected"
-            log.info("client disconnected: %s %s task=%s", request.method, path, exchange.task_id)
+        exchange.outcome = TaskState.CANCELLED
+        who = "client disconnected" if exchange.request is not None else "cancelled"
+        exchange.error = exchange.error or who
+        log.info("%s: %s %s task=%s", who, exchange.method, exchange.path, exchange.task_id)
         raise
     except web.HTTPException as exc:  # raised by a plugin: aiohttp renders it
-        if exchange is not None:
-            _fail(exchange, exc.status, exc.reason)
+        _fail(exchange, exc.status, exc.reason)
         raise
     except Exception as exc:
         # A bug in a plugin or the core. The request fails; if nothing was sent yet the
-        # client hears it in its dialect, else aiohttp drops the connection.
-        started = exchange is not None and exchange.status != 0
-        if exchange is not None:
-            _fail(exchange, 500, f"internal error: {type(exc).__name__}: {exc}")
+        # client hears it in its dialect, else the connection is dropped.
+        started = exchange.sink.started
+        _fail(exchange, 500, f"internal error: {type(exc).__name__}: {exc}")
         if started:
             raise
-        log.exception("internal error: %s %s", request.method, path)
-        return _error_response(GatewayError(500, "internal error"), dialect, exchange)
+        log.exception("internal error: %s %s", exchange.method, exchange.path)
+        return await _answer_error(exchange, GatewayError(500, "internal error"))
     finally:
-        if exchange is not None:
-            exchange.finished_at = time.monotonic()
-            await gateway.hooks.request_finished(exchange)
+        exchange.finished_at = time.monotonic()
+        await gateway.hooks.request_finished(exchange)
+
+
+async def refuse(gateway: Gateway, request: web.Request, err: GatewayError) -> web.Response:
+    """A proxied request refused before its body was read (401/403 from the identity
+    middleware): an exchange all the same, so the refusal is an event like any outcome."""
+    exchange = Exchange(
+        gateway=gateway,
+        request=request,
+        sink=HttpSink(request),
+        method=request.method,
+        path=request.path,
+        query=request.query_string,
+        headers=request.headers,
+        body=b"",
+        dialect=Dialect.of_path(request.path),
+    )
+    request[EXCHANGE_KEY] = exchange
+    _fail(exchange, err.status, err.message)
+    try:
+        return await _answer_error(exchange, err)
+    finally:
+        exchange.finished_at = time.monotonic()
+        await gateway.hooks.request_finished(exchange)
 
 
 def _fail(exchange: Exchange, status: int, message: str) -> None:
@@ -93,36 +115,28 @@ def _fail(exchange: Exchange, status: int, message: str) -> None:
     exchange.error = message
 
 
-def _error_response(err: GatewayError, dialect: Dialect, exchange: Exchange | None) -> web.Response:
-    response = err.response(dialect)
-    if exchange is not None:
-        response.headers.update(exchange.response_headers)
+async def _answer_error(exchange: Exchange, err: GatewayError) -> web.Response:
+    response = err.response(exchange.dialect)
+    response.headers.update(exchange.response_headers)
+    await exchange.gateway.hooks.response_started(exchange, response.status)
     return response
 
 
-async def build_exchange(gateway: Gateway, request: web.Request, dialect: Dialect) -> Exchange:
-    """Parse the request into an Exchange (400 bad JSON). Its body is already read: the
-    ``hardening.body_deadline`` middleware did that, answering 408 and 413 itself."""
-    body = await request.read() if request.body_exists else b""
-    exchange = Exchange(
-        gateway=gateway,
-        request=request,
-        method=request.method,
-        path=request.path,
-        query=request.query_string,
-        headers=request.headers,
-        body=body,
-        dialect=dialect,
-    )
-    if body and not request.path.startswith(_BINARY_PREFIXES) and _is_json_body(request):
+def parse_body(exchange: Exchange) -> None:
+    """Read the JSON body, the model and whether to stream (400 on bad JSON).
+
+    A body is JSON by its content, whatever its ``Content-Type`` says or when it has none
+    (litellm's Ollama providers send none): only multipart uploads, octet streams and
+    blob uploads are left as bytes."""
+    body = exchange.body
+    if body and not exchange.path.startswith(BLOBS_PREFIX) and _may_be_json(exchange):
         exchange.json = parse_json_object(body)
     _read_model_and_stream(exchange)
-    return exchange
 
 
-def _is_json_body(request: web.Request) -> bool:
-    ct = request.content_type
-    return not (ct.startswith("multipart/") or ct == "application/octet-stream")
+def _may_be_json(exchange: Exchange) -> bool:
+    ct = exchange.headers.get("Content-Type", "")
+    return not (ct.startswith("multipart/") or ct.startswith("application/octet-stream"))
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -130,6 +144,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise GatewayError(400, f"invalid JSON in request body: {exc}") from exc
+    except RecursionError as exc:
+        raise GatewayError(400, "invalid JSON in request body: nested too deeply") from exc
     if not isinstance(data, dict):
         raise GatewayError(400, "request body must be a JSON object")
     return data
@@ -137,30 +153,39 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 def _read_model_and_stream(exchange: Exchange) -> None:
     data = exchange.json
+    known = endpoint(exchange.path)
     if data is not None:
         model = data.get("model", data.get("name"))
         if model is not None and not isinstance(model, str):
             raise GatewayError(400, "model must be a string", param="model")
         exchange.model_requested = exchange.model = model or None
-        if exchange.model is None and exchange.path in _NEEDS_MODEL:
+        if exchange.model is None and known is not None and known.needs_model:
             raise GatewayError(400, "model is required", param="model")
-        default = exchange.dialect is Dialect.OLLAMA and exchange.path in _OLLAMA_STREAMING
+        default = (
+            exchange.dialect is Dialect.OLLAMA and known is not None and known.streams_by_default
+        )
         stream = data.get("stream", default)
         exchange.stream = bool(stream) if stream is not None else default
     elif exchange.dialect is Dialect.OPENAI and exchange.path.startswith("/v1/models/"):
         exchange.model_requested = exchange.model = exchange.path[len("/v1/models/") :] or None
+    elif known is not None and known.needs_model and exchange.method == "POST":
+        raise GatewayError(400, "request body must be a JSON object with a model", param="model")
 
 
 async def run(exchange: Exchange) -> web.StreamResponse:
-    """The hook chain for one accepted request."""
+    """The hook chain for one identified request."""
     hooks = exchange.gateway.hooks
-    principal = await hooks.authenticate(exchange)
-    if principal is not None:
-        exchange.principal = principal
+    principal = exchange.principal
+    action = MODELS_MANAGE if is_management(exchange.path) else PROXY
+    if not await exchange.gateway.allowed(principal, action, exchange.path):
+        raise GatewayError(403, "this endpoint needs an admin key", code="admin_required")
+    await hooks.admit(exchange)
     await hooks.request_started(exchange)
     await hooks.rewrite_request(exchange)
+    await _check_model(exchange)
+    exchange.routed_at = time.monotonic()
     response = await hooks.respond(exchange)
-    if response is None and (exchange.method, exchange.path) in LISTING_PATHS:
+    if response is None and listing(exchange.method, exchange.path) is not None:
         backends = await hooks.fanout_backends(exchange)
         if backends is None:
             backends = list(exchange.gateway.backends.values())
@@ -171,7 +196,31 @@ async def run(exchange: Exchange) -> web.StreamResponse:
         exchange.outcome = TaskState.SUCCESS if response.status < 400 else TaskState.FAILED
     if not exchange.status:
         exchange.status = response.status
+    if not exchange.sink.started:
+        await hooks.response_started(exchange, exchange.status)
     return response
+
+
+async def _check_model(exchange: Exchange) -> None:
+    """``model.use``: the model as sent upstream, or as the client named it (an alias)."""
+    gateway = exchange.gateway
+    model, asked = exchange.model, exchange.model_requested
+    if model is None and exchange.method in ("GET", "HEAD"):
+        return  # listings (filtered), versions, the root: no model involved
+    if await gateway.allowed(exchange.principal, MODEL_USE, model):
+        return
+    if asked != model and await gateway.allowed(exchange.principal, MODEL_USE, asked):
+        return
+    if model is None:
+        raise GatewayError(
+            403, "this key may only send requests naming an allowed model", code="model_not_allowed"
+        )
+    raise GatewayError(
+        403,
+        f"model {asked or model!r} is not allowed for this key",
+        code="model_not_allowed",
+        param="model",
+    )
 
 
 async def forward(exchange: Exchange) -> web.StreamResponse:
@@ -186,10 +235,13 @@ async def forward(exchange: Exchange) -> web.StreamResponse:
         exchange.backend = backend
         exchange.attempts += 1
         exchange.tried.add(backend.name)
+        if exchange.selected_at is None:
+            exchange.selected_at = time.monotonic()
         outcome = Outcome.CANCELLED
         try:
+            await hooks.attempt_started(exchange, backend)
             response = await attempt(exchange, backend)
-            if exchange.state.get("stream_broken"):
+            if exchange.stream_broken:
                 outcome = Outcome.STREAM_ERROR
             elif response.status >= 400:
                 outcome = Outcome.CLIENT_ERROR

@@ -11,6 +11,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,9 +19,10 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .builtins import CORE_PLUGIN, DEFAULT_PLUGINS, REQUIRED_HOOKS
 from .config import Config
 from .hooks import PluginManager
-from .plugins import DEFAULT_PLUGINS, REQUIRED_HOOKS
+from .permissions import CoreRules
 
 ENTRY_POINT_GROUP = "ollamux"
 
@@ -29,17 +31,25 @@ class PluginError(Exception):
     """A plugin could not be loaded, or the loaded set leaves a capability uncovered."""
 
 
-def build_plugin_manager(config: Config) -> PluginManager:
+def build_plugin_manager(config: Config, extra: Sequence[tuple[str, object]] = ()) -> PluginManager:
+    """The plugin manager for one app: the core's rules, the built-ins, installed entry
+    points, ``plugins.load``, then ``extra`` (plugin objects tests register), checked."""
     pm = PluginManager()
     pm.add_hookspecs(hookspecs)
     blocked = set(config.plugins.disable)
+    if CORE_PLUGIN in blocked:
+        raise PluginError(f"plugins.disable: {CORE_PLUGIN!r} is the core and cannot be disabled")
+    _register(pm, CoreRules(), CORE_PLUGIN, "core")
+    known = {name for name, _ in DEFAULT_PLUGINS}
     for name in blocked:
         pm.set_blocked(name)
     for name, module_path in DEFAULT_PLUGINS:
         if name not in blocked:
             _register(pm, importlib.import_module(module_path), name, "built-in")
+    entry_points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    known.update(ep.name for ep in entry_points)
     if config.plugins.autoload:
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in entry_points:
             if ep.name in blocked:
                 continue
             dist = ep.dist.name if ep.dist else "?"
@@ -58,10 +68,20 @@ def build_plugin_manager(config: Config) -> PluginManager:
                 ) from exc
             _register(pm, plugin, ep.name, f"entry point ({dist})")
     for spec in config.plugins.load:
-        name = configured_name(spec)
+        name = configured_name(spec, entry_points)
+        known.add(name)
         if name in blocked:
             continue
-        _register(pm, _import_configured(spec, name), name, f"config ({spec})")
+        module = _import_configured(spec, name)
+        if pm.is_registered(module):
+            continue  # also installed as an entry point: one plugin, under one name
+        _register(pm, module, name, f"config ({spec})")
+    for name, plugin in extra:
+        known.add(name)
+        _register(pm, plugin, name, "test")
+    unknown = sorted(blocked - known)
+    if unknown:
+        raise PluginError(f"plugins.disable: no plugin named {unknown[0]!r}")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -71,9 +91,19 @@ def build_plugin_manager(config: Config) -> PluginManager:
 
 
 def _register(pm: PluginManager, plugin: object, name: str, origin: str) -> None:
+    if pm.has_plugin(name):
+        raise PluginError(
+            f"plugin {name}: loaded twice (as {pm.origins.get(name, '?')} and as {origin});"
+            " load it once"
+        )
     try:
         pm.register(plugin, name=name)
-    except (ValueError, pluggy.PluginValidationError) as exc:
+    except ValueError:
+        raise PluginError(
+            f"plugin {name}: the same module is already loaded as"
+            f" {pm.get_name(plugin)!r}; load it once"
+        ) from None
+    except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin {name}: {exc}") from exc
     pm.origins[name] = origin
     for caller in pm.get_hookcallers(plugin) or []:
@@ -92,9 +122,16 @@ def _is_file_spec(spec: str) -> bool:
     return spec.endswith(".py") or "/" in spec
 
 
-def configured_name(spec: str) -> str:
-    """The name a ``plugins.load`` entry registers under: the module path, or a file's stem."""
-    return Path(spec).stem if _is_file_spec(spec) else spec
+def configured_name(spec: str, entry_points: Sequence[importlib.metadata.EntryPoint] = ()) -> str:
+    """The name a ``plugins.load`` entry registers under: the name of the entry point that
+    installs the same module, if one does (a plugin's name does not depend on how it was
+    loaded), else the module path, or a file's stem."""
+    if _is_file_spec(spec):
+        return Path(spec).stem
+    for ep in entry_points:
+        if ep.value.split(":", 1)[0] == spec:
+            return ep.name
+    return spec
 
 
 def _import_configured(spec: str, name: str) -> ModuleType:

@@ -1,4 +1,4 @@
-"""Forwarding one attempt to one backend and relaying its answer, chunk by chunk.
+"""Forwarding one attempt to one backend and relaying its answer to the sink, chunk by chunk.
 
 Nothing here buffers a whole answer: bytes are written to the client as they arrive,
 through whatever response transforms plugins asked for. Headers go to the client lazily,
@@ -93,7 +93,7 @@ async def attempt(exchange: Exchange, backend: Backend) -> web.StreamResponse:
         return await _relay_local(exchange, backend, up)
     try:
         upstream = await gw.session.request(
-            **request_args(exchange, backend, up, exchange.request.remote)
+            **request_args(exchange, backend, up, exchange.sink.remote)
         )
     except TimeoutError as exc:
         raise AttemptFailed(Outcome.TIMEOUT, f"backend {backend.name} timed out", 504) from exc
@@ -142,7 +142,7 @@ async def _relay(
             idle.waiting()
         await relay.finish(last)
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
-        if isinstance(exc, aiohttp.ClientConnectionResetError) and relay.client_gone():
+        if isinstance(exc, aiohttp.ClientConnectionResetError) and exchange.sink.gone():
             raise asyncio.CancelledError from exc
         message = f"backend {backend.name} failed mid-stream: {_reason(exc)}"
         if not relay.started:
@@ -153,11 +153,12 @@ async def _relay(
         await relay.fail(message)
     finally:
         idle.stop()
-    return relay.response
+    return exchange.sink.answer()
 
 
 class _Relay:
-    """Writes transformed bytes to the client, preparing the response on the first bytes."""
+    """Writes transformed bytes to the exchange's sink, starting the answer with the first
+    bytes."""
 
     def __init__(
         self, exchange: Exchange, head: ResponseHead, transforms: list[ResponseTransform]
@@ -165,18 +166,19 @@ class _Relay:
         self.exchange = exchange
         self.head = head
         self.transforms = transforms
-        self.response = web.StreamResponse(status=head.status, headers=head.headers)
-        self.response.headers.update(exchange.response_headers)
-        self.started = False
+        self.headers = head.headers
+        self.headers.update(exchange.response_headers)
+        self.sink = exchange.sink
 
-    def client_gone(self) -> bool:
-        transport = self.exchange.request.transport
-        return transport is None or transport.is_closing()
+    @property
+    def started(self) -> bool:
+        return self.sink.started
 
     async def _start(self) -> None:
-        self.started = True
-        self.exchange.status = self.head.status
-        await self.response.prepare(self.exchange.request)
+        ex = self.exchange
+        ex.status = self.head.status
+        await ex.gateway.hooks.response_started(ex, ex.status)
+        await self.sink.start(ex.status, self.headers)
 
     def _feed(self, data: bytes) -> bytes:
         """``data`` through the transforms, counted as a chunk sent if anything is left."""
@@ -193,9 +195,9 @@ class _Relay:
         return data
 
     async def _send(self, data: bytes) -> None:
-        if not self.started:
+        if not self.sink.started:
             await self._start()
-        await self.response.write(data)
+        await self.sink.write(data)
 
     async def write(self, data: bytes) -> None:
         data = self._feed(data)
@@ -203,7 +205,7 @@ class _Relay:
             await self._send(data)
 
     async def finish(self, data: bytes = b"") -> None:
-        """End the response; ``data``, the answer's last bytes when already known, is sent
+        """End the answer; ``data``, the answer's last bytes when already known, is sent
         in the same write as the end (one send instead of two for a small answer)."""
         data = self._feed(data)
         tail = b""
@@ -217,21 +219,21 @@ class _Relay:
         if tail:
             self.exchange.chunks += 1
             self.exchange.bytes_out += len(tail)
-        if not self.started:
+        if not self.sink.started:
             await self._start()
-        await self.response.write_eof(data + tail if tail else data)
+        await self.sink.end(data + tail if tail else data)
 
     async def fail(self, message: str) -> None:
         """End a stream that broke: an error event/line in the endpoint's dialect."""
         ex = self.exchange
         ex.outcome = TaskState.FAILED
         ex.error = message
-        ex.state["stream_broken"] = True
-        if not self.started:
+        ex.stream_broken = True
+        if not self.sink.started:
             await self._start()
         try:
-            await self.response.write(stream_error_bytes(ex.dialect, message))
-            await self.response.write_eof()
+            await self.sink.write(stream_error_bytes(ex.dialect, message))
+            await self.sink.end()
         except (ConnectionError, aiohttp.ClientConnectionResetError):
             pass
 
@@ -246,7 +248,7 @@ def _check_error_line(exchange: Exchange, data: bytes) -> None:
                 message = line[len(b'{"error"') :].decode("utf-8", "replace").strip(' :"')
             exchange.outcome = TaskState.FAILED
             exchange.error = message or "backend reported an error"
-            exchange.state["stream_broken"] = True
+            exchange.stream_broken = True
 
 
 async def _relay_local(
@@ -255,7 +257,7 @@ async def _relay_local(
     head = ResponseHead(local.status, CIMultiDict({"Content-Type": local.content_type}))
     relay = await _upstream_started(exchange, backend, head)
     await relay.finish(local.body)
-    return relay.response
+    return exchange.sink.answer()
 
 
 async def _upstream_started(exchange: Exchange, backend: Backend, head: ResponseHead) -> _Relay:
@@ -287,7 +289,7 @@ async def relay_failure(exchange: Exchange, failure: AttemptFailed) -> web.Strea
         head.headers.setdefault("Retry-After", "1")
     relay = await _transformed_relay(exchange, head)
     await relay.finish(failure.body)
-    return relay.response
+    return exchange.sink.answer()
 
 
 async def _read_quietly(upstream: aiohttp.ClientResponse) -> bytes:

@@ -13,7 +13,6 @@ import asyncio
 import gc
 import logging
 import signal
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,15 +46,6 @@ def serve(
     return 0
 
 
-def self_url(host: str, port: int) -> str:
-    """Where this process reaches itself: a wildcard address means loopback."""
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 async def run(
     config: Config,
     pm: PluginManager | None = None,
@@ -74,8 +64,6 @@ async def run(
     slot.apply(config)
     app = create_app(config, pm)
     gateway = app[GATEWAY]
-    if slot.internal_token:
-        gateway.internal_token = slot.internal_token
     app[WORKER_SLOT] = slot
     runner = web.AppRunner(
         app,
@@ -100,9 +88,6 @@ async def run(
         )
         await site.start()
         port = _bound_port(runner, config.server.port)
-        gateway.self_url = (
-            await _private_site(runner) if slot.count > 1 else self_url(config.server.host, port)
-        )
         backends = ", ".join(f"{b.name}={b.url} ({b.api})" for b in config.backends) or "none"
         log.info(
             "ollamux listening on http://%s:%d%s; backends: %s",
@@ -157,19 +142,6 @@ async def _reload_on_hup(
         hup.clear()
         log.info("SIGHUP: reloading the config")
         await reload_config(gateway, config_path, overrides, slot.apply)
-
-
-async def _private_site(runner: web.AppRunner) -> str:
-    """A loopback port of this worker's own, for requests it makes to itself (jobs).
-
-    On the shared port the kernel may hand such a request to another worker, which neither
-    knows this worker's ``internal_token`` nor counts the job against this worker's share.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    await web.SockSite(runner, sock).start()
-    return f"http://127.0.0.1:{port}"
 
 
 def _bound_port(runner: web.AppRunner, configured: int) -> int:

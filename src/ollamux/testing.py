@@ -46,17 +46,13 @@ def gateway_client(
         config: Mapping[str, Any], plugins: Sequence[tuple[str, object]] = ()
     ) -> TestClient[Any, Any]:
         cfg = build_config(test_config(config, tmp_path))
-        pm = build_plugin_manager(cfg)
-        for name, plugin in plugins:
-            pm.register(plugin, name=name)
-            pm.origins[name] = "test"
-        pm.check_pending()  # a misspelled hook in a test plugin fails the test, not silently
+        # ``plugins`` are registered before the checks: a misspelled hook fails the test,
+        # and a plugin may stand in for a disabled built-in (a balancer of one's own).
+        pm = build_plugin_manager(cfg, extra=plugins)
         # A handler still in flight when a test ends is cut after 5 s, not aiohttp's 60 s.
         server = TestServer(create_app(cfg, pm))
         await server.start_server(shutdown_timeout=5)
-        client = await aiohttp_client(server)
-        gateway_of(client).self_url = str(client.make_url("")).rstrip("/")
-        return client
+        return await aiohttp_client(server)
 
     return factory
 

@@ -19,7 +19,6 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import secrets
 import shutil
 import signal
 import tempfile
@@ -47,12 +46,10 @@ _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 @dataclass(frozen=True)
 class WorkerSlot:
-    """Which worker this process is: ``index`` of ``count``, and the internal token all the
-    workers share (a job's request to ``self_url`` may land on any of them)."""
+    """Which worker this process is: ``index`` of ``count``."""
 
     index: int = 0
     count: int = 1
-    internal_token: str = ""
     # A private directory (mode 0700) where each worker serves its own numbers on a unix
     # socket, so that any worker can answer ``/metrics`` for all of them.
     peers_dir: str = ""
@@ -145,11 +142,10 @@ def run_workers(
     count = config.server.workers
     procs: dict[int, tuple[multiprocessing.process.BaseProcess, float]] = {}
     stopping = False
-    token = secrets.token_urlsafe(32)
     peers_dir = tempfile.mkdtemp(prefix="ollamux-workers-")
 
     def start(index: int) -> None:
-        slot = WorkerSlot(index, count, token, peers_dir)
+        slot = WorkerSlot(index, count, peers_dir)
         p = ctx.Process(
             target=_worker_main,
             args=(config, config_path, overrides, slot),

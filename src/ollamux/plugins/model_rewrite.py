@@ -51,7 +51,7 @@ def ollamux_rewrite_request(exchange: Exchange) -> None:
         exchange.path = _MODEL_PATH + resolved
 
 
-@hookimpl
+@hookimpl(trylast=True)  # last: the names it shows are the ones the client sees
 def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> ResponseTransform | None:
     models = exchange.gateway.config.models
     if not _active(models):

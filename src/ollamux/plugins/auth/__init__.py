@@ -1,15 +1,18 @@
 """The ``auth`` built-in plugin: API keys, per-key model allow-lists and limits.
 
 No keys configured (``auth.keys`` and ``auth.admin_keys`` empty): auth is off, every caller
-is anonymous, and the server says so once at start. With keys, every endpoint but
-``GET /ollamux/health`` needs one (see ``policy``); the middleware identifies the caller of
-every route, and the hooks below apply the per-key rules on the proxied request path.
+is anonymous, and the server says so once at start. With keys, this plugin is one
+implementation of the core's identity and permission hooks: it names the caller of every
+route from its key (``ollamux_authenticate``), keeps admin actions to admin keys and
+models to each key's allow-list (``ollamux_permission_allowed``), and charges rate and
+concurrency limits (``ollamux_admit``), for live requests and jobs alike.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -20,11 +23,11 @@ from ...exchange import Exchange, Principal, ResponseHead
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from ...listing import LISTING_PATHS
+from ...permissions import ADMIN, JOBS_SUBMIT, METRICS, MODEL_USE, MODELS_MANAGE
 from ...transforms import ResponseTransform
-from .keys import KeyEntry, KeyRing
+from .keys import KeyEntry, KeyRing, presented_key
 from .limits import Limits, LocalLimits, RedisLimits, too_many
 from .listing_filter import ListingFilter
-from .middleware import CALLER_KEY, STATE, AuthState, identify, make_middleware
 from .policy import model_allowed
 
 __all__ = ["model_allowed"]
@@ -32,6 +35,19 @@ __all__ = ["model_allowed"]
 log = logging.getLogger("ollamux.auth")
 
 _SLOT = "auth"  # exchange.state key: (KeyEntry, handle) of an in-flight slot to give back
+
+# Actions only admin keys may take.
+_ADMIN_ONLY = frozenset({ADMIN, METRICS, MODELS_MANAGE})
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+@dataclass
+class AuthState:
+    ring: KeyRing
+    limits: Limits = field(default_factory=LocalLimits)
+
+
+STATE: web.AppKey[AuthState] = web.AppKey("ollamux_auth", AuthState)
 
 
 def _state(gateway: Gateway) -> AuthState | None:
@@ -41,10 +57,7 @@ def _state(gateway: Gateway) -> AuthState | None:
 
 @hookimpl
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
-    state = AuthState(KeyRing.from_config(gateway.config.auth), gateway)
-    app[STATE] = state
-    # Installed even with auth off: a reloaded config may add keys (it checks first thing).
-    app.middlewares.append(make_middleware(state))
+    app[STATE] = AuthState(KeyRing.from_config(gateway.config.auth))
 
 
 @hookimpl
@@ -98,50 +111,85 @@ async def ollamux_shutdown(gateway: Gateway) -> None:
         await state.limits.close()
 
 
+# -- identity and permissions -------------------------------------------------------------
+
+
 @hookimpl
-async def ollamux_authenticate(exchange: Exchange) -> Principal | None:
-    state = exchange.request.app.get(STATE)
+def ollamux_authenticate(request: web.Request) -> Principal | None:
+    state = request.app.get(STATE)
     if state is None or not state.ring.enabled:
         return None
-    caller = exchange.request.get(CALLER_KEY)
-    if caller is None:
-        caller = identify(state, exchange.headers, exchange.path)
-    entry = caller.entry
-    if not caller.internal:
-        if entry.rpm:
-            wait = await state.limits.take_token(entry)
-            if wait:
-                raise too_many("rate limit exceeded for this key", wait)
-        if entry.max_concurrency:
-            handle = await state.limits.acquire(entry)
-            if handle is None:
-                raise too_many("too many requests in flight for this key", 1)
-            exchange.state[_SLOT] = (entry, handle)
+    key = presented_key(request.headers)
+    if key is None:
+        raise GatewayError(
+            401, "an API key is required", code="missing_api_key", headers=_CHALLENGE
+        )
+    entry = state.ring.lookup(key)
+    if entry is None:
+        raise GatewayError(401, "invalid API key", code="invalid_api_key", headers=_CHALLENGE)
     return entry.principal
 
 
 @hookimpl
-def ollamux_rewrite_request(exchange: Exchange) -> None:
-    principal = exchange.principal
-    if not principal.models:
-        return
-    if exchange.model is None:
-        if exchange.method in ("GET", "HEAD"):
-            return  # listings (filtered), versions, the root: no model involved
-        # A body ollamux cannot read a model from (multipart uploads...) cannot be checked.
-        raise GatewayError(
-            403, "this key may only send requests naming an allowed model", code="model_not_allowed"
-        )
-    if model_allowed(principal, exchange.model) or model_allowed(
-        principal, exchange.model_requested
-    ):
-        return
-    raise GatewayError(
-        403,
-        f"model {exchange.model_requested or exchange.model!r} is not allowed for this key",
-        code="model_not_allowed",
-        param="model",
-    )
+def ollamux_permission_allowed(
+    gateway: Gateway, principal: Principal, action: str, resource: str | None
+) -> bool | Awaitable[bool | None] | None:
+    state = _state(gateway)
+    if state is None or not state.ring.enabled:
+        return None
+    if action in _ADMIN_ONLY:
+        return principal.admin
+    if action == MODEL_USE:
+        return model_allowed(principal, resource)
+    if action == JOBS_SUBMIT:
+        entry = state.ring.by_name.get(principal.name)
+        if entry is not None and entry.rpm:
+            return _charge(state, entry)
+    return None
+
+
+async def _charge(state: AuthState, entry: KeyEntry) -> None:
+    """Submitting a job spends a request of the key's rpm budget (its run does not)."""
+    wait = await state.limits.take_token(entry)
+    if wait:
+        raise too_many("rate limit exceeded for this key", wait)
+
+
+@hookimpl
+def ollamux_resolve_principal(gateway: Gateway, name: str) -> Principal | None:
+    """A job's owner as its key is configured now (a removed key's jobs may not run)."""
+    state = _state(gateway)
+    if state is None or not state.ring.enabled:
+        return None
+    entry = state.ring.by_name.get(name)
+    if entry is None:
+        raise GatewayError(403, f"the key {name!r} no longer exists")
+    return entry.principal
+
+
+@hookimpl
+def ollamux_admit(exchange: Exchange) -> Awaitable[None] | None:
+    """Charge the key's rate (live requests: a job paid when it was submitted) and take an
+    in-flight slot (live requests and jobs share ``max_concurrency``)."""
+    state = _state(exchange.gateway)
+    if state is None or not state.ring.enabled or not exchange.principal.authenticated:
+        return None
+    entry = state.ring.by_name.get(exchange.principal.name)
+    if entry is None or not (entry.rpm or entry.max_concurrency):
+        return None
+    return _admit(state, exchange, entry)
+
+
+async def _admit(state: AuthState, exchange: Exchange, entry: KeyEntry) -> None:
+    if entry.rpm and exchange.request is not None:
+        wait = await state.limits.take_token(entry)
+        if wait:
+            raise too_many("rate limit exceeded for this key", wait)
+    if entry.max_concurrency:
+        handle = await state.limits.acquire(entry)
+        if handle is None:
+            raise too_many("too many requests in flight for this key", 1)
+        exchange.state[_SLOT] = (entry, handle)
 
 
 @hookimpl
@@ -151,15 +199,14 @@ def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> Respon
     keys = LISTING_PATHS.get((exchange.method, exchange.path))
     if keys is None:
         return None
-    suffix = exchange.gateway.config.models.suffix
-    return ListingFilter(exchange.principal, keys[0], keys[1], suffix)
+    return ListingFilter(exchange.principal, keys[0], keys[1])
 
 
 @hookimpl
 def ollamux_request_finished(exchange: Exchange) -> Awaitable[None] | None:
     """Give back the in-flight slot, if the request took one (awaited only then)."""
     slot = exchange.state.pop(_SLOT, None)
-    state = exchange.request.app.get(STATE)
+    state = _state(exchange.gateway)
     if slot is None or state is None:
         return None
     return _release(state, *slot)

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from ...config import AuthConfig
 from ...exchange import Principal
 
-INTERNAL_HEADER = "X-Ollamux-Internal"
-PRINCIPAL_HEADER = "X-Ollamux-Principal"
 _SHA_PREFIX = "sha256:"
 
 
@@ -37,7 +35,7 @@ class KeyEntry:
 
 
 class KeyRing:
-    """Every configured key by digest, and by name (for requests from our own workers)."""
+    """Every configured key by digest, and by name (for jobs, which run as their owner)."""
 
     __slots__ = ("by_digest", "by_name")
 
@@ -114,12 +112,3 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
                 return None
             return decoded.partition(":")[2] or None
     return headers.get("X-API-Key") or None
-
-
-def internal_principal(ring: KeyRing, headers: Mapping[str, str], token: str) -> KeyEntry | None:
-    """The key a request from this process's own job workers acts as, when it proves it is
-    one (``X-Ollamux-Internal`` equal to the gateway's token); ``None`` otherwise."""
-    sent = headers.get(INTERNAL_HEADER)
-    if not sent or not hmac.compare_digest(sent.encode(), token.encode()):
-        return None
-    return ring.by_name.get(headers.get(PRINCIPAL_HEADER, ""))

@@ -13,12 +13,11 @@ from .policy import model_allowed
 class ListingFilter(JsonLinesTransform):
     """Drops the entries of ``/api/tags``, ``/api/ps`` or ``/v1/models`` the key may not use."""
 
-    def __init__(self, principal: Principal, list_key: str, name_key: str, suffix: str) -> None:
+    def __init__(self, principal: Principal, list_key: str, name_key: str) -> None:
         super().__init__()
         self._principal = principal
         self._list_key = list_key
         self._name_key = name_key
-        self._suffix = suffix
 
     def transform(self, obj: Any) -> Iterable[Any]:
         if isinstance(obj, dict) and isinstance(obj.get(self._list_key), list):
@@ -27,6 +26,6 @@ class ListingFilter(JsonLinesTransform):
                 for item in obj[self._list_key]
                 if isinstance(item, dict)
                 and isinstance(item.get(self._name_key), str)
-                and model_allowed(self._principal, item[self._name_key], self._suffix)
+                and model_allowed(self._principal, item[self._name_key])
             ]
         return [obj]

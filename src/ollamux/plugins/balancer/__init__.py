@@ -24,7 +24,7 @@ from .fleet import fleet_of
 
 @hookimpl
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
-    admin.register(app, fleet_of(gateway))
+    admin.register(gateway.routes, fleet_of(gateway))
 
 
 @hookimpl

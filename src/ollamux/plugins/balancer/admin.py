@@ -1,7 +1,8 @@
 """Admin and visibility routes: the backend table, a health summary, drain and undrain.
 
 ``/__proxy/backends`` and ``/__proxy/health`` answer the same as their ``/ollamux/``
-twins, for users of the older proxy. Who may call them is the auth plugin's business.
+twins, for users of the older proxy. Each declares its action; who may take it is asked
+of the permission hook.
 """
 
 from __future__ import annotations
@@ -11,16 +12,33 @@ from typing import Any
 
 from aiohttp import web
 
+from ...permissions import ADMIN, PUBLIC
+from ...routes import RouteTable
 from .fleet import Fleet
 
 
-def register(app: web.Application, fleet: Fleet) -> None:
+def register(table: RouteTable, fleet: Fleet) -> None:
     routes = _Routes(fleet)
-    for prefix in ("/ollamux", "/__proxy"):
-        app.router.add_get(f"{prefix}/backends", routes.backends)
-        app.router.add_get(f"{prefix}/health", routes.health)
-    app.router.add_post("/ollamux/backends/{name}/drain", routes.drain)
-    app.router.add_post("/ollamux/backends/{name}/undrain", routes.undrain)
+    table.add(
+        "GET", "/ollamux/health", routes.health, action=PUBLIC, openapi={"summary": "liveness"}
+    )
+    table.add(
+        "GET",
+        "/ollamux/backends",
+        routes.backends,
+        action=ADMIN,
+        openapi={"summary": "the backend table"},
+    )
+    table.add("GET", "/__proxy/health", routes.health, action=ADMIN)
+    table.add("GET", "/__proxy/backends", routes.backends, action=ADMIN)
+    for verb, handler in (("drain", routes.drain), ("undrain", routes.undrain)):
+        table.add(
+            "POST",
+            f"/ollamux/backends/{{name}}/{verb}",
+            handler,
+            action=ADMIN,
+            openapi={"summary": f"{verb} a backend"},
+        )
 
 
 class _Routes:

@@ -120,8 +120,8 @@ async def _call(exchange: Exchange, backend: Backend) -> tuple[int, dict[str, An
 async def _stream_pulls(exchange: Exchange, backends: list[Backend]) -> web.StreamResponse:
     lines: asyncio.Queue[object] = asyncio.Queue()
     tasks = [asyncio.create_task(_pull_into(exchange, b, lines)) for b in backends]
-    response = web.StreamResponse(headers={"Content-Type": NDJSON, **exchange.response_headers})
-    await response.prepare(exchange.request)
+    sink = exchange.sink
+    await sink.start(200, {"Content-Type": NDJSON, **exchange.response_headers})
     failed: list[str] = []
     try:
         pending = len(tasks)
@@ -133,17 +133,16 @@ async def _stream_pulls(exchange: Exchange, backends: list[Backend]) -> web.Stre
             assert isinstance(item, dict)
             if "error" in item:
                 failed.append(str(item["backend"]))
-            await response.write(json.dumps(item).encode() + b"\n")
+            await sink.write(json.dumps(item).encode() + b"\n")
     finally:
         for t in tasks:
             t.cancel()
     last: dict[str, Any] = (
         {"error": f"pull failed on: {', '.join(failed)}"} if failed else {"status": "success"}
     )
-    await response.write(json.dumps(last).encode() + b"\n")
-    await response.write_eof()
     exchange.status = 200
-    return response
+    await sink.end(json.dumps(last).encode() + b"\n")
+    return sink.answer()
 
 
 async def _pull_into(exchange: Exchange, backend: Backend, out: asyncio.Queue[object]) -> None:

@@ -1,7 +1,8 @@
 """The ``jobs`` built-in plugin: asynchronous jobs, persisted, run through the request path.
 
 Clients submit a request and get an id at once; workers run it later through this
-gateway's own hook chain (task id = job id) and store the complete answer. Stored in
+gateway's own hook chain, in-process and as the job's owner (``gateway.dispatch``; task id
+= job id), and store the complete answer. Stored in
 SQLite (default) or Redis (shared by several instances). Also serves the web page at
 ``/`` (for browsers) and ``/list``. See docs/jobs.md.
 """
@@ -10,12 +11,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ...backend import Backend
-from ...exchange import Exchange
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from .routes import JOBS, add_routes
-from .runner import INTERNAL_HEADER
 from .service import JobsService
 
 
@@ -27,7 +25,7 @@ def _service(gateway: Gateway) -> JobsService:
 @hookimpl
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
     service = JobsService(gateway)
-    add_routes(app, service)
+    add_routes(gateway, app, service)
 
     async def stop_workers(_app: web.Application) -> None:
         await service.runner.stop()
@@ -43,22 +41,3 @@ async def ollamux_startup(gateway: Gateway) -> None:
 @hookimpl
 async def ollamux_shutdown(gateway: Gateway) -> None:
     await _service(gateway).stop()
-
-
-@hookimpl
-def ollamux_request_started(exchange: Exchange) -> None:
-    """Mark the requests our workers make (internal token + a running job's id)."""
-    gateway = exchange.gateway
-    if exchange.headers.get(INTERNAL_HEADER) != gateway.internal_token:
-        return
-    task_id = exchange.headers.get("X-Task-Id", "")
-    if task_id in _service(gateway).runner.running:
-        exchange.state["jobs"] = task_id
-
-
-@hookimpl
-def ollamux_upstream_started(exchange: Exchange, backend: Backend) -> None:
-    """Remember which backend answers a job, for its status document."""
-    job_id = exchange.state.get("jobs")
-    if job_id is not None:
-        _service(exchange.gateway).runner.backends[job_id] = backend.name

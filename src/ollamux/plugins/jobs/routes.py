@@ -16,6 +16,8 @@ from ... import pipeline
 from ...dialect import Dialect
 from ...errors import GatewayError
 from ...exchange import principal_of
+from ...gateway import Gateway
+from ...permissions import JOBS_CANCEL, JOBS_READ, JOBS_SUBMIT, PAGE, PROXY
 from .model import Job, JobStatus
 from .service import JobsService
 from .validation import page_args, parse_job, parse_prompt, result_text
@@ -27,21 +29,25 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ASSETS = {"jobs.css": "text/css", "jobs.js": "text/javascript"}
 
 
-def add_routes(app: web.Application, service: JobsService) -> None:
+def add_routes(gateway: Gateway, app: web.Application, service: JobsService) -> None:
     app[JOBS] = service
-    r = app.router
-    r.add_post("/api/v1/prompt", _errors(submit_prompt))
-    r.add_get("/api/v1/prompt/{id}/status", _errors(prompt_status))
-    r.add_get("/api/v1/prompt/{id}/result", _errors(prompt_result))
-    r.add_get("/api/v1/prompts", _errors(list_prompts))
-    r.add_post("/jobs", _errors(submit_job))
-    r.add_get("/jobs", _errors(list_jobs))
-    r.add_get("/jobs/{id}", _errors(job_status))
-    r.add_get("/jobs/{id}/result", _errors(job_result))
-    r.add_delete("/jobs/{id}", _errors(cancel_job))
-    r.add_get("/", root, allow_head=False)  # HEAD / stays with the proxy
-    r.add_get("/list", page)
-    r.add_get("/jobs-ui/{name}", asset)
+    r = gateway.routes
+    for method, path, handler, action, summary in (
+        ("POST", "/api/v1/prompt", submit_prompt, JOBS_SUBMIT, "submit a prompt as a job"),
+        ("GET", "/api/v1/prompt/{id}/status", prompt_status, JOBS_READ, "a job's status"),
+        ("GET", "/api/v1/prompt/{id}/result", prompt_result, JOBS_READ, "a job's result"),
+        ("GET", "/api/v1/prompts", list_prompts, JOBS_READ, "jobs, paged"),
+        ("POST", "/jobs", submit_job, JOBS_SUBMIT, "submit any inference request as a job"),
+        ("GET", "/jobs", list_jobs, JOBS_READ, "jobs, paged"),
+        ("GET", "/jobs/{id}", job_status, JOBS_READ, "one job"),
+        ("GET", "/jobs/{id}/result", job_result, JOBS_READ, "a job's result"),
+        ("DELETE", "/jobs/{id}", cancel_job, JOBS_CANCEL, "cancel a job"),
+    ):
+        r.add(method, path, _errors(handler), action=action, openapi={"summary": summary})
+    # GET / is the proxy's for API clients ("Ollama is running"); HEAD / stays with it.
+    r.add("GET", "/", root, action=PROXY, allow_head=False)
+    r.add("GET", "/list", page, action=PAGE)
+    r.add("GET", "/jobs-ui/{name}", asset, action=PAGE)
 
 
 def _errors(handler: _Handler) -> _Handler:

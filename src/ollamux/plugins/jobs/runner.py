@@ -1,10 +1,11 @@
 """The worker pool: claims jobs and runs each through this gateway's own request path.
 
-A worker sends the job's body (with ``"stream": false``) to ``gateway.self_url + path``
-with ``X-Task-Id: <job id>``, the internal token and the owner's name, so auth, rewrite,
-translation, balancing and task tracking treat it like any live request. While a job runs,
-its worker renews the claim's lease; when the claim is lost (the job was cancelled,
-possibly on another instance) the request is dropped, which cancels it upstream.
+A worker dispatches the job's body (with ``"stream": false``) in-process
+(``gateway.dispatch``) as the job's owner, with the job id as task id, so permissions,
+allow-lists, limits, rewrite, translation, balancing and task tracking treat it like a live
+request of that owner. While a job runs, its worker renews the claim's lease; when the claim
+is lost (the job was cancelled, possibly on another instance) the request is cancelled,
+upstream included.
 """
 
 from __future__ import annotations
@@ -17,26 +18,25 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from ...config import JobsConfig
-from ...errors import upstream_error_message
+from ...errors import GatewayError, upstream_error_message
+from ...exchange import Principal
 from ...gateway import Gateway
+from ...protocol import TASK_ID
 from .model import Job, JobStatus
 from .store import JobStore
 from .validation import upstream_body
 
 log = logging.getLogger("ollamux.jobs")
 
-INTERNAL_HEADER = "X-Ollamux-Internal"
-PRINCIPAL_HEADER = "X-Ollamux-Principal"
-
 # Answers worth another attempt (the backend side failed); any other error is final.
-_RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+_RETRYABLE = frozenset({408, 500, 502, 503, 504})
+# How long a job whose owner has no free slot waits before it is offered again.
+_BUSY_OWNER_WAIT_S = 0.5
 
 
-class _NotListening(Exception):
-    """This gateway did not accept the worker's connection (not listening yet, or closing)."""
+class _OwnerBusy(Exception):
+    """The owner's key is at its concurrency limit: the job waits, no attempt spent."""
 
 
 @dataclass
@@ -109,7 +109,6 @@ class JobRunner:
             await asyncio.sleep(tick)
 
     async def _worker(self) -> None:
-        await self._wait_until_listening()
         while not self._closing:
             self._wake.clear()
             token = uuid.uuid4().hex
@@ -143,20 +142,6 @@ class JobRunner:
         finally:
             self._polling = False
 
-    async def _wait_until_listening(self) -> None:
-        """Jobs re-enter through HTTP: wait until this gateway answers on ``self_url``."""
-        while True:
-            url = self.gateway.self_url
-            if url is not None:
-                try:
-                    async with self.gateway.session.get(
-                        url + "/jobs?page_size=1", headers=self._headers("", "")
-                    ):
-                        return
-                except aiohttp.ClientError:
-                    pass
-            await asyncio.sleep(0.05)
-
     # -- one job -----------------------------------------------------------------------------
 
     async def _run(self, job: Job, token: str) -> None:
@@ -174,10 +159,12 @@ class JobRunner:
             with contextlib.suppress(Exception):
                 await self.store.release(job.id, token, keep_attempt=False)
             raise
-        if not task.cancelled() and isinstance(task.exception(), _NotListening):
+        if not task.cancelled() and isinstance(task.exception(), _OwnerBusy):
+            # The owner's key has no free slot: the job waits its turn, attempt uncounted.
             self._forget(job.id)
-            await self.store.release(job.id, token, keep_attempt=False, error=str(task.exception()))
-            await self._wait_until_listening()
+            await self.store.release(job.id, token, keep_attempt=False)
+            await asyncio.sleep(_BUSY_OWNER_WAIT_S)
+            self.notify()
             return
         # Record the outcome in the background: this worker claims its next job meanwhile
         # (both writes then share one commit).
@@ -203,13 +190,10 @@ class JobRunner:
             status, raw = task.result()
         except asyncio.CancelledError:
             log.info("job %s was cancelled while running", job.id)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            if self._closing:
-                await self.store.release(job.id, token, keep_attempt=False)
-            else:
-                await self._failed(job, token, f"request failed: {exc!r}", retry=True)
+        except GatewayError as exc:  # the owner may no longer act (its key was removed)
+            await self._failed(job, token, exc.message, retry=False)
         except Exception:
-            log.exception("job %s: the request to this gateway failed", job.id)
+            log.exception("job %s: running it failed", job.id)
             await self._failed(job, token, "internal error running the job", retry=True)
         else:
             await self._record(job, token, status, raw)
@@ -224,25 +208,25 @@ class JobRunner:
             log.exception("renewing the lease of job %s failed", job.id)
             return True  # keep going; the lease decides if the store stays unreachable
 
-    def _headers(self, job_id: str, owner: str) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", INTERNAL_HEADER: self.gateway.internal_token}
-        if job_id:
-            headers["X-Task-Id"] = job_id
-            headers[PRINCIPAL_HEADER] = owner
-        return headers
-
     async def _call(self, job: Job) -> tuple[int, bytes]:
-        url = self.gateway.self_url
-        if url is None:
-            raise _NotListening("the gateway is not listening")
-        data = json.dumps(upstream_body(job.body)).encode()
-        try:
-            async with self.gateway.session.post(
-                url + job.path, data=data, headers=self._headers(job.id, job.owner)
-            ) as resp:
-                return resp.status, await resp.read()
-        except aiohttp.ClientConnectorError as exc:
-            raise _NotListening(f"cannot reach this gateway at {url}: {exc}") from exc
+        """Run the job's request in-process as its owner: status and answer body."""
+        gateway = self.gateway
+        owner = await gateway.hooks.resolve_principal(gateway, job.owner)
+        if owner is None:
+            owner = Principal(name=job.owner, authenticated=True)
+        done = await gateway.dispatch(
+            "POST",
+            job.path,
+            upstream_body(job.body),
+            owner,
+            task_id=job.id,
+            headers={TASK_ID: job.id},
+        )
+        if done.exchange.backend is not None:
+            self.backends[job.id] = done.exchange.backend.name
+        elif done.status == 429:  # refused before any backend: the owner's own limit
+            raise _OwnerBusy(job.owner)
+        return done.status, done.body
 
     async def _record(self, job: Job, token: str, status: int, raw: bytes) -> None:
         if status >= 400:

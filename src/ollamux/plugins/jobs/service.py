@@ -8,6 +8,7 @@ from ...config import JobsConfig
 from ...errors import GatewayError
 from ...exchange import Principal
 from ...gateway import Gateway
+from ...permissions import EVERYONE, JOBS_CANCEL, JOBS_READ, MODEL_USE
 from .model import Job, JobStatus
 from .redis_store import RedisJobStore
 from .runner import JobRunner
@@ -53,6 +54,11 @@ class JobsService:
     # -- the shared rules --------------------------------------------------------------------
 
     async def submit(self, sub: Submission, principal: Principal) -> Job:
+        model = sub.body.get("model")
+        if isinstance(model, str) and not await self.gateway.allowed(principal, MODEL_USE, model):
+            raise GatewayError(
+                403, f"model {model!r} is not allowed for this key", code="model_not_allowed"
+            )
         priority = sub.priority if sub.priority is not None else principal.priority
         job = Job(
             path=sub.path, body=sub.body, owner=principal.name, priority=priority, kind=sub.kind
@@ -69,20 +75,23 @@ class JobsService:
     async def find(self, job_id: str, principal: Principal) -> Job:
         """A job the caller may see (404 for others' jobs, as for missing ones)."""
         job = await self.store.get(job_id)
-        if job is None or not _may_see(principal, job):
+        if job is None or not await self.gateway.allowed(principal, JOBS_READ, job.owner):
             raise GatewayError(404, f"job {job_id!r} not found")
         return job
 
     async def page(
         self, principal: Principal, status: JobStatus | None, page: int, size: int
     ) -> Page:
-        owner = None if _sees_all(principal) else principal.name
+        everyone = await self.gateway.allowed(principal, JOBS_READ, EVERYONE)
+        owner = None if everyone else principal.name
         return await self.store.list(
             owner=owner, status=status, offset=(page - 1) * size, limit=size
         )
 
     async def cancel(self, job_id: str, principal: Principal) -> Job:
         job = await self.find(job_id, principal)
+        if not await self.gateway.allowed(principal, JOBS_CANCEL, job.owner):
+            raise GatewayError(403, f"job {job_id!r} may not be cancelled by this key")
         if job.status.terminal:
             raise GatewayError(409, f"job {job_id!r} is already {job.status}")
         before = await self.store.cancel(job_id)
@@ -92,11 +101,3 @@ class JobsService:
             self.runner.abort(job_id)
         job.status = JobStatus.CANCELLED
         return job
-
-
-def _sees_all(principal: Principal) -> bool:
-    return principal.admin or not principal.authenticated
-
-
-def _may_see(principal: Principal, job: Job) -> bool:
-    return _sees_all(principal) or job.owner == principal.name

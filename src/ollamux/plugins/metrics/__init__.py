@@ -1,32 +1,29 @@
 """The ``metrics`` built-in plugin: what an operator watches.
 
 - ``GET /metrics``: Prometheus metrics (a registry per app, see ``prom``);
-- the access log, one line per request (``access_log``), and with
-  ``server.debug_payloads`` the request bodies and answer chunks, redacted (``payload_log``);
+- token counts of each answer (``usage``), left in ``exchange.usage`` for the access log;
+- with ``server.debug_payloads``, the request bodies and answer chunks, redacted
+  (``payload_log``);
 - ``GET /ollamux/stats`` (recent numbers as JSON) and the dashboard at ``GET /ollamux/``.
 
 Per-app state lives on the app (``OBSERVER``); per-request state in
-``exchange.state["metrics"]``. Settings (``plugins.config.metrics``): ``access_log``
-(default true).
+``exchange.state["metrics"]``.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from importlib import resources
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from ...backend import Backend
-from ...config import Config
 from ...exchange import Exchange, ResponseHead
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
+from ...permissions import ADMIN, METRICS
 from ...transforms import ResponseTransform
 from ...workers import WORKER_SLOT
-from .access_log import log_access
 from .payload_log import PayloadLogTransform, log_request
 from .peers import PeerMetrics
 from .prom import RequestMetrics, build_registry
@@ -44,7 +41,6 @@ class Observer:
     registry: CollectorRegistry
     metrics: RequestMetrics
     stats: RecentStats = field(default_factory=RecentStats)
-    access_log: bool = True
     peers: PeerMetrics | None = None
 
 
@@ -53,13 +49,13 @@ OBSERVER: web.AppKey[Observer] = web.AppKey("ollamux_metrics", Observer)
 
 @dataclass
 class _RequestState:
-    route_at: float | None = None
-    selected_at: float | None = None
     transform: UsageTransform | None = None
 
 
 def _observer(exchange: Exchange) -> Observer:
-    return exchange.request.app[OBSERVER]
+    app = exchange.gateway.app
+    assert app is not None
+    return app[OBSERVER]
 
 
 def _state(exchange: Exchange) -> _RequestState:
@@ -77,15 +73,17 @@ def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
     # The requests in flight are the ones the stats hold: read at scrape time, so that no
     # request pays for a locked gauge update on its way in and out.
     metrics.in_flight.set_function(lambda: float(len(stats.live)))
-    settings = gateway.plugin_config(NAME)
-    app[OBSERVER] = Observer(
-        gateway, registry, metrics, stats, access_log=bool(settings.get("access_log", True))
+    app[OBSERVER] = Observer(gateway, registry, metrics, stats)
+    routes = gateway.routes
+    routes.add(
+        "GET", "/metrics", _metrics, action=METRICS, openapi={"summary": "Prometheus metrics"}
     )
-    app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/ollamux/stats", _stats)
-    app.router.add_get("/ollamux", _dashboard_redirect)
-    app.router.add_get("/ollamux/", _dashboard)
-    app.router.add_get("/ollamux/static/{name}", _static)
+    routes.add(
+        "GET", "/ollamux/stats", _stats, action=ADMIN, openapi={"summary": "dashboard numbers"}
+    )
+    routes.add("GET", "/ollamux", _dashboard_redirect, action=ADMIN)
+    routes.add("GET", "/ollamux/", _dashboard, action=ADMIN)
+    routes.add("GET", "/ollamux/static/{name}", _static, action=ADMIN)
 
 
 @hookimpl
@@ -107,32 +105,11 @@ async def ollamux_shutdown(gateway: Gateway) -> None:
 
 
 @hookimpl
-def ollamux_config_reloaded(gateway: Gateway, new: Config) -> None:
-    if gateway.app is not None:
-        settings = new.plugin_config(NAME)
-        gateway.app[OBSERVER].access_log = bool(settings.get("access_log", True))
-
-
-@hookimpl
 def ollamux_request_started(exchange: Exchange) -> None:
     obs = _observer(exchange)
     obs.stats.begin(exchange)
     if obs.gateway.config.server.debug_payloads:
         log_request(exchange)
-
-
-@hookimpl(tryfirst=True)
-def ollamux_respond(exchange: Exchange) -> None:
-    """Not answering: noting when routing starts, to measure the wait for a backend."""
-    _state(exchange).route_at = time.monotonic()
-
-
-@hookimpl(tryfirst=True)
-def ollamux_translate_request(exchange: Exchange, backend: Backend) -> None:
-    """Not translating: noting when the first backend was chosen (the end of the wait)."""
-    st = _state(exchange)
-    if st.selected_at is None:
-        st.selected_at = time.monotonic()
 
 
 @hookimpl
@@ -152,13 +129,12 @@ def ollamux_request_finished(exchange: Exchange) -> None:
     obs = _observer(exchange)
     st = _state(exchange)
     usage = usage_of(exchange, st)
+    exchange.usage.update(usage)
     wait = None
-    if st.route_at is not None and st.selected_at is not None:
-        wait = max(0.0, st.selected_at - st.route_at)
+    if exchange.routed_at is not None and exchange.selected_at is not None:
+        wait = max(0.0, exchange.selected_at - exchange.routed_at)
     obs.metrics.observe(exchange, usage, wait)
     obs.stats.end(exchange, usage)
-    if obs.access_log:
-        log_access(exchange, usage, obs.gateway.config.server.log_format == "json")
 
 
 _USAGE_KEYS = {

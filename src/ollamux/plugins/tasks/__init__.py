@@ -8,7 +8,6 @@ API (``/tasks/status``) reads it back. See docs/tasks.md.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable
 
 from aiohttp import web
@@ -18,12 +17,13 @@ from ...errors import GatewayError
 from ...exchange import Exchange, ResponseHead, TaskState, new_task_id
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
+from ...protocol import TASK_ID
 from ...transforms import ResponseTransform
 from .document import MAX_TASK_ID, is_valid_task_id
 from .routes import TRACKER, add_routes
 from .tracker import ErrorCapture, Run, Tracker, failure_reason
 
-HEADER = "X-Task-Id"
+HEADER = TASK_ID
 
 
 def _tracker(gateway: Gateway) -> Tracker | None:
@@ -32,13 +32,8 @@ def _tracker(gateway: Gateway) -> Tracker | None:
 
 @hookimpl
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
-    app[TRACKER] = Tracker(gateway.config.tasks, auth_configured=_auth_configured(gateway))
-    add_routes(app)
-
-
-def _auth_configured(gateway: Gateway) -> bool:
-    auth = gateway.config.auth
-    return bool(auth.keys or [k for k in auth.admin_keys if k])
+    app[TRACKER] = Tracker(gateway.config.tasks)
+    add_routes(gateway)
 
 
 @hookimpl
@@ -95,16 +90,12 @@ def _start(tracker: Tracker, exchange: Exchange, task_id: str) -> None:
     tracker.begin(exchange, exchange.principal.name)
 
 
-@hookimpl(tryfirst=True)
-def ollamux_translate_request(exchange: Exchange, backend: Backend) -> None:
-    """A backend was chosen and the request is on its way: RUNNING, "forwarded".
-
-    Only observes: returns ``None`` so the real translators still decide."""
+@hookimpl
+def ollamux_attempt_started(exchange: Exchange, backend: Backend) -> None:
+    """A backend was chosen and the request is on its way: RUNNING, "forwarded"."""
     run: Run | None = exchange.state.get("tasks")
     if run is None:
         return
-    if run.selected_at is None:
-        run.selected_at = time.monotonic()
     run.tracker.record(exchange, "RUNNING", "forwarded", f"sent to backend {backend.name}")
 
 

@@ -1,7 +1,7 @@
 """The status API: ``GET /tasks/status/{task_id}`` and ``GET /tasks/status?limit=&state=``.
 
-With auth on, a caller sees only the tasks of its own key (others' are 404, as if unknown);
-admin keys see all. When the store cannot be read the answer is 503, never a stale guess.
+A caller sees the tasks the ``tasks.read`` permission gives it (by default its own, others'
+are 404 as if unknown; admins see all). When the store cannot be read the answer is 503, never a stale guess.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from aiohttp import web
 from ...dialect import Dialect
 from ...errors import GatewayError
 from ...exchange import principal_of
+from ...gateway import Gateway
+from ...permissions import EVERYONE, TASKS_READ
+from ...pipeline import GATEWAY
 from .document import STATES, is_valid_task_id
 from .tracker import Tracker
 
@@ -25,9 +28,21 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/tasks/status/{task_id}", get_task)
-    app.router.add_get("/tasks/status", list_tasks)
+def add_routes(gateway: Gateway) -> None:
+    gateway.routes.add(
+        "GET",
+        "/tasks/status/{task_id}",
+        get_task,
+        action=TASKS_READ,
+        openapi={"summary": "one task's status document"},
+    )
+    gateway.routes.add(
+        "GET",
+        "/tasks/status",
+        list_tasks,
+        action=TASKS_READ,
+        openapi={"summary": "recent tasks, newest first"},
+    )
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -39,16 +54,12 @@ def _unavailable(exc: Exception) -> web.Response:
     return _error(503, "task store unavailable", **{"Retry-After": "1"})
 
 
-def _visible_owner(request: web.Request, tracker: Tracker) -> str | web.Response | None:
-    """Whose tasks the caller may see: a key name, ``None`` for all, or a 401 answer."""
+async def _owner_scope(request: web.Request) -> str | None:
+    """Whose tasks the caller may list: ``None`` for everyone's, else its own name."""
     principal = principal_of(request)
-    if principal.admin:
+    if await request.app[GATEWAY].allowed(principal, TASKS_READ, EVERYONE):
         return None
-    if principal.authenticated:
-        return principal.name
-    if tracker.auth_configured:
-        return _error(401, "an API key is required")
-    return None
+    return principal.name
 
 
 async def get_task(request: web.Request) -> web.Response:
@@ -56,9 +67,6 @@ async def get_task(request: web.Request) -> web.Response:
     task_id = request.match_info["task_id"]
     if not is_valid_task_id(task_id):
         return _error(400, "invalid task id")
-    owner = _visible_owner(request, tracker)
-    if isinstance(owner, web.Response):
-        return owner
     try:
         found = await tracker.store.get(task_id)
     except Exception as exc:
@@ -66,7 +74,8 @@ async def get_task(request: web.Request) -> web.Response:
     newer = tracker.writer.pending_record(task_id)
     if newer is not None:
         found = (newer.owner, newer.doc)
-    if found is None or (owner is not None and found[0] != owner):
+    gateway = request.app[GATEWAY]
+    if found is None or not await gateway.allowed(principal_of(request), TASKS_READ, found[0]):
         return _error(404, f"task {task_id} not found")
     return web.json_response(found[1])
 
@@ -84,9 +93,7 @@ async def list_tasks(request: web.Request) -> web.Response:
         state = state.upper()
         if state not in STATES:
             return _error(400, f"state must be one of {', '.join(sorted(STATES))}")
-    owner = _visible_owner(request, tracker)
-    if isinstance(owner, web.Response):
-        return owner
+    owner = await _owner_scope(request)
     try:
         tasks: list[dict[str, Any]] = await tracker.store.recent(owner, state, limit)
     except Exception as exc:

@@ -43,7 +43,6 @@ class Run:
     state: str = "PENDING"
     stage: str = "queued"
     message: str = ""
-    selected_at: float | None = None
     error_body: ErrorCapture | None = None
 
 
@@ -69,11 +68,8 @@ def make_store(config: TasksConfig) -> TaskStore:
 
 
 class Tracker:
-    def __init__(
-        self, config: TasksConfig, store: TaskStore | None = None, auth_configured: bool = False
-    ) -> None:
+    def __init__(self, config: TasksConfig, store: TaskStore | None = None) -> None:
         self.config = config
-        self.auth_configured = auth_configured
         self.store = store if store is not None else make_store(config)
         self.writer = TaskWriter(self.store, self.snapshot)
         self.live: set[Exchange] = set()
@@ -153,7 +149,7 @@ class Tracker:
         state = run.state
         ttl = self.config.ttl_running_s if state in LIVE_STATES else self.config.ttl_done_s
         now = time.time()
-        doc = status_document(exchange, state, run.stage, run.message, run.selected_at, now)
+        doc = status_document(exchange, state, run.stage, run.message, exchange.selected_at, now)
         return TaskRecord(exchange.task_id, run.owner, state, run.created, now + ttl, doc)
 
     def end(self, exchange: Exchange) -> None:

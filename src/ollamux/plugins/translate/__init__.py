@@ -37,7 +37,7 @@ async def ollamux_translate_request(
     return await translate(exchange, backend)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # first: every other transform reads the client's dialect
 def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> ResponseTransform | None:
     factory = exchange.state.get(STATE)
     return None if factory is None else factory(exchange)

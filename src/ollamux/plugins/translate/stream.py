@@ -90,7 +90,7 @@ class _Translating(ResponseTransform):
         self._mark_failed(message)
         ex = self.exchange
         ex.outcome = TaskState.FAILED
-        ex.state["stream_broken"] = True
+        ex.stream_broken = True
         payload = json.dumps(error_payload(ex.dialect, message, 500)).encode()
         return b"data: " + payload + b"\n\n" if ex.dialect is Dialect.OPENAI else payload + b"\n"
 

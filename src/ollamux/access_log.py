@@ -1,0 +1,119 @@
+"""The access log: one line for every HTTP response, as text or as JSON
+(``server.log_format``), written by the outermost middleware, so redirects, refusals,
+timeouts and plugin routes have their line as proxied requests do
+(``server.access_log: false`` turns it off).
+
+It names the caller (never the key), and for proxied requests says which model and backend
+served the request, how it ended, how long it took, the time to first chunk and the token
+counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from .exchange import PRINCIPAL_KEY, Exchange
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+log = logging.getLogger("ollamux.access")
+
+# The exchange of a proxied request, for its access line.
+EXCHANGE_KEY: web.RequestKey[Exchange] = web.RequestKey("ollamux_exchange", Exchange)
+
+
+def access_middleware(gateway: Gateway) -> Middleware:
+    """Reads ``server.access_log`` and ``server.log_format`` per request: a reload that
+    changes them takes effect at once."""
+
+    @web.middleware
+    async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
+        server = gateway.config.server
+        if not server.access_log or not log.isEnabledFor(logging.INFO):
+            return await handler(request)
+        started = time.monotonic()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's code for it)
+            raise
+        finally:
+            _write(_fields(request, status, started), server.log_format == "json")
+
+    return access
+
+
+def _fields(request: web.Request, status: int, started: float) -> dict[str, Any]:
+    exchange = request.get(EXCHANGE_KEY)
+    if exchange is not None:
+        return exchange_fields(exchange)
+    principal = request.get(PRINCIPAL_KEY)
+    return {
+        "remote": request.remote or "-",
+        "method": request.method,
+        "path": request.path,
+        "status": status,
+        "key": principal.name if principal is not None else None,
+        "duration_ms": int((time.monotonic() - started) * 1000),
+    }
+
+
+def exchange_fields(exchange: Exchange) -> dict[str, Any]:
+    """The fields of one proxied request's access-log line, in a stable order."""
+    usage = exchange.usage
+    ttft = None
+    if exchange.first_chunk_at is not None:
+        ttft = int((exchange.first_chunk_at - exchange.started_at) * 1000)
+    return {
+        "remote": exchange.sink.remote or "-",
+        "method": exchange.method,
+        "path": exchange.path,
+        "status": exchange.status,
+        "outcome": str(exchange.outcome),
+        "task_id": exchange.task_id or None,
+        "key": exchange.principal.name,
+        "model": exchange.model,
+        "backend": exchange.backend.name if exchange.backend is not None else None,
+        "attempts": exchange.attempts,
+        "duration_ms": exchange.elapsed_ms(),
+        "ttft_ms": ttft,
+        "tokens_in": usage.get("prompt_tokens", usage.get("prompt_eval_count")),
+        "tokens_out": usage.get("completion_tokens", usage.get("eval_count")),
+        "bytes_out": exchange.bytes_out,
+        "error": exchange.error or None,
+    }
+
+
+def text_line(fields: dict[str, Any]) -> str:
+    """``127.0.0.1 "POST /api/chat" 200 task=... key=alice model=... duration_ms=...``"""
+    head = f'{fields["remote"]} "{fields["method"]} {fields["path"]}" {fields["status"]}'
+    rest = []
+    for name, value in fields.items():
+        if name in ("remote", "method", "path", "status") or value is None:
+            continue
+        text = str(value)
+        if " " in text or '"' in text or not text:
+            text = '"' + text.replace('"', '\\"') + '"'
+        rest.append(f"{name}={text}")
+    return " ".join([head, *rest])
+
+
+def _write(fields: dict[str, Any], json_format: bool) -> None:
+    if json_format:
+        message = f"{fields['method']} {fields['path']} {fields['status']}"
+        log.info(message, extra={"fields": {"event": "access", **fields}})
+    else:
+        log.info(text_line(fields))

@@ -1,0 +1,73 @@
+"""Every HTTP route with the action it needs, and the OpenAPI fragment it documents.
+
+Plugins add routes with ``gateway.routes.add(...)`` from ``ollamux_register_routes``. A
+route added to the router directly, without an action, is refused at start
+(``RouteTable.check``): no endpoint can be reached without the core asking who may.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class UndeclaredRoute(Exception):
+    """A route was added without the action it needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    action: str
+    plugin: str
+
+
+class RouteTable:
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self._info: dict[web.AbstractRoute, RouteInfo] = {}
+        self.openapi: dict[str, dict[str, Any]] = {}  # path -> method -> operation
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        action: str,
+        plugin: str = "",
+        openapi: dict[str, Any] | None = None,
+        allow_head: bool = True,
+    ) -> web.AbstractRoute:
+        """Add a route needing ``action``; ``openapi`` is its operation object (summary,
+        parameters, ...), merged into ``/ollamux/openapi.json``."""
+        if method == "GET":
+            route = self.app.router.add_get(path, handler, allow_head=allow_head)
+            if allow_head:
+                head = next(r for r in route.resource or () if r.method == "HEAD")
+                self._info[head] = RouteInfo(action, plugin)
+        else:
+            route = self.app.router.add_route(method, path, handler)
+        self._info[route] = RouteInfo(action, plugin)
+        if openapi is not None and method != "*":
+            self.openapi.setdefault(path, {})[method.lower()] = openapi
+        return route
+
+    def action_of(self, request: web.Request) -> str | None:
+        """The action the matched route needs; ``None`` when no route matched (404/405)."""
+        info = self._info.get(request.match_info.route)
+        return info.action if info is not None else None
+
+    def check(self) -> None:
+        """Refuse a route added without an action (``app.router.add_*`` by a plugin)."""
+        for route in self.app.router.routes():
+            if route not in self._info:
+                resource = route.resource.canonical if route.resource else "?"
+                raise UndeclaredRoute(
+                    f"route {route.method} {resource} was added without an action:"
+                    " register it with gateway.routes.add(..., action=...)"
+                )
