@@ -98,9 +98,7 @@ async def test_access_log_can_be_switched_off(
 ) -> None:
     caplog.set_level(logging.INFO, logger="ollamux.access")
     _fake, url = fake_ollama
-    client = await gateway_client(
-        {"backends": [{"url": url}], "server": {"access_log": False}}
-    )
+    client = await gateway_client({"backends": [{"url": url}], "server": {"access_log": False}})
     await (await client.get("/api/version")).read()
     assert access_records(caplog) == []
 
