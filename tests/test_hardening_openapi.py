@@ -16,8 +16,14 @@ async def test_openapi_document_lists_ollamux_endpoints(
     assert resp.status == 200
     doc = await resp.json()
     assert doc["openapi"].startswith("3.")
-    assert {"/api/chat", "/v1/chat/completions", "/jobs/{job_id}", "/ollamux/health"} <= set(
-        doc["paths"]
-    )
+    # The proxied API, and each plugin route's own fragment (tasks, jobs, balancer, metrics).
+    assert {
+        "/api/chat",
+        "/v1/chat/completions",
+        "/jobs/{id}",
+        "/tasks/status",
+        "/ollamux/health",
+        "/metrics",
+    } <= set(doc["paths"])
     assert doc["paths"]["/ollamux/health"]["get"]["security"] == []
     assert "401" in doc["paths"]["/api/tags"]["get"]["responses"]

@@ -62,13 +62,22 @@ def read_file(path: str | Path) -> dict[str, Any]:
         else:
             raise ConfigError("", f"config file {p} must end in .yaml, .yml or .toml")
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError("", f"cannot parse {p}: {first}") from exc
+        raise ConfigError("", f"cannot parse {p}: {_parse_error(exc)}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError("", f"{p} must hold a mapping at the top level")
     return data
+
+
+def _parse_error(exc: Exception) -> str:
+    """One line saying what is wrong and where (line and column, 1-based)."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
+        problem = exc.problem or exc.context or "invalid YAML"
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return first
 
 
 def _shield_env_refs(text: str) -> tuple[str, dict[str, str]]:
@@ -230,6 +239,12 @@ def _finish(config: Config) -> None:
             raise ConfigError(f"auth.keys[{i}]", "rpm and max_concurrency must be >= 0")
         if k.name in names:
             raise ConfigError(f"auth.keys[{i}].name", f"duplicate key name {k.name!r}")
+        if k.name == "anonymous" or re.fullmatch(r"admin(-\d+)?", k.name):
+            raise ConfigError(
+                f"auth.keys[{i}].name",
+                f"{k.name!r} is reserved (admin keys and anonymous callers go by it);"
+                " choose another name (admin: true makes any key an admin)",
+            )
         names.add(k.name)
     for i, value in enumerate(config.auth.admin_keys):
         if value.startswith("sha256:") and not re.fullmatch(r"sha256:[0-9a-fA-F]{64}", value):

@@ -1,5 +1,6 @@
 """The OpenAPI 3.1 document of ollamux's own HTTP surface, served at
-``GET /ollamux/openapi.json`` (an admin endpoint when keys are configured).
+``GET /ollamux/openapi.json`` (an admin endpoint when keys are configured). Plugin routes
+contribute their own operations when they register (``gateway.routes.add(openapi=...)``).
 
 Bodies of the proxied Ollama and OpenAI endpoints are described loosely (a JSON object
 with a ``model``): their full schemas are Ollama's and OpenAI's own.
@@ -7,6 +8,7 @@ with a ``model``): their full schemas are Ollama's and OpenAI's own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -44,23 +46,7 @@ _ENDPOINTS: tuple[tuple[str, str, str, dict[str, Any] | None, bool], ...] = (
     ("post", "/v1/embeddings", "OpenAI embeddings", _MODEL_BODY, False),
     ("get", "/v1/models", "every model, OpenAI form", None, False),
     ("get", "/v1/models/{model}", "one model, OpenAI form", None, False),
-    ("get", "/tasks/status", "recent tasks, newest first", None, False),
-    ("get", "/tasks/status/{task_id}", "one task's status document", None, False),
-    ("post", "/api/v1/prompt", "submit a prompt as an async job", _OBJECT, False),
-    ("get", "/api/v1/prompt/{job_id}/status", "an async job's status", None, False),
-    ("get", "/api/v1/prompt/{job_id}/result", "an async job's result", None, False),
-    ("get", "/api/v1/prompts", "async jobs, paged", None, False),
-    ("post", "/jobs", "submit any chat/generate/embeddings request as a job", _OBJECT, False),
-    ("get", "/jobs", "jobs, paged", None, False),
-    ("get", "/jobs/{job_id}", "one job", None, False),
-    ("delete", "/jobs/{job_id}", "cancel a job", None, False),
-    ("get", "/jobs/{job_id}/result", "a job's result", None, False),
-    ("get", "/ollamux/health", "liveness (never needs a key)", None, False),
-    ("get", "/ollamux/backends", "the backend table", None, True),
     ("get", "/ollamux/openapi.json", "this document", None, True),
-    ("get", "/__proxy/health", "load-balancer health (legacy)", None, True),
-    ("get", "/__proxy/backends", "load-balancer state (legacy)", None, True),
-    ("get", "/metrics", "Prometheus metrics", None, True),
 )
 
 
@@ -83,10 +69,18 @@ def _operation(path: str, summary: str, body: dict[str, Any] | None, admin: bool
     return op
 
 
-def document() -> dict[str, Any]:
+def document(
+    fragments: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """The proxied API, plus each plugin route's own operation (``fragments``: path ->
+    method -> operation, as given to ``gateway.routes.add(..., openapi=...)``)."""
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, body, admin in _ENDPOINTS:
         paths.setdefault(path, {})[method] = _operation(path, summary, body, admin)
+    for path, operations in (fragments or {}).items():
+        for method, op in operations.items():
+            full = _operation(path, str(op.get("summary", "")), None, False)
+            paths.setdefault(path, {})[method] = {**full, **op}
     return {
         "openapi": "3.1.0",
         "info": {"title": "ollamux", "version": __version__},
@@ -102,4 +96,6 @@ def document() -> dict[str, Any]:
 
 
 async def serve(request: web.Request) -> web.Response:
-    return web.json_response(document())
+    from .pipeline import GATEWAY
+
+    return web.json_response(document(request.app[GATEWAY].routes.openapi))

@@ -54,6 +54,8 @@ class RouteTable:
             route = self.app.router.add_route(method, path, handler)
         self._info[route] = RouteInfo(action, plugin)
         if openapi is not None and method != "*":
+            if action == "public":
+                openapi = {**openapi, "security": []}  # no credentials needed
             self.openapi.setdefault(path, {})[method.lower()] = openapi
         return route
 
