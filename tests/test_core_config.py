@@ -216,7 +216,14 @@ def test_toml_unknown_keys_are_errors_too(tmp_path: Path) -> None:
         load_config(path, env={})
 
 
-def test_design_example_parses_in_full() -> None:
+def test_design_example_parses_in_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "my_company"  # the example loads a plugin of this name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "ollamux_audit.py").write_text("")
+    (tmp_path / "local_plugin.py").write_text("")  # and a plugin file of this name
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     env = {"VLLM_KEY": "vllm-secret", "OLLAMUX_ADMIN_KEY": "admin-secret"}
     config = load_config(DATA / "design_example.yaml", env=env)
     assert [b.name for b in config.backends] == ["gpu1", "vllm"]
@@ -224,7 +231,7 @@ def test_design_example_parses_in_full() -> None:
     assert config.backends[1].models == ["qwen2.5-72b"]
     assert config.discovery is not None and config.discovery.ports == "24000-24100"
     assert config.routing.read_timeout_s == 600
-    assert config.models.suffix == ":proxy"
+    assert "models" not in config.sections  # model_rewrite is disabled: its section unread
     assert config.tasks.store == "sqlite"
     assert config.jobs.workers == 4
     (alice,) = config.auth.keys

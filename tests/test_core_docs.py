@@ -55,7 +55,19 @@ def _keys(tp: Any, prefix: str) -> Iterator[str]:
             yield key
 
 
-CONFIG_KEYS = list(_keys(Config, ""))
+def _all_keys() -> Iterator[str]:
+    """The core's keys, and every key of every section a built-in plugin declares."""
+    from ollamux.config_loader import build_config, plugin_sections
+
+    for key in _keys(Config, ""):
+        if not key.startswith("sections"):
+            yield key
+    for section in plugin_sections(build_config({})):
+        yield section.name
+        yield from _keys(section.schema, section.name)
+
+
+CONFIG_KEYS = list(_all_keys())
 
 
 @pytest.mark.parametrize("key", CONFIG_KEYS)

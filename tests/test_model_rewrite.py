@@ -9,10 +9,10 @@ from typing import Any
 import openai
 from multidict import CIMultiDict
 
-from ollamux.config import ModelsConfig
+from ollamux.config import Config
 from ollamux.exchange import ResponseHead
 from ollamux.plugins import model_rewrite
-from ollamux.plugins.model_rewrite import resolve
+from ollamux.plugins.model_rewrite import ModelsConfig, resolve
 
 REWRITE = {"models": {"aliases": {"gpt-4o": "llama3.2:latest"}, "suffix": ":proxy"}}
 
@@ -91,7 +91,7 @@ async def test_openai_passthrough_model_path_is_rewritten(
 
 
 def test_nothing_configured_means_no_transform() -> None:
-    config = SimpleNamespace(models=ModelsConfig())
+    config = Config(sections={"models": ModelsConfig()})
     exchange: Any = SimpleNamespace(
         gateway=SimpleNamespace(config=config), method="GET", path="/api/tags", state={}
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -189,14 +190,20 @@ def test_key_limits_are_split_unless_kept_in_redis() -> None:
         {"name": "alice", "key": "k1", "rpm": 601, "max_concurrency": 4},
         {"name": "bob", "key": "k2"},
     ]
-    local = build_config({"auth": {"keys": keys}})
-    WorkerSlot(1, 2).apply(local)
-    alice, bob = local.auth.keys
-    assert (alice.rpm, alice.max_concurrency) == (300, 2)
-    assert (bob.rpm, bob.max_concurrency) == (0, 0)  # unlimited stays unlimited
-    shared = build_config({"auth": {"keys": keys, "redis_url": "redis://127.0.0.1:6379/3"}})
-    WorkerSlot(1, 2).apply(shared)
-    assert (shared.auth.keys[0].rpm, shared.auth.keys[0].max_concurrency) == (601, 4)
+    from ollamux.plugins import auth
+    from ollamux.workers import WORKER_SLOT
+
+    def limits(auth_section: dict[str, Any]) -> dict[str, tuple[int, int]]:
+        config = build_config({"auth": auth_section})
+        gateway: Any = SimpleNamespace(app={WORKER_SLOT: WorkerSlot(1, 2)}, config=config)
+        ring = auth._ring(gateway, config.auth)
+        return {n: (e.rpm, e.max_concurrency) for n, e in ring.by_name.items()}
+
+    local = limits({"keys": keys})
+    assert local["alice"] == (300, 2)
+    assert local["bob"] == (0, 0)  # unlimited stays unlimited
+    shared = limits({"keys": keys, "redis_url": "redis://127.0.0.1:6379/3"})
+    assert shared["alice"] == (601, 4)
 
 
 @pytest.mark.slow

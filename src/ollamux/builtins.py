@@ -7,6 +7,17 @@ say so themselves (``tryfirst`` / ``trylast``).
 
 from __future__ import annotations
 
+# The config sections each built-in declares (``ollamux_config_section``): only their
+# names, so that a disabled built-in's section is ignored rather than unknown.
+BUILTIN_SECTIONS: dict[str, str] = {
+    "tasks": "tasks",
+    "jobs": "jobs",
+    "auth": "auth",
+    "cors": "cors",
+    "models": "model_rewrite",
+    "discovery": "balancer",
+}
+
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("balancer", "ollamux.plugins.balancer"),
     ("tasks", "ollamux.plugins.tasks"),

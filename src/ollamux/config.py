@@ -1,13 +1,18 @@
-"""The configuration schema: one frozen-ish dataclass per section of the config file.
+"""The configuration schema of the core, and how plugins declare their own sections.
 
-Every key a user may write is declared here, with its default. ``config_loader`` turns
-files, environment and flags into these objects and reports unknown or ill-typed keys.
+The core owns ``server``, ``backends``, ``routing`` and ``plugins``. Every other top-level
+section belongs to a plugin, which declares it (a dataclass of its keys, their defaults and
+its validation) through the ``ollamux_config_section`` hook; ``config_loader`` turns files,
+environment and flags into these objects and reports unknown or ill-typed keys either way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
 
 Api = Literal["ollama", "openai"]
 
@@ -38,16 +43,6 @@ class BackendConfig:
 
 
 @dataclass
-class DiscoveryConfig:
-    host: str = "127.0.0.1"
-    ports: str = ""
-    interval_s: float = 5
-    api: Api = "ollama"
-    probe_timeout_s: float = 1.0
-    max_concurrency: int = 0  # 0: the default for the api (1 for Ollama, 16 for OpenAI)
-
-
-@dataclass
 class RoutingConfig:
     retries: int = 2
     queue_timeout_s: float = 30
@@ -61,67 +56,6 @@ class RoutingConfig:
 
 
 @dataclass
-class ModelsConfig:
-    aliases: dict[str, str] = field(default_factory=dict)
-    suffix: str = ""
-
-
-@dataclass
-class TasksConfig:
-    store: Literal["sqlite", "redis", "memory"] = "sqlite"
-    sqlite_path: str = "./ollamux.db"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    ttl_running_s: float = 3600
-    ttl_done_s: float = 86400
-    heartbeat_s: float = 10
-    redis_prefix: str = "ts:ollama:"  # status documents live at <redis_prefix><task_id>
-    sweep_interval_s: float = 60  # how often expired tasks are deleted (SQLite, memory)
-
-
-@dataclass
-class JobsConfig:
-    store: Literal["sqlite", "redis"] = "sqlite"
-    workers: int = 4
-    sqlite_path: str = "./ollamux.db"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    default_model: str = "llama3.2:latest"
-    max_queued: int = 100000
-    max_attempts: int = 3
-    lease_s: float = 60
-    redis_prefix: str = "ollamux:jobs:"
-
-
-@dataclass
-class KeyConfig:
-    name: str
-    key: str = ""
-    key_sha256: str = ""
-    models: list[str] = field(default_factory=list)
-    rpm: int = 0
-    max_concurrency: int = 0
-    priority: int = 0
-    admin: bool = False  # this key may also use the admin endpoints
-
-
-@dataclass
-class AuthConfig:
-    keys: list[KeyConfig] = field(default_factory=list)
-    admin_keys: list[str] = field(default_factory=list)  # plain keys, or "sha256:<hex>"
-    redis_url: str = ""  # share rpm / concurrency limits across instances
-    redis_prefix: str = "ollamux:limits:"
-
-
-@dataclass
-class CorsConfig:
-    allow_origins: list[str] = field(default_factory=list)
-    allow_methods: list[str] = field(
-        default_factory=lambda: ["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD"]
-    )
-    allow_headers: list[str] = field(default_factory=lambda: ["*"])
-    max_age_s: int = 600
-
-
-@dataclass
 class PluginsConfig:
     autoload: bool = True
     disable: list[str] = field(default_factory=list)
@@ -129,18 +63,51 @@ class PluginsConfig:
     config: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ConfigSection:
+    """A top-level section a plugin owns: its name, the dataclass of its keys (with their
+    defaults), and a check of the built object that raises ``ConfigError`` naming the key.
+
+    ``optional``: an absent section is ``None`` (the feature is off) rather than the
+    defaults. ``supplies_backends``: when present, the section finds backends itself, so the
+    core does not add its default one."""
+
+    name: str
+    schema: type
+    validate: Callable[[Any], None] | None = None
+    optional: bool = False
+    supplies_backends: bool = False
+
+
+# The sections the core owns; every other top-level key belongs to a plugin.
+CORE_SECTIONS = frozenset({"server", "backends", "routing", "plugins"})
+
+
 @dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     backends: list[BackendConfig] = field(default_factory=list)
-    discovery: DiscoveryConfig | None = None
     routing: RoutingConfig = field(default_factory=RoutingConfig)
-    models: ModelsConfig = field(default_factory=ModelsConfig)
-    tasks: TasksConfig = field(default_factory=TasksConfig)
-    jobs: JobsConfig = field(default_factory=JobsConfig)
-    auth: AuthConfig = field(default_factory=AuthConfig)
-    cors: CorsConfig = field(default_factory=CorsConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    # The plugins' sections, by name, as their ``ConfigSection.schema`` built them.
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str, kind: type[T]) -> T:
+        """A plugin's section, typed; its defaults when the config has none."""
+        value = self.sections.get(name)
+        if value is None:
+            return kind()
+        if not isinstance(value, kind):
+            raise TypeError(f"config section {name!r} is a {type(value).__name__}, not {kind}")
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        # ``config.tasks`` and the like: a plugin's section read as an attribute, for
+        # scripts and tests; plugin code uses ``section`` for the type.
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(name)
 
     def plugin_config(self, name: str) -> dict[str, Any]:
         """The ``plugins.config.<name>`` mapping for one plugin (empty when absent)."""

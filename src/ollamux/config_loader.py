@@ -13,14 +13,22 @@ import secrets
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from .config import DEFAULT_BACKEND_URL, SECRET_KEYS, BackendConfig, Config
+from .builtins import BUILTIN_SECTIONS
+from .config import (
+    CORE_SECTIONS,
+    DEFAULT_BACKEND_URL,
+    SECRET_KEYS,
+    BackendConfig,
+    Config,
+    ConfigSection,
+)
 
 
 class ConfigError(Exception):
@@ -183,16 +191,49 @@ def load_config(
     return build_config(data)
 
 
-def build_config(data: Mapping[str, Any]) -> Config:
-    """Validate a plain mapping against the schema and fill in derived defaults."""
-    config = _build(Config, data, "")
+def build_config(
+    data: Mapping[str, Any], sections: Sequence[ConfigSection] | None = None
+) -> Config:
+    """Validate a plain mapping against the core's schema and the sections the configured
+    plugins declare (``sections``, when given, instead of asking them), and fill in
+    derived defaults."""
+    core = {k: v for k, v in data.items() if k in CORE_SECTIONS}
+    config = _build(Config, core, "")
     assert isinstance(config, Config)
-    _finish(config)
+    if sections is None:
+        sections = plugin_sections(config)
+    declared = {s.name: s for s in sections}
+    disabled = {
+        name for name, plugin in BUILTIN_SECTIONS.items() if plugin in config.plugins.disable
+    }
+    for key in data:
+        if key not in CORE_SECTIONS and key not in declared and key not in disabled:
+            raise ConfigError(str(key), "unknown key")
+    supplied = False
+    for s in declared.values():
+        value = data.get(s.name)
+        if value is None and s.optional:
+            continue
+        built = _build(s.schema, {} if value is None else value, s.name)
+        if s.validate is not None:
+            s.validate(built)
+        config.sections[s.name] = built
+        supplied = supplied or s.supplies_backends
+    _finish(config, supplied)
     return config
 
 
-def _finish(config: Config) -> None:
-    if not config.backends and config.discovery is None:
+def plugin_sections(config: Config) -> list[ConfigSection]:
+    """The sections the plugins of ``config`` declare (built-ins, entry points, files)."""
+    from .plugin_manager import build_plugin_manager
+
+    pm = build_plugin_manager(config, check=False)
+    found: list[ConfigSection] = pm.hook.ollamux_config_section()
+    return found
+
+
+def _finish(config: Config, backends_supplied: bool) -> None:
+    if not config.backends and not backends_supplied:
         config.backends = [BackendConfig(url=DEFAULT_BACKEND_URL)]
     seen: set[str] = set()
     for i, b in enumerate(config.backends):
@@ -210,8 +251,6 @@ def _finish(config: Config) -> None:
             raise ConfigError(f"{key}.max_concurrency", "must be >= 0")
         if not b.max_concurrency:
             b.max_concurrency = 1 if b.api == "ollama" else 16
-    if config.discovery is not None:
-        parse_port_range(config.discovery.ports, "discovery.ports")
     s = config.server
     if not 0 <= s.port <= 65535:
         raise ConfigError("server.port", f"{s.port} is not a TCP port")
@@ -226,29 +265,6 @@ def _finish(config: Config) -> None:
     r = config.routing
     if r.retries < 0:
         raise ConfigError("routing.retries", "must be >= 0")
-    for key in ("ttl_running_s", "ttl_done_s", "heartbeat_s", "sweep_interval_s"):
-        if getattr(config.tasks, key) <= 0:
-            raise ConfigError(f"tasks.{key}", "must be > 0")
-    names: set[str] = set()
-    for i, k in enumerate(config.auth.keys):
-        if bool(k.key) == bool(k.key_sha256):
-            raise ConfigError(f"auth.keys[{i}]", "give exactly one of key or key_sha256")
-        if k.key_sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", k.key_sha256):
-            raise ConfigError(f"auth.keys[{i}].key_sha256", "must be 64 hex digits")
-        if k.rpm < 0 or k.max_concurrency < 0:
-            raise ConfigError(f"auth.keys[{i}]", "rpm and max_concurrency must be >= 0")
-        if k.name in names:
-            raise ConfigError(f"auth.keys[{i}].name", f"duplicate key name {k.name!r}")
-        if k.name == "anonymous" or re.fullmatch(r"admin(-\d+)?", k.name):
-            raise ConfigError(
-                f"auth.keys[{i}].name",
-                f"{k.name!r} is reserved (admin keys and anonymous callers go by it);"
-                " choose another name (admin: true makes any key an admin)",
-            )
-        names.add(k.name)
-    for i, value in enumerate(config.auth.admin_keys):
-        if value.startswith("sha256:") and not re.fullmatch(r"sha256:[0-9a-fA-F]{64}", value):
-            raise ConfigError(f"auth.admin_keys[{i}]", "sha256: must be followed by 64 hex digits")
 
 
 def parse_port_range(text: str, key: str) -> range:
@@ -380,6 +396,8 @@ def masked(config: Config) -> dict[str, Any]:
             return mask_url(value)
         return value
 
-    result = walk(dataclasses.asdict(config), None)
+    plain = dataclasses.asdict(config)
+    plain.update(plain.pop("sections"))
+    result = walk(plain, None)
     assert isinstance(result, dict)
     return result

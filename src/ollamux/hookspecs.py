@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from .backend import Backend
-    from .config import Config
+    from .config import Config, ConfigSection
     from .exchange import (
         Exchange,
         LocalResponse,
@@ -40,6 +40,18 @@ hookimpl = pluggy.HookimplMarker("ollamux")
 # ---------------------------------------------------------------------------------------
 # Setting up
 # ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def ollamux_config_section() -> ConfigSection | None:
+    """Declare the top-level config section this plugin owns (``ollamux.ConfigSection``:
+    its name, a dataclass of its keys with their defaults, a check), or ``None``.
+
+    Called when a config is built (also by ``ollamux check`` and on reload), before any
+    app exists. Unknown keys in the section, ill-typed values and the check's
+    ``ConfigError`` are refused naming the key. Read the section back with
+    ``gateway.config.section(name, YourDataclass)``. Every implementation runs.
+    """
 
 
 @hookspec

@@ -31,9 +31,12 @@ class PluginError(Exception):
     """A plugin could not be loaded, or the loaded set leaves a capability uncovered."""
 
 
-def build_plugin_manager(config: Config, extra: Sequence[tuple[str, object]] = ()) -> PluginManager:
+def build_plugin_manager(
+    config: Config, extra: Sequence[tuple[str, object]] = (), *, check: bool = True
+) -> PluginManager:
     """The plugin manager for one app: the core's rules, the built-ins, installed entry
-    points, ``plugins.load``, then ``extra`` (plugin objects tests register), checked."""
+    points, ``plugins.load``, then ``extra`` (plugin objects tests register), checked
+    (``check=False`` when only asking the plugins for their config sections)."""
     pm = PluginManager()
     pm.add_hookspecs(hookspecs)
     blocked = set(config.plugins.disable)
@@ -82,6 +85,8 @@ def build_plugin_manager(config: Config, extra: Sequence[tuple[str, object]] = (
     unknown = sorted(blocked - known)
     if unknown:
         raise PluginError(f"plugins.disable: no plugin named {unknown[0]!r}")
+    if not check:
+        return pm
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

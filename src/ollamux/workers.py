@@ -62,17 +62,12 @@ class WorkerSlot:
         return max(1, base + (1 if self.index < extra else 0))
 
     def apply(self, config: Config) -> None:
-        """Give this worker its share of every static backend's ``max_concurrency`` and,
-        unless the keys' limits are kept in Redis (``auth.redis_url``), of every key's
-        ``max_concurrency`` and ``rpm``."""
+        """Give this worker its share of every static backend's ``max_concurrency``
+        (plugins take their own shares, e.g. of a key's limits: ``WORKER_SLOT``)."""
         if self.count == 1:
             return
         for b in config.backends:
             b.max_concurrency = self.share(b.max_concurrency)
-        if not config.auth.redis_url:
-            for k in config.auth.keys:
-                k.max_concurrency = self.share(k.max_concurrency) if k.max_concurrency else 0
-                k.rpm = self.share(k.rpm) if k.rpm else 0
 
 
 # Where a worker's app finds its slot (set before the app starts, read by plugins).

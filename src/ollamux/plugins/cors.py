@@ -9,14 +9,28 @@ responses are added just before they are sent, so streams get them too. Credenti
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ..config import Config, CorsConfig
+from ..config import Config, ConfigSection
 from ..gateway import Gateway
 from ..hookspecs import hookimpl
 
 _EXPOSE = "X-Task-Id, Retry-After, WWW-Authenticate"
+
+
+@dataclass
+class CorsConfig:
+    """The ``cors`` section: which browser origins may call, and how."""
+
+    allow_origins: list[str] = field(default_factory=list)
+    allow_methods: list[str] = field(
+        default_factory=lambda: ["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD"]
+    )
+    allow_headers: list[str] = field(default_factory=lambda: ["*"])
+    max_age_s: int = 600
 
 
 class Cors:
@@ -74,6 +88,15 @@ class Cors:
         return await handler(request)
 
 
+@hookimpl
+def ollamux_config_section() -> ConfigSection:
+    return ConfigSection("cors", CorsConfig)
+
+
+def settings(config: Config) -> CorsConfig:
+    return config.section("cors", CorsConfig)
+
+
 CORS: web.AppKey[Cors] = web.AppKey("ollamux_cors", Cors)
 
 
@@ -81,7 +104,7 @@ CORS: web.AppKey[Cors] = web.AppKey("ollamux_cors", Cors)
 # Installed even when off, so that a reloaded config can turn it on.
 @hookimpl(tryfirst=True)
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
-    cors = Cors(gateway.config.cors)
+    cors = Cors(settings(gateway.config))
     app[CORS] = cors
     app.middlewares.append(cors.middleware)
     app.on_response_prepare.append(cors.on_prepare)
@@ -90,4 +113,4 @@ def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
 @hookimpl
 def ollamux_config_reloaded(gateway: Gateway, new: Config) -> None:
     if gateway.app is not None and CORS in gateway.app:
-        gateway.app[CORS].configure(new.cors)
+        gateway.app[CORS].configure(settings(new))

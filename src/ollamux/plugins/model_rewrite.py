@@ -11,9 +11,10 @@ your own ``ollamux_rewrite_request``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..config import ModelsConfig
+from ..config import Config, ConfigSection
 from ..hookspecs import hookimpl
 from ..listing import LISTING_PATHS
 from ..transforms import LineSplitter, ResponseTransform, WholeJsonTransform
@@ -23,6 +24,23 @@ if TYPE_CHECKING:
 
 STATE = "model_rewrite"
 _MODEL_PATH = "/v1/models/"
+
+
+@dataclass
+class ModelsConfig:
+    """The ``models`` section: aliases and a display suffix."""
+
+    aliases: dict[str, str] = field(default_factory=dict)
+    suffix: str = ""
+
+
+@hookimpl
+def ollamux_config_section() -> ConfigSection:
+    return ConfigSection("models", ModelsConfig)
+
+
+def settings(config: Config) -> ModelsConfig:
+    return config.section("models", ModelsConfig)
 
 
 def resolve(name: str, models: ModelsConfig) -> str:
@@ -38,7 +56,7 @@ def _active(models: ModelsConfig) -> bool:
 
 @hookimpl
 def ollamux_rewrite_request(exchange: Exchange) -> None:
-    models = exchange.gateway.config.models
+    models = settings(exchange.gateway.config)
     name = exchange.model
     if name is None or not _active(models):
         return
@@ -53,7 +71,7 @@ def ollamux_rewrite_request(exchange: Exchange) -> None:
 
 @hookimpl(trylast=True)  # last: the names it shows are the ones the client sees
 def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> ResponseTransform | None:
-    models = exchange.gateway.config.models
+    models = settings(exchange.gateway.config)
     if not _active(models):
         return None
     if (exchange.method, exchange.path) in LISTING_PATHS:

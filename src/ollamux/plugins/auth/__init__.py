@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from ...config import AuthConfig, Config
+from ...config import Config, ConfigSection
 from ...errors import GatewayError
 from ...exchange import Exchange, Principal, ResponseHead
 from ...gateway import Gateway
@@ -25,10 +25,12 @@ from ...hookspecs import hookimpl
 from ...listing import LISTING_PATHS
 from ...permissions import ADMIN, JOBS_SUBMIT, METRICS, MODEL_USE, MODELS_MANAGE
 from ...transforms import ResponseTransform
+from ...workers import WORKER_SLOT
 from .keys import KeyEntry, KeyRing, presented_key
 from .limits import Limits, LocalLimits, RedisLimits, too_many
 from .listing_filter import ListingFilter
 from .policy import model_allowed
+from .settings import SECTION, AuthConfig, settings
 
 __all__ = ["model_allowed"]
 
@@ -56,16 +58,30 @@ def _state(gateway: Gateway) -> AuthState | None:
 
 
 @hookimpl
+def ollamux_config_section() -> ConfigSection:
+    return SECTION
+
+
+@hookimpl
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
-    app[STATE] = AuthState(KeyRing.from_config(gateway.config.auth))
+    app[STATE] = AuthState(KeyRing.from_config(settings(gateway.config)))
+
+
+def _ring(gateway: Gateway, cfg: AuthConfig) -> KeyRing:
+    """The keys, each with this worker's share of its limits (unless kept in Redis)."""
+    app = gateway.app
+    slot = app.get(WORKER_SLOT) if app is not None else None
+    split = slot is not None and slot.count > 1 and not cfg.redis_url
+    return KeyRing.from_config(cfg, slot.share if split and slot is not None else None)
 
 
 @hookimpl
 def ollamux_startup(gateway: Gateway) -> None:
     state = _state(gateway)
     if state is not None:
-        state.limits = _limits_for(state, gateway.config.auth)
-        _announce(state, gateway.config.auth)
+        state.ring = _ring(gateway, settings(gateway.config))
+        state.limits = _limits_for(state, settings(gateway.config))
+        _announce(state, settings(gateway.config))
 
 
 @hookimpl
@@ -74,16 +90,14 @@ async def ollamux_config_reloaded(gateway: Gateway, old: Config, new: Config) ->
     state = _state(gateway)
     if state is None:
         return
-    state.ring = KeyRing.from_config(new.auth)
-    shared = bool(new.auth.redis_url) and state.ring.enabled
-    moved = (old.auth.redis_url, old.auth.redis_prefix) != (
-        new.auth.redis_url,
-        new.auth.redis_prefix,
-    )
+    before, after = settings(old), settings(new)
+    state.ring = _ring(gateway, after)
+    shared = bool(after.redis_url) and state.ring.enabled
+    moved = (before.redis_url, before.redis_prefix) != (after.redis_url, after.redis_prefix)
     if shared != isinstance(state.limits, RedisLimits) or (shared and moved):
         await state.limits.close()
-        state.limits = _limits_for(state, new.auth)
-    _announce(state, new.auth)
+        state.limits = _limits_for(state, after)
+    _announce(state, after)
 
 
 def _limits_for(state: AuthState, cfg: AuthConfig) -> Limits:

@@ -11,11 +11,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ...config import AuthConfig
 from ...exchange import Principal
+from .settings import AuthConfig
 
 _SHA_PREFIX = "sha256:"
 
@@ -48,8 +48,9 @@ class KeyRing:
         return bool(self.by_digest)
 
     @classmethod
-    def from_config(cls, auth: AuthConfig) -> KeyRing:
-        """Hash every key; the plain values in ``auth`` are replaced by their digests."""
+    def from_config(cls, auth: AuthConfig, share: Callable[[int], int] | None = None) -> KeyRing:
+        """Hash every key; the plain values in ``auth`` are replaced by their digests.
+        ``share`` gives this worker process its part of a key's limits (``--workers``)."""
         ring = cls()
         for k in auth.keys:
             d = digest(k.key) if k.key else bytes.fromhex(k.key_sha256)
@@ -61,7 +62,10 @@ class KeyRing:
                 priority=k.priority,
                 authenticated=True,
             )
-            ring._add(KeyEntry(principal, d, k.rpm, k.max_concurrency))
+            rpm, most = k.rpm, k.max_concurrency
+            if share is not None:
+                rpm, most = share(rpm) if rpm else 0, share(most) if most else 0
+            ring._add(KeyEntry(principal, d, rpm, most))
         hashed: list[str] = []
         for i, value in enumerate(auth.admin_keys):
             if not value:

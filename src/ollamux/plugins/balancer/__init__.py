@@ -14,12 +14,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from ...backend import Backend
-from ...config import Config
+from ...config import Config, ConfigSection
 from ...exchange import Exchange, Outcome
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from . import admin, management
 from .fleet import fleet_of
+from .settings import SECTION
+
+
+@hookimpl
+def ollamux_config_section() -> ConfigSection:
+    return SECTION
 
 
 @hookimpl

@@ -20,6 +20,7 @@ from ...gateway import Gateway
 from . import management
 from .monitor import Monitor
 from .selection import Choice, Verdict, choose
+from .settings import discovery
 from .waitqueue import Waiter, WaitQueue
 
 # Requests that do not run a model on the backend: they skip concurrency caps and never wait.
@@ -61,7 +62,7 @@ class Fleet:
         self.queue = WaitQueue(routing.max_queue)
         self.monitor = Monitor(self)
         # Until the first discovery scan ends, an unknown model may still turn up: wait.
-        self.discovery_ready = gateway.config.discovery is None
+        self.discovery_ready = discovery(gateway.config) is None
         self.waits = 0
         self.wait_s_total = 0.0
         self.wait_s_avg = 0.0
@@ -113,9 +114,9 @@ class Fleet:
         for name, b in list(backends.items()):
             if b.discovered and (b.url in static_urls or not self._still_covered(b, old, new)):
                 del backends[name]
-        if new.discovery is not None and new.discovery != old.discovery:
+        if discovery(new) is not None and discovery(new) != discovery(old):
             self.discovery_ready = False  # until the new range has been scanned once
-        elif new.discovery is None:
+        elif discovery(new) is None:
             self.discovery_ready = True
         self.fleet_changed()
         self.dispatch(settle=True)
@@ -123,7 +124,7 @@ class Fleet:
     def _still_covered(self, backend: Backend, old: Config, new: Config) -> bool:
         """Whether a discovered backend is still inside the (possibly new) discovery range;
         unchanged discovery settings keep it either way."""
-        if new.discovery == old.discovery:
+        if discovery(new) == discovery(old):
             return True
         return backend.url in self.monitor.range_urls()
 

@@ -14,10 +14,11 @@ import time
 from typing import TYPE_CHECKING
 
 from ...backend import Backend
-from ...config import Config, DiscoveryConfig
+from ...config import Config
 from ...config_loader import parse_port_range
 from ...dialect import Dialect
 from .probe import ProbeResult, apply_probe, probe
+from .settings import DiscoveryConfig, discovery
 
 if TYPE_CHECKING:
     from .fleet import Fleet
@@ -42,7 +43,7 @@ class Monitor:
         self.interval_s = routing.health_interval_s
         self.timeout_s = routing.probe_timeout_s
         self.backoff_max_s = routing.probe_backoff_max_s
-        self.discovery: DiscoveryConfig | None = config.discovery
+        self.discovery: DiscoveryConfig | None = discovery(config)
         self.ports = (
             parse_port_range(self.discovery.ports, "discovery.ports")
             if self.discovery is not None and self.discovery.ports

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ...config import ConfigSection
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from .routes import JOBS, add_routes
 from .service import JobsService
+from .settings import SECTION
 
 
 def _service(gateway: Gateway) -> JobsService:
     assert gateway.app is not None
     return gateway.app[JOBS]
+
+
+@hookimpl
+def ollamux_config_section() -> ConfigSection:
+    return SECTION
 
 
 @hookimpl

@@ -18,12 +18,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ...config import JobsConfig
 from ...errors import GatewayError, upstream_error_message
 from ...exchange import Principal
 from ...gateway import Gateway
 from ...protocol import TASK_ID
 from .model import Job, JobStatus
+from .settings import JobsConfig
 from .store import JobStore
 from .validation import upstream_body
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from ...config import JobsConfig
 from ...errors import GatewayError
 from ...exchange import Principal
 from ...gateway import Gateway
@@ -12,6 +11,7 @@ from ...permissions import EVERYONE, JOBS_CANCEL, JOBS_READ, MODEL_USE
 from .model import Job, JobStatus
 from .redis_store import RedisJobStore
 from .runner import JobRunner
+from .settings import JobsConfig, settings
 from .sqlite_store import SqliteJobStore
 from .store import JobStore, Page
 from .validation import Submission
@@ -28,7 +28,7 @@ def make_store(config: JobsConfig) -> JobStore:
 class JobsService:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.config = gateway.config.jobs
+        self.config = settings(gateway.config)
         self.store = make_store(self.config)
         self.runner = JobRunner(gateway, self.store, self.config)
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from ...backend import Backend
+from ...config import ConfigSection
 from ...errors import GatewayError
 from ...exchange import Exchange, ResponseHead, TaskState, new_task_id
 from ...gateway import Gateway
@@ -21,6 +22,7 @@ from ...protocol import TASK_ID
 from ...transforms import ResponseTransform
 from .document import MAX_TASK_ID, is_valid_task_id
 from .routes import TRACKER, add_routes
+from .settings import SECTION, settings
 from .tracker import ErrorCapture, Run, Tracker, failure_reason
 
 HEADER = TASK_ID
@@ -31,8 +33,13 @@ def _tracker(gateway: Gateway) -> Tracker | None:
 
 
 @hookimpl
+def ollamux_config_section() -> ConfigSection:
+    return SECTION
+
+
+@hookimpl
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
-    app[TRACKER] = Tracker(gateway.config.tasks)
+    app[TRACKER] = Tracker(settings(gateway.config))
     add_routes(gateway)
 
 

@@ -14,13 +14,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ...config import TasksConfig
 from ...errors import upstream_error_message
 from ...exchange import Exchange
 from ...transforms import ResponseTransform
 from .document import LIVE_STATES, status_document
 from .memory_store import MemoryStore
 from .redis_store import RedisStore
+from .settings import TasksConfig
 from .sqlite_store import SqliteStore
 from .store import TaskRecord, TaskStore
 from .writer import TaskWriter
