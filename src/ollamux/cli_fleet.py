@@ -29,11 +29,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from . import protocol
 from .backend import with_latest
 
 COMMANDS = frozenset({"models", "pull", "rm"})
 DEFAULT_URL = "http://127.0.0.1:11535"
-BACKEND_HEADER = "X-Ollamux-Backend"
+BACKEND_HEADER = protocol.BACKEND
 
 
 class FleetError(Exception):

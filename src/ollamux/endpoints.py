@@ -26,6 +26,8 @@ class Endpoint:
     dialect: Dialect
     needs_model: bool = False
     streams_by_default: bool = False
+    # Inference: the body field that carries the input (what a job must give besides model).
+    input_field: str = ""
     # Listings: the key of the list in the answer, and the key naming each entry.
     list_key: str = ""
     name_key: str = ""
@@ -42,9 +44,21 @@ def _openai(path: str, kind: Kind, **kw: object) -> Endpoint:
 ENDPOINTS: dict[str, Endpoint] = {
     e.path: e
     for e in (
-        _ollama("/api/chat", Kind.INFERENCE, needs_model=True, streams_by_default=True),
-        _ollama("/api/generate", Kind.INFERENCE, needs_model=True, streams_by_default=True),
-        _ollama("/api/embed", Kind.INFERENCE, needs_model=True),
+        _ollama(
+            "/api/chat",
+            Kind.INFERENCE,
+            needs_model=True,
+            streams_by_default=True,
+            input_field="messages",
+        ),
+        _ollama(
+            "/api/generate",
+            Kind.INFERENCE,
+            needs_model=True,
+            streams_by_default=True,
+            input_field="prompt",
+        ),
+        _ollama("/api/embed", Kind.INFERENCE, needs_model=True, input_field="input"),
         _ollama("/api/embeddings", Kind.INFERENCE, needs_model=True),
         _ollama("/api/show", Kind.METADATA, needs_model=True),
         _ollama("/api/version", Kind.METADATA),
@@ -55,9 +69,10 @@ ENDPOINTS: dict[str, Endpoint] = {
         _ollama("/api/create", Kind.MANAGEMENT, streams_by_default=True),
         _ollama("/api/delete", Kind.MANAGEMENT),
         _ollama("/api/copy", Kind.MANAGEMENT),
-        _openai("/v1/chat/completions", Kind.INFERENCE, needs_model=True),
-        _openai("/v1/completions", Kind.INFERENCE, needs_model=True),
-        _openai("/v1/embeddings", Kind.INFERENCE, needs_model=True),
+        _openai("/v1/chat/completions", Kind.INFERENCE, needs_model=True, input_field="messages"),
+        _openai("/v1/completions", Kind.INFERENCE, needs_model=True, input_field="prompt"),
+        _openai("/v1/embeddings", Kind.INFERENCE, needs_model=True, input_field="input"),
+        _openai("/v1/responses", Kind.INFERENCE),
         _openai("/v1/models", Kind.LISTING, list_key="data", name_key="id"),
     )
 }

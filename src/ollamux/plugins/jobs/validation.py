@@ -5,16 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ...endpoints import ENDPOINTS, Kind
 from ...errors import GatewayError
 
 # The endpoints a job may call, and the field each needs besides ``model``.
 JOB_PATHS: dict[str, str] = {
-    "/api/chat": "messages",
-    "/api/generate": "prompt",
-    "/api/embed": "input",
-    "/v1/chat/completions": "messages",
-    "/v1/completions": "prompt",
-    "/v1/embeddings": "input",
+    e.path: e.input_field for e in ENDPOINTS.values() if e.kind is Kind.INFERENCE and e.input_field
 }
 
 PROMPT_PATH = "/api/generate"

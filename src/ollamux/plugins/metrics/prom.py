@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ...endpoints import ENDPOINTS
+
 if TYPE_CHECKING:
     from ...exchange import Exchange
     from ...gateway import Gateway
@@ -27,29 +29,7 @@ WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 # The paths clients use; anything else is counted as "other" so a scanner hitting random
 # URLs cannot blow up the number of time series.
-KNOWN_PATHS = frozenset(
-    {
-        "/",
-        "/api/chat",
-        "/api/generate",
-        "/api/embed",
-        "/api/embeddings",
-        "/api/tags",
-        "/api/ps",
-        "/api/show",
-        "/api/version",
-        "/api/pull",
-        "/api/push",
-        "/api/create",
-        "/api/copy",
-        "/api/delete",
-        "/v1/chat/completions",
-        "/v1/completions",
-        "/v1/embeddings",
-        "/v1/models",
-        "/v1/responses",
-    }
-)
+KNOWN_PATHS = frozenset({"/", *ENDPOINTS})
 _PREFIXES = (("/v1/models/", "/v1/models/{model}"), ("/api/blobs/", "/api/blobs/{digest}"))
 _NAME = re.compile(r"[^a-zA-Z0-9_]")
 
