@@ -303,3 +303,68 @@ async def test_gateway_client_refuses_a_test_plugin_with_a_misspelled_hook(
     _fake, url = fake_ollama
     with pytest.raises(PluginError, match="ollamux_request_finshed"):
         await gateway_client({"backends": [{"url": url}]}, plugins=[("typo", Typo())])
+
+
+# -- plugin-author papercuts -------------------------------------------------------------------
+
+
+def test_the_same_module_through_its_entry_point_and_plugins_load_is_one_plugin(
+    tmp_path: Path,
+) -> None:
+    pm = _pm(tmp_path, {"plugins": {"autoload": True, "load": ["ollamux_request_log"]}})
+    names = [name for name, plugin in pm.list_name_plugin() if plugin is not None]
+    assert names.count("request_log") == 1
+    assert "ollamux_request_log" not in names
+
+
+def test_a_plugins_name_does_not_depend_on_how_it_was_loaded(tmp_path: Path) -> None:
+    pm = _pm(tmp_path, {"plugins": {"autoload": False, "load": ["ollamux_request_log"]}})
+    assert pm.has_plugin("request_log")  # its entry point's name, not the module path
+
+
+def test_one_module_loaded_twice_under_two_names_is_one_clear_error(tmp_path: Path) -> None:
+    path = _write(tmp_path / "twice.py", SELECTOR_PLUGIN)
+    with pytest.raises(PluginError) as caught:
+        _pm(tmp_path, {"plugins": {"load": [str(path), str(path)]}})
+    assert str(caught.value).count("\n") == 0
+    assert "twice" in str(caught.value) and "load it once" in str(caught.value)
+
+
+def test_disabling_an_unknown_plugin_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match="no plugin named 'model_rewirte'"):
+        _pm(tmp_path, {"plugins": {"disable": ["model_rewirte"]}})
+
+
+def test_the_core_rules_cannot_be_disabled(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match="core"):
+        _pm(tmp_path, {"plugins": {"disable": ["core"]}})
+
+
+def test_a_route_added_without_an_action_is_refused_at_start(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from ollamux.app import create_app
+
+    class Sloppy:
+        @hookimpl
+        def ollamux_register_routes(self, app: web.Application) -> None:
+            async def open_door(request: web.Request) -> web.Response:
+                return web.Response(text="anyone")
+
+            app.router.add_get("/open-door", open_door)
+
+    config = build_config(test_config({}, tmp_path))
+    pm = build_plugin_manager(config, extra=[("sloppy", Sloppy())])
+    with pytest.raises(PluginError, match="/open-door was added without an action"):
+        create_app(config, pm)
+
+
+def test_a_yaml_error_keeps_its_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "ollamux.yaml"
+    config.write_text("server:\n  port: 1\n  host: [a\nbackends: []\n")
+    monkeypatch.delenv("OLLAMUX_CONFIG", raising=False)
+    assert main(["check", "--config", str(config)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "line 4, column 9" in line
