@@ -50,3 +50,34 @@ async def test_submitting_a_job_needs_a_key(gateway_client: Any, fake_ollama: An
     resp = await client.post("/jobs", json=job)
     assert resp.status == 401
     assert await resp.json() == {"error": "an API key is required"}
+
+
+async def test_jobs_and_live_requests_share_a_keys_concurrency_limit(
+    gateway_client: Any, fake_jobs: Any
+) -> None:
+    fake, url = fake_jobs
+    keys = [{"name": "carol", "key": "carol-key-0000", "max_concurrency": 1}]
+    config = keyed(url, keys=keys)
+    config["backends"][0]["max_concurrency"] = 8
+    config["jobs"] = {"workers": 4}
+    client = await gateway_client(config)
+    carol = bearer("carol-key-0000")
+    ids = []
+    for i in range(3):
+        job = {"path": "/api/generate", "body": {"model": "llama3.2:latest", "prompt": f"block{i}"}}
+        ids.append((await (await client.post("/jobs", json=job, headers=carol)).json())["id"])
+    await eventually(lambda: _true(fake.blocked == 1))
+    # One job holds carol's only slot: the other jobs wait, a live request is refused.
+    live = {"model": "llama3.2:latest", "prompt": "now", "stream": False}
+    assert (await client.post("/api/generate", json=live, headers=carol)).status == 429
+    assert fake.blocked == 1
+    fake.unblock.set()
+    for job_id in ids:
+        doc = await eventually(lambda job_id=job_id: _job_status(client, job_id, "carol-key-0000"))
+        assert doc["status"] == "completed"
+        assert doc["attempts"] == 1  # waiting for the slot spent no attempt
+    assert sorted(fake.order) == ["block0", "block1", "block2"]
+
+
+async def _true(value: bool) -> bool:
+    return value
