@@ -13,6 +13,7 @@ import inspect
 import sys
 from pathlib import Path
 from types import ModuleType
+from collections.abc import Sequence
 from typing import Any
 
 import pluggy
@@ -20,7 +21,7 @@ import pluggy
 from . import hookspecs
 from .config import Config
 from .hooks import PluginManager
-from .plugins import DEFAULT_PLUGINS, REQUIRED_HOOKS
+from .plugins import DEFAULT_PLUGINS, NEEDED_BY, REQUIRED_HOOKS
 
 ENTRY_POINT_GROUP = "ollamux"
 
@@ -29,7 +30,9 @@ class PluginError(Exception):
     """A plugin could not be loaded, or the loaded set leaves a capability uncovered."""
 
 
-def build_plugin_manager(config: Config) -> PluginManager:
+def build_plugin_manager(config: Config, extra: Sequence[tuple[str, object]] = ()) -> PluginManager:
+    """``extra``: (name, plugin object) pairs registered last (origin ``extra``), before the
+    checks, so they can stand in for a disabled built-in (``ollamux.testing`` uses it)."""
     pm = PluginManager()
     pm.add_hookspecs(hookspecs)
     blocked = set(config.plugins.disable)
@@ -62,6 +65,8 @@ def build_plugin_manager(config: Config) -> PluginManager:
         if name in blocked:
             continue
         _register(pm, _import_configured(spec, name), name, f"config ({spec})")
+    for name, plugin in extra:
+        _register(pm, plugin, name, "extra")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -126,6 +131,16 @@ def _check_capabilities(pm: PluginManager) -> None:
                 f"plugins.disable: disabling {provider!r} leaves {hook_name} unimplemented;"
                 " load a plugin that provides it"
             )
+    for user, needs in NEEDED_BY.items():
+        if not pm.has_plugin(user):
+            continue
+        for hook_name, provider in needs.items():
+            if not getattr(pm.hook, hook_name).get_hookimpls():
+                raise PluginError(
+                    f"plugins.disable: disabling {provider!r} leaves {hook_name} unimplemented,"
+                    f" which {user!r} needs; load a plugin that provides it"
+                    f" (or disable {user!r} too)"
+                )
 
 
 def describe_plugins(pm: PluginManager) -> list[dict[str, Any]]:

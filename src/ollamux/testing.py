@@ -46,11 +46,11 @@ def gateway_client(
         config: Mapping[str, Any], plugins: Sequence[tuple[str, object]] = ()
     ) -> TestClient[Any, Any]:
         cfg = build_config(test_config(config, tmp_path))
-        pm = build_plugin_manager(cfg)
-        for name, plugin in plugins:
-            pm.register(plugin, name=name)
+        # Registered before the checks: a test plugin may stand in for a disabled built-in
+        # (a misspelled hook in it fails the test, not silently).
+        pm = build_plugin_manager(cfg, extra=plugins)
+        for name, _plugin in plugins:
             pm.origins[name] = "test"
-        pm.check_pending()  # a misspelled hook in a test plugin fails the test, not silently
         # A handler still in flight when a test ends is cut after 5 s, not aiohttp's 60 s.
         server = TestServer(create_app(cfg, pm))
         await server.start_server(shutdown_timeout=5)
