@@ -11,9 +11,9 @@ import importlib.metadata
 import importlib.util
 import inspect
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from collections.abc import Sequence
 from typing import Any
 
 import pluggy
