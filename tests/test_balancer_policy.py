@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 
 from ollamux import hookimpl
+from ollamux.backend import Backend
 from ollamux.cli import main
 from ollamux.config_loader import build_config
+from ollamux.fleet import Verdict, choose_with
 from ollamux.plugin_manager import PluginError, build_plugin_manager
+from ollamux.plugins.selection import choose
 from ollamux.testing import gateway_of, test_config
 from tests import last_by_name
 from tests.fakes.fleet import calls, start_fakes, until
@@ -200,3 +203,30 @@ def test_the_replacing_selection_example_in_the_docs_is_this_tests_plugin() -> N
     block = re.search(r"```python\n(.*?)```", section, re.S)
     assert block is not None
     assert block.group(1) == Path(last_by_name.__file__).read_text()
+
+
+def _backend(name: str, **state: Any) -> Backend:
+    return Backend(name=name, url=f"http://{name}", models={"m:latest"}, **state)
+
+
+@pytest.mark.parametrize(
+    ("backends", "model", "tried", "verdict"),
+    [
+        ([], "m", set(), Verdict.NO_BACKENDS),
+        ([_backend("a")], "other", set(), Verdict.UNKNOWN_MODEL),
+        ([_backend("a"), _backend("b")], "m", {"a", "b"}, Verdict.EXHAUSTED),
+        ([_backend("a", draining=True)], "m", set(), Verdict.DRAINING),
+        ([_backend("a", in_flight=1)], "m", set(), Verdict.FULL),
+        ([_backend("a", busy_until=1e12)], "m", set(), Verdict.FULL),
+        ([_backend("a", in_flight=1), _backend("b", healthy=False)], "m", set(), Verdict.FULL),
+        ([_backend("a", healthy=False)], "m", set(), Verdict.PICKED),
+        ([_backend("a", in_flight=1), _backend("b")], "m", set(), Verdict.PICKED),
+    ],
+)
+def test_choose_with_keeps_the_built_in_policys_rules_and_verdicts(
+    backends: list[Backend], model: str, tried: set[str], verdict: Verdict
+) -> None:
+    mine = choose_with(lambda candidates: candidates[-1], backends, model, tried, True, 0.0)
+    built_in = choose(backends, model, tried, True, 0.0)
+    assert mine.verdict is built_in.verdict is verdict
+    assert (mine.backend is None) is (verdict is not Verdict.PICKED)

@@ -29,30 +29,6 @@ from ..gateway import Gateway
 from ..hookspecs import hookimpl
 
 
-class LoadedFirst:
-    """Today's preferences: loaded model, least in flight, fewest models loaded, name."""
-
-    name = "loaded-first"
-
-    @staticmethod
-    def choose(
-        backends: Sequence[Backend],
-        model: str | None,
-        tried: AbstractSet[str],
-        capped: bool,
-        now: float,
-    ) -> Choice:
-        return choose(backends, model, tried, capped, now)
-
-
-POLICY = LoadedFirst()
-
-
-@hookimpl(trylast=True)
-def ollamux_selection_policy(gateway: Gateway) -> SelectionPolicy:
-    return POLICY
-
-
 def choose(
     backends: Sequence[Backend],
     model: str | None,
@@ -142,3 +118,19 @@ def _first_ideal(
             continue
         return b
     return None
+
+
+class LoadedFirst:
+    """The built-in policy: loaded model, then least in flight, then fewest models loaded,
+    then name. ``choose`` is the module's function itself (no wrapper call per request)."""
+
+    name = "loaded-first"
+    choose = staticmethod(choose)
+
+
+POLICY = LoadedFirst()
+
+
+@hookimpl(trylast=True)
+def ollamux_selection_policy(gateway: Gateway) -> SelectionPolicy:
+    return POLICY
