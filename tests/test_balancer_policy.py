@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ollamux import hookimpl
 from ollamux.backend import Backend
@@ -17,6 +18,7 @@ from ollamux.config_loader import build_config
 from ollamux.fleet import Verdict, choose_with
 from ollamux.plugin_manager import PluginError, build_plugin_manager
 from ollamux.plugins.selection import choose
+from ollamux.reload import reload_config
 from ollamux.testing import gateway_of, test_config
 from tests import last_by_name
 from tests.fakes.fleet import calls, start_fakes, until
@@ -161,6 +163,39 @@ async def test_undrain_wakes_a_request_waiting_beside_a_replacement_policy(
     assert chats(fakes, "b") == 1
     fakes["a"][0].release.set()
     assert (await held).status == 200
+
+
+class CountingPolicyPlugin:
+    """Hands out ``LastByName`` and counts how often it was asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    @hookimpl
+    def ollamux_selection_policy(self, gateway: Any) -> last_by_name.LastByName:
+        self.asked += 1
+        return last_by_name.LastByName()
+
+
+async def test_the_policy_is_asked_for_at_start_and_after_a_reload_not_per_request(
+    gateway_client: Any, aiohttp_server: Any, tmp_path: Path
+) -> None:
+    fakes = await start_fakes(aiohttp_server, ["a", "b"])
+    config = {
+        "backends": [{"name": n, "url": u} for n, (_, _, u) in fakes.items()],
+        "routing": {"health_interval_s": 60},
+    }
+    counting = CountingPolicyPlugin()
+    client = await gateway_client(config, plugins=[("counting", counting)])
+    for _ in range(3):
+        assert (await client.post("/api/chat", json=ONCE)).status == 200
+    assert counting.asked == 1
+    path = tmp_path / "new.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert await reload_config(gateway_of(client), path)
+    assert counting.asked == 2
+    assert (await client.post("/api/chat", json=ONCE)).status == 200
+    assert [chats(fakes, n) for n in ("a", "b")] == [0, 4]
 
 
 def test_disabling_selection_without_a_replacement_is_refused(tmp_path: Path) -> None:
