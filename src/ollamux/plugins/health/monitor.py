@@ -155,12 +155,15 @@ class Monitor:
         assert self.discovery is not None
         api = Dialect(self.discovery.api)
         result = await probe(self.gateway.session, url, api, {}, self.discovery.probe_timeout_s)
-        if self._learn(url, api, result):
+        changed = self._learn(url, api, result)
+        if isinstance(changed, Backend):
+            await self.gateway.hooks.backend_changed(self.gateway, changed)
+        elif changed:
             await self.gateway.hooks.fleet_changed(self.gateway)
 
-    def _learn(self, url: str, api: Dialect, result: ProbeResult) -> bool:
-        """Apply one scanned port's probe; True when the fleet gained or lost a backend or
-        a backend came back."""
+    def _learn(self, url: str, api: Dialect, result: ProbeResult) -> Backend | bool:
+        """Apply one scanned port's probe: True when the fleet gained or lost a backend, the
+        backend when it stayed but its health changed, else False."""
         assert self.discovery is not None
         name = url.removeprefix("http://")
         known = self.gateway.backends.get(name)
@@ -182,12 +185,11 @@ class Monitor:
             self.fleet.backends_changed()
             log.info("discovered backend %s (%d models)", name, len(backend.models))
             return True
-        revived = apply_probe(known, result)
-        if result.ok:
-            return revived
-        if known.in_flight == 0:
+        was_healthy = known.healthy
+        apply_probe(known, result)
+        if not result.ok and known.in_flight == 0:
             del self.gateway.backends[name]
             self.fleet.backends_changed()
             log.info("discovered backend %s is gone: %s", name, result.error)
             return True
-        return False
+        return known if known.healthy != was_healthy else False
