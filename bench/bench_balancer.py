@@ -42,8 +42,9 @@ from ollamux.backend import Backend
 from ollamux.config_loader import build_config
 from ollamux.exchange import Exchange, Outcome
 from ollamux.pipeline import GATEWAY
-from ollamux.plugins.balancer.fleet import fleet_of
-from ollamux.plugins.balancer.selection import choose
+from ollamux.plugins.balancer.queue import slots_of
+from ollamux.plugins.health import health_of
+from ollamux.plugins.selection import choose
 
 MODEL = "bench:1b"
 
@@ -110,8 +111,9 @@ async def measure(url: str, pid: int, seconds: float, concurrency: int) -> tuple
 
 
 async def balancer_us_per_request(n: int, requests: int, concurrency: int) -> float:
-    """Time spent in the balancer (selection and release) per request, in a real gateway
-    with ``n`` backends, measured in-process around the balancer's own methods."""
+    """Time spent choosing and releasing backends per request, in a real gateway with
+    ``n`` backends, measured in-process around the methods doing it: the balancer's select
+    (with the selection policy) and release, and what ``health`` learns from the outcome."""
     upstream = web.Application()
     upstream.router.add_post("/api/generate", _answer)
     upstream.router.add_get("/api/tags", _answer)
@@ -131,8 +133,9 @@ async def balancer_us_per_request(n: int, requests: int, concurrency: int) -> fl
         )
         app = create_app(cfg)
         spent = 0.0
-        fleet = fleet_of(app[GATEWAY])
-        select, release = fleet.select, fleet.release
+        slots = slots_of(app[GATEWAY])
+        health = health_of(app[GATEWAY])
+        select, release, learn = slots.select, slots.release, health.learn
 
         async def timed_select(exchange: Exchange) -> Backend | None:
             nonlocal spent
@@ -141,14 +144,22 @@ async def balancer_us_per_request(n: int, requests: int, concurrency: int) -> fl
             spent += time.perf_counter() - t
             return backend
 
-        def timed_release(exchange: Exchange, backend: Backend, outcome: Outcome) -> None:
+        def timed_release(backend: Backend, outcome: Outcome) -> None:
             nonlocal spent
             t = time.perf_counter()
-            release(exchange, backend, outcome)
+            release(backend, outcome)
             spent += time.perf_counter() - t
 
-        fleet.select = timed_select  # type: ignore[method-assign]
-        fleet.release = timed_release  # type: ignore[method-assign]
+        def timed_learn(exchange: Exchange, backend: Backend, outcome: Outcome) -> bool:
+            nonlocal spent
+            t = time.perf_counter()
+            changed = learn(exchange, backend, outcome)
+            spent += time.perf_counter() - t
+            return changed
+
+        slots.select = timed_select  # type: ignore[method-assign]
+        slots.release = timed_release  # type: ignore[method-assign]
+        health.learn = timed_learn  # type: ignore[method-assign]
         async with TestServer(app) as gw, aiohttp.ClientSession() as session:
             target = str(gw.make_url("/api/generate"))
             body = json.dumps({"model": MODEL, "prompt": "hi", "stream": False}).encode()

@@ -21,7 +21,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from ollamux.backend import Backend
-from ollamux.plugins.balancer.selection import Verdict, choose
+from ollamux.fleet import Verdict
+from ollamux.plugins.selection import choose
 
 MODELS = [f"model-{i}:7b" for i in range(8)]
 

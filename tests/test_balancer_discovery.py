@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ollamux.plugins.balancer.fleet import fleet_of
+from ollamux.fleet import fleet_of
 from ollamux.testing import gateway_of
 from tests.fakes.fleet import HungServer, calls, free_port_range, until
 from tests.fakes.ollama_backend import FakeOllama

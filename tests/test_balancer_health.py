@@ -7,10 +7,11 @@ from typing import Any
 
 from ollamux.backend import Backend
 from ollamux.config_loader import build_config
+from ollamux.fleet import Verdict
 from ollamux.gateway import Gateway
 from ollamux.plugin_manager import build_plugin_manager
-from ollamux.plugins.balancer.fleet import fleet_of
-from ollamux.plugins.balancer.selection import Verdict, choose
+from ollamux.plugins.health import health_of
+from ollamux.plugins.selection import choose
 from ollamux.testing import gateway_of
 from tests.fakes.fleet import start_fakes, until
 
@@ -58,7 +59,7 @@ async def test_unreachable_backend_is_unhealthy_with_the_reason(gateway_client: 
 
 def test_probes_of_a_failing_backend_back_off_to_the_limit() -> None:
     cfg = build_config({"routing": {"health_interval_s": 10, "probe_backoff_max_s": 30}})
-    monitor = fleet_of(Gateway(cfg, build_plugin_manager(cfg))).monitor
+    monitor = health_of(Gateway(cfg, build_plugin_manager(cfg))).monitor
     assert [monitor.backoff_s(f) for f in (1, 2, 3, 4, 5, 6, 50)] == [1, 2, 4, 8, 16, 30, 30]
 
 

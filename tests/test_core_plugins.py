@@ -301,6 +301,7 @@ async def test_gateway_client_refuses_a_test_plugin_with_a_misspelled_hook(
             pass
 
     _fake, url = fake_ollama
+    # The same error as a misspelled hook in a loaded plugin gets at start.
     with pytest.raises(PluginError, match="ollamux_request_finshed"):
         await gateway_client({"backends": [{"url": url}]}, plugins=[("typo", Typo())])
 

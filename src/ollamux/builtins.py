@@ -15,11 +15,18 @@ BUILTIN_SECTIONS: dict[str, str] = {
     "auth": "auth",
     "cors": "cors",
     "models": "model_rewrite",
-    "discovery": "balancer",
+    "discovery": "health",
 }
 
+# The fleet has four owners (docs/routing.md): ``balancer`` (slots, the wait queue,
+# ``ollamux_select_backend``), ``selection`` (the default selection policy), ``health``
+# (probes, discovery, health learnt from attempts) and ``fleet_admin`` (the backend table,
+# health summary, drain). None imports another; they share ``ollamux.fleet``.
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("balancer", "ollamux.plugins.balancer"),
+    ("selection", "ollamux.plugins.selection"),
+    ("health", "ollamux.plugins.health"),
+    ("fleet_admin", "ollamux.plugins.fleet_admin"),
     ("tasks", "ollamux.plugins.tasks"),
     ("jobs", "ollamux.plugins.jobs"),
     ("metrics", "ollamux.plugins.metrics"),
@@ -32,6 +39,12 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
 # Hooks the request path cannot do without, and the built-in that normally provides each.
 REQUIRED_HOOKS: dict[str, str] = {
     "ollamux_select_backend": "balancer",
+}
+
+# Hooks a plugin relies on while it is enabled: plugin -> {hook: the built-in that normally
+# provides it}. The balancer asks ``ollamux_selection_policy`` for its policy.
+NEEDED_BY: dict[str, dict[str, str]] = {
+    "balancer": {"ollamux_selection_policy": "selection"},
 }
 
 # The core's own rules, registered under this name; it cannot be disabled.

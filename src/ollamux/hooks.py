@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         ResponseHead,
         UpstreamRequest,
     )
+    from .fleet import SelectionPolicy
     from .gateway import Gateway
     from .transforms import ResponseTransform
 
@@ -177,6 +178,19 @@ class Hooks:
         return cast(
             "Principal | None", await self.call_first("ollamux_resolve_principal", gateway, name)
         )
+
+    async def selection_policy(self, gateway: Gateway) -> SelectionPolicy | None:
+        return cast(
+            "SelectionPolicy | None", await self.call_first("ollamux_selection_policy", gateway)
+        )
+
+    # -- fleet events -------------------------------------------------------------------
+
+    async def backend_changed(self, gateway: Gateway, backend: Backend) -> None:
+        await self.notify("ollamux_backend_changed", gateway, backend)
+
+    async def fleet_changed(self, gateway: Gateway) -> None:
+        await self.notify("ollamux_fleet_changed", gateway)
 
     # -- the request path ---------------------------------------------------------------
 

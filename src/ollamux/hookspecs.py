@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         ResponseHead,
         UpstreamRequest,
     )
+    from .fleet import SelectionPolicy
     from .gateway import Gateway
     from .transforms import ResponseTransform
 
@@ -90,6 +91,45 @@ def ollamux_config_reloaded(gateway: Gateway, old: Config, new: Config) -> None:
     place; requests in flight keep the backend they have). Refresh whatever you derived
     from ``old`` (keys, aliases, limits). A config that fails validation never gets here:
     it is refused and the old one kept. Every implementation runs; errors are logged.
+    """
+
+
+@hookspec(firstresult=True)
+def ollamux_selection_policy(gateway: Gateway) -> SelectionPolicy | None:
+    """The selection policy: an object whose plain ``choose(backends, model, tried,
+    capped, now)`` ranks the backends (``ollamux.fleet.SelectionPolicy``).
+
+    Called by the ``balancer`` once at start and again after each config reload, never per
+    request: ``choose()`` itself runs on every attempt and for every waiter the queue looks
+    at, so it must not await. The built-in ``selection`` plugin answers last
+    (``trylast``); return a policy to replace it, or ``None`` to leave the choice to the
+    next implementation. Stops at the first non-``None`` result; while the ``balancer``
+    is enabled at least one implementation is required.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Fleet events
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def ollamux_backend_changed(gateway: Gateway, backend: Backend) -> None:
+    """``backend``'s health or draining changed (a probe brought it back or found it dead,
+    an attempt marked it unhealthy, an admin drained or undrained it).
+
+    The fields of ``backend`` already hold the new state. The ``balancer`` hands free
+    backends to waiting requests here. Every implementation runs; errors are logged.
+    """
+
+
+@hookspec
+def ollamux_fleet_changed(gateway: Gateway) -> None:
+    """``gateway.backends`` gained or lost backends (discovery, a config reload), or
+    discovery finished its first scan (``ollamux.fleet.fleet_of(gateway).discovery_ready``).
+
+    Waiters for a model nobody serves get their 404 now. Every implementation runs; errors
+    are logged.
     """
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .builtins import CORE_PLUGIN, DEFAULT_PLUGINS, REQUIRED_HOOKS
+from .builtins import CORE_PLUGIN, DEFAULT_PLUGINS, NEEDED_BY, REQUIRED_HOOKS
 from .config import Config
 from .hooks import PluginManager
 from .permissions import CoreRules
@@ -168,6 +168,16 @@ def _check_capabilities(pm: PluginManager) -> None:
                 f"plugins.disable: disabling {provider!r} leaves {hook_name} unimplemented;"
                 " load a plugin that provides it"
             )
+    for user, needs in NEEDED_BY.items():
+        if not pm.has_plugin(user):
+            continue
+        for hook_name, provider in needs.items():
+            if not getattr(pm.hook, hook_name).get_hookimpls():
+                raise PluginError(
+                    f"plugins.disable: disabling {provider!r} leaves {hook_name} unimplemented,"
+                    f" which {user!r} needs; load a plugin that provides it"
+                    f" (or disable {user!r} too)"
+                )
 
 
 def describe_plugins(pm: PluginManager) -> list[dict[str, Any]]:

@@ -1,12 +1,15 @@
-"""The ``balancer`` built-in plugin: the fleet of backends and the choice among them.
+"""The ``balancer`` built-in plugin: slots and the wait queue (``ollamux_select_backend``).
 
-- ``fleet``: per-app state; selection with a wait queue; health learnt from attempts.
-- ``selection``: the O(backends) choice; ``waitqueue``: the priority FIFO.
-- ``probe`` / ``monitor``: health probes with backoff and port-range discovery.
-- ``management``: pull/delete/create/copy/push only to a named backend (or all).
-- ``admin``: ``/ollamux/backends``, ``/ollamux/health``, drain/undrain.
+- ``queue``: per-app state; takes a backend for each attempt with the selection policy
+  (``ollamux_selection_policy``, the ``selection`` plugin's by default), makes requests wait
+  when every candidate is full, frees slots and wakes waiters.
+- ``waitqueue``: the priority FIFO.
+- ``management``: pull/delete/create/copy/push only to a named backend (or all): a
+  routing rule of its own, outside the policy and the queue.
 
-See docs/routing.md.
+Health, discovery and the admin routes belong to the ``health`` and ``fleet_admin``
+plugins; the events they send (``ollamux_backend_changed``, ``ollamux_fleet_changed``) wake
+the waiters here. See docs/routing.md.
 """
 
 from __future__ import annotations
@@ -14,38 +17,41 @@ from __future__ import annotations
 from aiohttp import web
 
 from ...backend import Backend
-from ...config import Config, ConfigSection
+from ...config import Config
 from ...exchange import Exchange, Outcome
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
-from . import admin, management
-from .fleet import fleet_of
-from .settings import SECTION
-
-
-@hookimpl
-def ollamux_config_section() -> ConfigSection:
-    return SECTION
-
-
-@hookimpl
-def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
-    admin.register(gateway.routes, fleet_of(gateway))
+from . import management
+from .queue import slots_of
 
 
 @hookimpl
 async def ollamux_startup(gateway: Gateway) -> None:
-    await fleet_of(gateway).start()
+    await slots_of(gateway).resolve_policy()
 
 
 @hookimpl
-async def ollamux_shutdown(gateway: Gateway) -> None:
-    await fleet_of(gateway).stop()
+def ollamux_shutdown(gateway: Gateway) -> None:
+    slots_of(gateway).stop()
 
 
 @hookimpl
-def ollamux_config_reloaded(gateway: Gateway, old: Config, new: Config) -> None:
-    fleet_of(gateway).reconfigure(old, new)
+async def ollamux_config_reloaded(gateway: Gateway, new: Config) -> None:
+    slots = slots_of(gateway)
+    await slots.resolve_policy()
+    slots.reconfigure(new)
+
+
+@hookimpl
+def ollamux_backend_changed(gateway: Gateway) -> None:
+    slots_of(gateway).dispatch()
+
+
+@hookimpl
+def ollamux_fleet_changed(gateway: Gateway) -> None:
+    slots = slots_of(gateway)
+    slots.fleet.backends_changed()
+    slots.dispatch(settle=True)
 
 
 @hookimpl
@@ -57,15 +63,11 @@ async def ollamux_respond(exchange: Exchange) -> web.StreamResponse | None:
 
 
 @hookimpl(trylast=True)
-def ollamux_fanout_backends(exchange: Exchange) -> list[Backend]:
-    return fleet_of(exchange.gateway).listing_backends()
+async def ollamux_select_backend(exchange: Exchange) -> Backend | None:
+    return await slots_of(exchange.gateway).select(exchange)
 
 
 @hookimpl(trylast=True)
-async def ollamux_select_backend(exchange: Exchange) -> Backend | None:
-    return await fleet_of(exchange.gateway).select(exchange)
-
-
-@hookimpl
 def ollamux_backend_released(exchange: Exchange, backend: Backend, outcome: Outcome) -> None:
-    fleet_of(exchange.gateway).release(exchange, backend, outcome)
+    # trylast: the slot is handed on after ``health`` learnt from the outcome.
+    slots_of(exchange.gateway).release(backend, outcome)

@@ -17,19 +17,20 @@ from ...backend import Backend
 from ...config import Config
 from ...config_loader import parse_port_range
 from ...dialect import Dialect
+from ...fleet import fleet_of
 from .probe import ProbeResult, apply_probe, probe
 from .settings import DiscoveryConfig, discovery
 
 if TYPE_CHECKING:
-    from .fleet import Fleet
+    from ...gateway import Gateway
 
-log = logging.getLogger("ollamux.balancer")
+log = logging.getLogger("ollamux.health")
 
 
 class Monitor:
-    def __init__(self, fleet: Fleet) -> None:
-        self.fleet = fleet
-        self.gateway = fleet.gateway
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.fleet = fleet_of(gateway)
         self._due: dict[str, float] = {}  # backend name -> when to probe it next
         self._next_scan = 0.0
         self._poke = asyncio.Event()
@@ -56,7 +57,7 @@ class Monitor:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ollamux-balancer-monitor")
+        self._task = asyncio.create_task(self._run(), name="ollamux-health-monitor")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -85,7 +86,7 @@ class Monitor:
             try:
                 await self._round()
             except Exception:
-                log.exception("balancer monitor round failed")
+                log.exception("health monitor round failed")
             await self._sleep()
 
     async def _round(self) -> None:
@@ -104,7 +105,7 @@ class Monitor:
             self._next_scan = time.monotonic() + self.discovery.interval_s
             if not self.fleet.discovery_ready:
                 self.fleet.discovery_ready = True
-                self.fleet.dispatch(settle=True)
+                await self.gateway.hooks.fleet_changed(self.gateway)
 
     async def _sleep(self) -> None:
         now = time.monotonic()
@@ -123,6 +124,7 @@ class Monitor:
         )
         if self.gateway.backends.get(backend.name) is not backend:
             return  # removed meanwhile
+        was_healthy = backend.healthy
         revived = apply_probe(backend, result)
         if result.ok:
             self._due[backend.name] = time.monotonic() + self.interval_s
@@ -131,7 +133,8 @@ class Monitor:
             log.info("backend %s is unhealthy: %s", backend.name, result.error)
         if revived:
             log.info("backend %s is healthy", backend.name)
-            self.fleet.dispatch()
+        if result.ok != was_healthy:
+            await self.gateway.hooks.backend_changed(self.gateway, backend)
 
     # -- discovery ----------------------------------------------------------------------
 
@@ -153,12 +156,15 @@ class Monitor:
         assert self.discovery is not None
         api = Dialect(self.discovery.api)
         result = await probe(self.gateway.session, url, api, {}, self.discovery.probe_timeout_s)
-        if self._learn(url, api, result):
-            self.fleet.dispatch(settle=True)
+        changed = self._learn(url, api, result)
+        if isinstance(changed, Backend):
+            await self.gateway.hooks.backend_changed(self.gateway, changed)
+        elif changed:
+            await self.gateway.hooks.fleet_changed(self.gateway)
 
-    def _learn(self, url: str, api: Dialect, result: ProbeResult) -> bool:
-        """Apply one scanned port's probe; True when the fleet gained or lost a backend or
-        a backend came back."""
+    def _learn(self, url: str, api: Dialect, result: ProbeResult) -> Backend | bool:
+        """Apply one scanned port's probe: True when the fleet gained or lost a backend, the
+        backend when it stayed but its health changed, else False."""
         assert self.discovery is not None
         name = url.removeprefix("http://")
         known = self.gateway.backends.get(name)
@@ -177,15 +183,14 @@ class Monitor:
             )
             apply_probe(backend, result)
             self.gateway.backends[name] = backend
-            self.fleet.fleet_changed()
+            self.fleet.backends_changed()
             log.info("discovered backend %s (%d models)", name, len(backend.models))
             return True
-        revived = apply_probe(known, result)
-        if result.ok:
-            return revived
-        if known.in_flight == 0:
+        was_healthy = known.healthy
+        apply_probe(known, result)
+        if not result.ok and known.in_flight == 0:
             del self.gateway.backends[name]
-            self.fleet.fleet_changed()
+            self.fleet.backends_changed()
             log.info("discovered backend %s is gone: %s", name, result.error)
             return True
-        return False
+        return known if known.healthy != was_healthy else False

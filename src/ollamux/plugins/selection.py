@@ -1,7 +1,13 @@
-"""Choosing a backend for one request: one pass over the backends, no awaits, no allocation
-per backend (it runs on every request). The backends come in name order, so a first quick
-pass can stop at the first healthy, idle backend that has the model loaded: nothing can beat
-it. Only when there is none does the full pass weigh every backend.
+"""The ``selection`` built-in plugin: the default selection policy.
+
+It answers ``ollamux_selection_policy`` last (``trylast``), so a plugin that returns a
+policy of its own wins without disabling anything; the ``balancer`` calls the policy's
+``choose()`` on every attempt and for every waiter it looks at (docs/routing.md).
+
+``choose`` is one pass over the backends, no awaits, no allocation per backend (it runs on
+every request). The backends come in name order, so a first quick pass can stop at the
+first healthy, idle backend that has the model loaded: nothing can beat it. Only when there
+is none does the full pass weigh every backend.
 
 Order of preference among the backends that serve the model, are not draining and were not
 tried yet for this request: healthy before unhealthy (unhealthy ones only when no healthy
@@ -13,33 +19,20 @@ requests in flight or is cooling down after answering "busy".
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Set as AbstractSet
 
-from ...backend import Backend, with_latest
-from ...dialect import Dialect
-
-
-class Verdict(enum.Enum):
-    PICKED = "picked"  # ``Choice.backend`` is the one to use
-    FULL = "full"  # candidates exist, but none has room right now: wait
-    EXHAUSTED = "exhausted"  # every candidate was already tried for this request
-    DRAINING = "draining"  # every backend serving the model is draining
-    UNKNOWN_MODEL = "unknown_model"  # no backend serves the model
-    NO_BACKENDS = "no_backends"  # the fleet is empty
-
-
-@dataclass(slots=True)
-class Choice:
-    verdict: Verdict
-    backend: Backend | None = None
+from ..backend import Backend, with_latest
+from ..dialect import Dialect
+from ..fleet import Choice, SelectionPolicy, Verdict
+from ..gateway import Gateway
+from ..hookspecs import hookimpl
 
 
 def choose(
     backends: Sequence[Backend],
     model: str | None,
-    tried: set[str],
+    tried: AbstractSet[str],
     capped: bool,
     now: float,
 ) -> Choice:
@@ -102,7 +95,11 @@ def choose(
 
 
 def _first_ideal(
-    backends: Sequence[Backend], model: str | None, alt: str | None, tried: set[str], now: float
+    backends: Sequence[Backend],
+    model: str | None,
+    alt: str | None,
+    tried: AbstractSet[str],
+    now: float,
 ) -> Backend | None:
     """The first backend (in name order) with the best possible key: healthy, idle, not
     cooling down, serving the model with it loaded. Checks the cheapest things first."""
@@ -121,3 +118,19 @@ def _first_ideal(
             continue
         return b
     return None
+
+
+class LoadedFirst:
+    """The built-in policy: loaded model, then least in flight, then fewest models loaded,
+    then name. ``choose`` is the module's function itself (no wrapper call per request)."""
+
+    name = "loaded-first"
+    choose = staticmethod(choose)
+
+
+POLICY = LoadedFirst()
+
+
+@hookimpl(trylast=True)
+def ollamux_selection_policy(gateway: Gateway) -> SelectionPolicy:
+    return POLICY

@@ -1,8 +1,10 @@
-"""The balancer's per-app state and its request-time decisions: pick a backend (or wait for
-one), take and free slots, learn health from how attempts went.
+"""The balancer's per-app state and its request-time decisions: take a backend for an
+attempt (or wait in the queue for one), free its slot afterwards, wake waiters when
+something changes.
 
-One ``Fleet`` per gateway (``fleet_of``). The backends themselves live in
-``gateway.backends``; discovery adds and removes entries there.
+One ``Slots`` per gateway (``slots_of``). Which backend is best is the selection policy's
+business (``ollamux_selection_policy``, resolved at start and on reload); the backends
+themselves live in ``gateway.backends`` and the shared order in ``ollamux.fleet``.
 """
 
 from __future__ import annotations
@@ -11,64 +13,50 @@ import asyncio
 import math
 import time
 import weakref
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 
 from ...backend import Backend
 from ...config import Config
 from ...errors import GatewayError
 from ...exchange import Exchange, Outcome
+from ...fleet import Choice, FleetState, SelectionPolicy, Verdict, fleet_of
 from ...gateway import Gateway
 from . import management
-from .monitor import Monitor
-from .selection import Choice, Verdict, choose
-from .settings import discovery
 from .waitqueue import Waiter, WaitQueue
 
 # Requests that do not run a model on the backend: they skip concurrency caps and never wait.
 _LIGHT_PATHS = frozenset({"/api/show", "/api/version"})
-# Requests after which the model sits in the backend's memory.
-_INFERENCE_PATHS = frozenset(
-    {
-        "/api/chat",
-        "/api/generate",
-        "/api/embed",
-        "/api/embeddings",
-        "/v1/chat/completions",
-        "/v1/completions",
-        "/v1/embeddings",
-        "/v1/responses",
-    }
-)
-# Outcomes that mean the backend itself is in trouble.
-_FAILURES = frozenset({Outcome.CONNECT_ERROR, Outcome.TIMEOUT, Outcome.SERVER_ERROR})
 _EWMA = 0.2
 
-_FLEETS: weakref.WeakKeyDictionary[Gateway, Fleet] = weakref.WeakKeyDictionary()
+# The policy's bound ``choose``, looked up once rather than on every call.
+_Choose = Callable[[Sequence[Backend], str | None, AbstractSet[str], bool, float], Choice]
+
+_SLOTS: weakref.WeakKeyDictionary[Gateway, Slots] = weakref.WeakKeyDictionary()
 
 
-def fleet_of(gateway: Gateway) -> Fleet:
-    """The gateway's fleet, created on first use."""
-    fleet = _FLEETS.get(gateway)
-    if fleet is None:
-        fleet = _FLEETS[gateway] = Fleet(gateway)
-    return fleet
+def slots_of(gateway: Gateway) -> Slots:
+    """The gateway's balancer state, created on first use."""
+    slots = _SLOTS.get(gateway)
+    if slots is None:
+        slots = _SLOTS[gateway] = Slots(gateway)
+    return slots
 
 
-class Fleet:
+class Slots:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self.fleet: FleetState = fleet_of(gateway)
         routing = gateway.config.routing
         self.queue_timeout_s = routing.queue_timeout_s
-        self.busy_cooldown_s = routing.busy_cooldown_s
         self.queue = WaitQueue(routing.max_queue)
-        self.monitor = Monitor(self)
-        # Until the first discovery scan ends, an unknown model may still turn up: wait.
-        self.discovery_ready = discovery(gateway.config) is None
+        self.policy: SelectionPolicy | None = None
+        self._policy_choose: _Choose | None = None
         self.waits = 0
         self.wait_s_total = 0.0
         self.wait_s_avg = 0.0
         self.timeouts = 0
         self.rejected = 0
-        self._ordered: list[Backend] = []
         self._publish_gauges()
 
     def _publish_gauges(self) -> None:
@@ -80,53 +68,30 @@ class Fleet:
         g["queue_waits_total"] = lambda: float(self.waits)
         g["queue_timeouts_total"] = lambda: float(self.timeouts)
         g["queue_rejected_total"] = lambda: float(self.rejected)
-        g["backends"] = lambda: float(len(self.gateway.backends))
-        g["backends_healthy"] = lambda: float(
-            sum(1 for b in self.gateway.backends.values() if b.healthy)
-        )
-        g["backends_in_flight"] = lambda: float(
-            sum(b.in_flight for b in self.gateway.backends.values())
-        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self.monitor.start()
+    async def resolve_policy(self) -> None:
+        """Ask ``ollamux_selection_policy`` for the policy (at start and after a reload)."""
+        policy = await self.gateway.hooks.selection_policy(self.gateway)
+        if policy is None:
+            raise RuntimeError("no selection policy: every ollamux_selection_policy returned None")
+        self.policy = policy
+        self._policy_choose = policy.choose
 
-    async def stop(self) -> None:
-        await self.monitor.stop()
+    def stop(self) -> None:
         for waiter in self.queue:
             self.queue.remove(waiter)
             if not waiter.future.done():
                 waiter.future.set_exception(_unavailable("the gateway is shutting down", 1))
 
-    def reconfigure(self, old: Config, new: Config) -> None:
-        """The config was reloaded: ``gateway.backends`` already holds the new static
-        backends. Take the new routing knobs; forget discovered backends that discovery no
-        longer covers or that a static backend now names; let waiters look again."""
+    def reconfigure(self, new: Config) -> None:
+        """Take the new routing knobs; let waiters look again."""
         routing = new.routing
         self.queue_timeout_s = routing.queue_timeout_s
-        self.busy_cooldown_s = routing.busy_cooldown_s
         self.queue.limit = routing.max_queue
-        self.monitor.configure(new)
-        backends = self.gateway.backends
-        static_urls = {b.url for b in backends.values() if not b.discovered}
-        for name, b in list(backends.items()):
-            if b.discovered and (b.url in static_urls or not self._still_covered(b, old, new)):
-                del backends[name]
-        if discovery(new) is not None and discovery(new) != discovery(old):
-            self.discovery_ready = False  # until the new range has been scanned once
-        elif discovery(new) is None:
-            self.discovery_ready = True
-        self.fleet_changed()
+        self.fleet.backends_changed()
         self.dispatch(settle=True)
-
-    def _still_covered(self, backend: Backend, old: Config, new: Config) -> bool:
-        """Whether a discovered backend is still inside the (possibly new) discovery range;
-        unchanged discovery settings keep it either way."""
-        if discovery(new) == discovery(old):
-            return True
-        return backend.url in self.monitor.range_urls()
 
     # -- selection ----------------------------------------------------------------------
 
@@ -144,23 +109,16 @@ class Fleet:
             return await self._wait(exchange)
         if verdict is Verdict.EXHAUSTED:
             return None
-        if not self.discovery_ready:
+        if not self.fleet.discovery_ready:
             return await self._wait(exchange)
         raise self._refusal(exchange, verdict)
 
-    def ordered(self) -> list[Backend]:
-        """The backends in name order (what ``choose`` needs), cached; rebuilt when the
-        fleet changes size or ``fleet_changed`` says so."""
-        if len(self._ordered) != len(self.gateway.backends):
-            self.fleet_changed()
-        return self._ordered
-
-    def fleet_changed(self) -> None:
-        self._ordered = sorted(self.gateway.backends.values(), key=lambda b: b.name)
-
     def _choose(self, exchange: Exchange, capped: bool = True) -> Choice:
+        choose = self._policy_choose
+        if choose is None:
+            raise RuntimeError("the balancer has no selection policy (not started?)")
         return choose(
-            self.ordered(),
+            self.fleet.ordered(),
             exchange.model,
             exchange.tried,
             capped,
@@ -251,7 +209,7 @@ class Fleet:
             elif verdict is Verdict.EXHAUSTED:
                 self.queue.remove(waiter)
                 waiter.future.set_result(None)
-            elif verdict is not Verdict.FULL and self.discovery_ready:
+            elif verdict is not Verdict.FULL and self.fleet.discovery_ready:
                 self.queue.remove(waiter)
                 waiter.future.set_exception(self._refusal(waiter.exchange, verdict))
 
@@ -265,36 +223,15 @@ class Fleet:
 
     # -- after an attempt ---------------------------------------------------------------
 
-    def release(self, exchange: Exchange, backend: Backend, outcome: Outcome) -> None:
-        """Free the slot and learn from the outcome."""
+    def release(self, backend: Backend, outcome: Outcome) -> None:
+        """Free the slot and hand it on. Runs after the other plugins learnt from the
+        outcome (``trylast``), so a backend just marked unhealthy or busy is seen so."""
         backend.in_flight = max(0, backend.in_flight - 1)
-        if outcome in _FAILURES:
-            self.mark_failed(backend, f"{outcome}: {exchange.error or exchange.path}")
-        elif outcome is Outcome.BUSY:
-            backend.busy_until = time.monotonic() + self.busy_cooldown_s
-            asyncio.get_running_loop().call_later(self.busy_cooldown_s, self.dispatch)
-        elif outcome is Outcome.OK and exchange.model and exchange.path in _INFERENCE_PATHS:
-            backend.loaded_models.add(exchange.model)
+        if outcome is Outcome.BUSY:
+            wait_s = backend.busy_until - time.monotonic()
+            if wait_s > 0:
+                asyncio.get_running_loop().call_later(wait_s, self.dispatch)
         self.dispatch()
-
-    def mark_failed(self, backend: Backend, reason: str) -> None:
-        """Unhealthy at once; only a successful probe brings it back."""
-        backend.healthy = False
-        backend.failures += 1
-        backend.last_error = reason
-        self.monitor.failed(backend)
-
-    # -- admin --------------------------------------------------------------------------
-
-    def set_draining(self, backend: Backend, draining: bool) -> None:
-        backend.draining = draining
-        if not draining:
-            self.dispatch()
-
-    def listing_backends(self) -> list[Backend]:
-        """Backends to merge listings from: the healthy ones, or all when none is."""
-        live = [b for b in self.gateway.backends.values() if not b.draining]
-        return [b for b in live if b.healthy] or live
 
 
 def _is_light(exchange: Exchange) -> bool:
