@@ -101,8 +101,9 @@ _PLACEHOLDERS: dict[str, Any] = {
     "<any>": lambda v: True,
     "<id>": lambda v: isinstance(v, str) and re.fullmatch(r"(chatcmpl|cmpl)-[0-9a-z]+", v),
     "<call>": lambda v: isinstance(v, str) and re.fullmatch(r"call_[0-9a-z]+", v),
-    "<ts>": lambda v: isinstance(v, str)
-    and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", v),
+    "<ts>": lambda v: (
+        isinstance(v, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", v)
+    ),
     "<int>": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     "<now>": lambda v: isinstance(v, int) and v > 1_700_000_000,
 }
@@ -153,7 +154,6 @@ def subset_mismatch(expected: dict[str, Any], actual: Any, where: str = "$") -> 
         if found:
             return found
     return None
-
 
 
 def _raw(text: str) -> bytes:

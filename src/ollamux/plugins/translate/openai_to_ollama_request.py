@@ -225,7 +225,7 @@ def _call_names(messages: list[Any]) -> dict[str, str]:
         calls = msg.get("tool_calls") if isinstance(msg, dict) else None
         for call in calls if isinstance(calls, list) else []:
             fn = call.get("function") if isinstance(call, dict) else None
-            if isinstance(call.get("id"), str) and isinstance(fn, dict):
+            if isinstance(fn, dict) and isinstance(call.get("id"), str):
                 name = fn.get("name")
                 names[call["id"]] = name if isinstance(name, str) else ""
     return names
