@@ -4,11 +4,15 @@ a success (502 and another backend tried before the first byte); long lines are 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from ollamux.exchange import ResponseHead
+from ollamux.hookspecs import hookimpl
 from ollamux.plugins.translate.common import Lines, LineTooLong
+from ollamux.transforms import BadUpstreamAnswer, ResponseTransform
 from tests.fakes.ollama_backend import Scripted
 
 USER = [{"role": "user", "content": "hi"}]
@@ -129,3 +133,64 @@ def test_a_line_longer_than_the_limit_fails() -> None:
         lines.feed(b"x" * 6000)
     with pytest.raises(LineTooLong):
         Lines(limit=10).feed(b"a" * 11 + b"\n")
+
+
+class _Rejecting:
+    """A plugin whose transform rejects the answer at ``when`` (``head`` or the n-th
+    ``feed``), as a translation does with an answer it cannot understand."""
+
+    def __init__(self, when: str) -> None:
+        self.when = when
+
+    @hookimpl
+    def ollamux_transform_response(self, exchange: Any, head: Any) -> ResponseTransform:
+        when = self.when
+
+        class Rejecting(ResponseTransform):
+            feeds = 0
+
+            def head(self, head: ResponseHead) -> ResponseHead:
+                if when == "head":
+                    raise BadUpstreamAnswer("not an answer")
+                return head
+
+            def feed(self, data: bytes) -> bytes:
+                self.feeds += 1
+                if when == "feed" and self.feeds > 1:
+                    raise BadUpstreamAnswer("not an answer")
+                return data
+
+        return Rejecting()
+
+
+async def test_an_answer_rejected_before_the_first_byte_is_a_502_after_retries(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    config = {"backends": [{"url": url}], "routing": {"retries": 1}}
+    client = await gateway_client(config, plugins=[("rejecting", _Rejecting("head"))])
+    resp = await client.post("/api/chat", json={"model": "llama3.2:latest", "messages": USER})
+    assert resp.status == 502
+    assert "cannot be understood: not an answer" in (await resp.json())["error"]
+
+
+async def test_an_answer_rejected_mid_stream_ends_with_an_error_line(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    fake.mode = "wait"  # the first line goes out alone, the rest once released
+    client = await gateway_client(
+        {"backends": [{"url": url}]}, plugins=[("rejecting", _Rejecting("feed"))]
+    )
+    resp = await client.post(
+        "/api/chat",
+        json={"model": "llama3.2:latest", "messages": USER},
+        headers={"X-Task-Id": "rejected-mid-stream"},
+    )
+    assert resp.status == 200
+    fake.release.set()
+    lines = (await resp.read()).decode().splitlines()
+    assert json.loads(lines[0])["message"]["content"] == "Hello"
+    assert "cannot be understood: not an answer" in json.loads(lines[-1])["error"]
+    status = await (await client.get("/tasks/status/rejected-mid-stream")).json()
+    assert status["state"] == "FAILED"
