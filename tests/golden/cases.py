@@ -47,7 +47,7 @@ def render(cases: list[dict[str, Any]]) -> str:
         tables.setdefault(doc["table"], []).append(row)
     out = [BEGIN]
     for title, rows in tables.items():
-        out += ["", f"#### {title}", ""]
+        out += ["", f"### {title}", ""]
         out += ["| field | becomes | when absent | notes | golden case |", "|---|---|---|---|---|"]
         out += rows
     out += ["", END]
