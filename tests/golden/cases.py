@@ -40,7 +40,7 @@ def render(cases: list[dict[str, Any]]) -> str:
         row = "| {} | {} | {} | {} | `{}` |".format(
             _cell(doc["field"]),
             _cell(doc["becomes"]),
-            _cell(doc.get("default", "")),
+            _cell(doc.get("default", "—")),
             _cell(doc.get("notes", "")),
             case["id"],
         )
