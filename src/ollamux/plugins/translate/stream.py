@@ -242,8 +242,8 @@ class OpenAIToOllama(_Translating):
     def _whole_with_usage(self, whole: Whole) -> Whole:
         def convert(obj: dict[str, Any]) -> dict[str, Any]:
             out = whole(obj)
-            if "eval_count" in out:
-                self.record_usage(out["prompt_eval_count"], out["eval_count"])
+            if "prompt_eval_count" in out:
+                self.record_usage(out["prompt_eval_count"], out.get("eval_count", 0))
             return out
 
         return convert
