@@ -93,51 +93,63 @@ def is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def want_number(body: dict[str, Any], key: str, param: str | None = None) -> Any:
+def want_number(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> Any:
     value = body.get(key)
     if value is not None and not is_number(value):
         name = param or key
-        raise bad_request(f"'{name}' must be a number, not {_kind(value)}", name)
+        raise bad_request(f"'{label or name}' must be a number, not {_kind(value)}", name)
     return value
 
 
-def want_int(body: dict[str, Any], key: str, param: str | None = None) -> Any:
+def want_int(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> Any:
     value = body.get(key)
     if value is not None and not (is_int(value) or (is_number(value) and value == int(value))):
         name = param or key
-        raise bad_request(f"'{name}' must be an integer, not {_kind(value)}", name)
+        raise bad_request(f"'{label or name}' must be an integer, not {_kind(value)}", name)
     return None if value is None else int(value)
 
 
-def want_str(body: dict[str, Any], key: str, param: str | None = None) -> str | None:
+def want_str(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
         name = param or key
-        raise bad_request(f"'{name}' must be a string, not {_kind(value)}", name)
+        raise bad_request(f"'{label or name}' must be a string, not {_kind(value)}", name)
     return value
 
 
-def want_bool(body: dict[str, Any], key: str, param: str | None = None) -> bool | None:
+def want_bool(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> bool | None:
     value = body.get(key)
     if value is not None and not isinstance(value, bool):
         name = param or key
-        raise bad_request(f"'{name}' must be true or false, not {_kind(value)}", name)
+        raise bad_request(f"'{label or name}' must be true or false, not {_kind(value)}", name)
     return value
 
 
-def want_dict(body: dict[str, Any], key: str, param: str | None = None) -> dict[str, Any] | None:
+def want_dict(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> dict[str, Any] | None:
     value = body.get(key)
     if value is not None and not isinstance(value, dict):
         name = param or key
-        raise bad_request(f"'{name}' must be an object, not {_kind(value)}", name)
+        raise bad_request(f"'{label or name}' must be an object, not {_kind(value)}", name)
     return value
 
 
-def want_list(body: dict[str, Any], key: str, param: str | None = None) -> list[Any] | None:
+def want_list(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> list[Any] | None:
     value = body.get(key)
     if value is not None and not isinstance(value, list):
         name = param or key
-        raise bad_request(f"'{name}' must be a list, not {_kind(value)}", name)
+        raise bad_request(f"'{label or name}' must be a list, not {_kind(value)}", name)
     return value
 
 
@@ -169,14 +181,15 @@ def stop_list(value: Any, param: str = "stop") -> list[str] | None:
     raise bad_request(f"'{param}' must be a string or a list of strings", param)
 
 
-def check_base64(data: Any, param: str) -> str:
+def check_base64(data: Any, param: str, label: str | None = None) -> str:
     """``data`` if it is standard base64 (as Go's ``[]byte`` fields require), else a 400."""
+    name = label or param
     if not isinstance(data, str):
-        raise bad_request(f"'{param}' must hold base64 strings, not {_kind(data)}", param)
+        raise bad_request(f"'{name}' must hold base64 strings, not {_kind(data)}", param)
     try:
         base64.b64decode(data.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
-        raise bad_request(f"'{param}' holds data that is not valid base64", param) from exc
+        raise bad_request(f"'{name}' holds data that is not valid base64", param) from exc
     return data
 
 

@@ -80,9 +80,9 @@ def think_of(body: dict[str, Any]) -> str | None:
     raise bad_request(f"think must be a boolean or string {_THINK_VALUES}", "think")
 
 
-def images_of(holder: dict[str, Any], param: str = "images") -> list[str]:
-    images = want_list(holder, "images", param) or []
-    return [check_base64(image, param) for image in images]
+def images_of(holder: dict[str, Any], param: str = "images", label: str | None = None) -> list[str]:
+    images = want_list(holder, "images", param, label) or []
+    return [check_base64(image, param, label) for image in images]
 
 
 def _user_content(text: str, images: list[str]) -> Any:
@@ -112,25 +112,28 @@ def _messages_of(messages: Any) -> list[dict[str, Any]]:
         raise bad_request("'messages' must be a list", "messages")
     pending: list[tuple[str, str]] = []  # (tool name, call id) not yet answered
     out: list[dict[str, Any]] = []
-    for msg in messages:
+    for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
             raise bad_request("each message must be an object", "messages")
-        role = want_str(msg, "role", "messages") or "user"
-        content = want_str(msg, "content", "messages") or ""
+        at = f"messages[{i}]"
+        role = want_str(msg, "role", "messages", f"{at}.role") or "user"
+        content = want_str(msg, "content", "messages", f"{at}.content") or ""
         item: dict[str, Any] = {
             "role": role,
-            "content": _user_content(content, images_of(msg, "messages")),
+            "content": _user_content(content, images_of(msg, "messages", f"{at}.images")),
         }
-        want_str(msg, "thinking", "messages")
-        calls = want_list(msg, "tool_calls", "messages")
+        want_str(msg, "thinking", "messages", f"{at}.thinking")
+        calls = want_list(msg, "tool_calls", "messages", f"{at}.tool_calls")
         if calls:
             item["tool_calls"] = []
             for call in calls:
                 fn = call.get("function") if isinstance(call, dict) else None
                 if not isinstance(fn, dict):
                     raise bad_request("each tool call must have a function object", "messages")
-                name = want_str(fn, "name", "messages") or ""
-                call_id = want_str(call, "id", "messages") or new_id("call_")
+                name = want_str(fn, "name", "messages", f"{at}.tool_calls[].function.name")
+                name = name or ""
+                call_id = want_str(call, "id", "messages", f"{at}.tool_calls[].id")
+                call_id = call_id or new_id("call_")
                 item["tool_calls"].append(
                     {
                         "id": call_id,
@@ -144,8 +147,10 @@ def _messages_of(messages: Any) -> list[dict[str, Any]]:
                 pending.append((name, call_id))
             if not item["content"]:
                 item["content"] = None
-        tool_name = want_str(msg, "tool_name", "messages") or want_str(msg, "name", "messages")
-        given_id = want_str(msg, "tool_call_id", "messages")
+        tool_name = want_str(msg, "tool_name", "messages", f"{at}.tool_name") or want_str(
+            msg, "name", "messages", f"{at}.name"
+        )
+        given_id = want_str(msg, "tool_call_id", "messages", f"{at}.tool_call_id")
         if role == "tool":
             item["tool_call_id"] = given_id or _answer(pending, tool_name)
         out.append(item)

@@ -198,8 +198,8 @@ def _tool_calls_of(calls: list[Any]) -> list[dict[str, Any]]:
         fn = call.get("function") if isinstance(call, dict) else None
         if not isinstance(fn, dict):
             raise bad_request("each tool call must be an object with a function", "messages")
-        name = want_str(fn, "name", "messages") or ""
-        call_id = want_str(call, "id", "messages")
+        name = want_str(fn, "name", "messages", "tool_calls[].function.name") or ""
+        call_id = want_str(call, "id", "messages", "tool_calls[].id")
         args = fn.get("arguments")
         if isinstance(args, str):
             try:
@@ -238,10 +238,11 @@ def _messages_of(messages: Any, allow_urls: bool) -> list[dict[str, Any]]:
         raise bad_request("'messages' must be a list", "messages")
     call_names = _call_names(messages)
     out: list[dict[str, Any]] = []
-    for msg in messages:
+    for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
             raise bad_request("each message must be an object", "messages")
-        role = want_str(msg, "role", "messages") or ""
+        at = f"messages[{i}]"
+        role = want_str(msg, "role", "messages", f"{at}.role") or ""
         if role == "developer":
             role = "system"
         content = msg.get("content")
@@ -254,15 +255,15 @@ def _messages_of(messages: Any, allow_urls: bool) -> list[dict[str, Any]]:
         item: dict[str, Any] = {"role": role, "content": text}
         if images:
             item["images"] = images
-        thinking = want_str(msg, "reasoning", "messages") or want_str(
-            msg, "reasoning_content", "messages"
+        thinking = want_str(msg, "reasoning", "messages", f"{at}.reasoning") or want_str(
+            msg, "reasoning_content", "messages", f"{at}.reasoning_content"
         )
         if thinking:
             item["thinking"] = thinking
         if calls:
             item["tool_calls"] = _tool_calls_of(calls)
-        call_id = want_str(msg, "tool_call_id", "messages")
-        name = want_str(msg, "name", "messages")
+        call_id = want_str(msg, "tool_call_id", "messages", f"{at}.tool_call_id")
+        name = want_str(msg, "name", "messages", f"{at}.name")
         if role.lower() == "tool":
             tool_name = name or call_names.get(call_id or "")
             if tool_name:
