@@ -155,8 +155,13 @@ def test_legacy_embeddings_prompt_becomes_input() -> None:
 
 
 def test_bad_think_value_is_a_400() -> None:
-    with pytest.raises(GatewayError):
-        chat(think="max")
+    with pytest.raises(GatewayError) as info:
+        chat(think="ultra")
+    assert (info.value.status, info.value.param) == (400, "think")
+
+
+def test_think_max_asks_for_high_effort() -> None:
+    assert chat(think="max")["reasoning_effort"] == "high"
 
 
 # --- responses --------------------------------------------------------------------------
@@ -335,10 +340,14 @@ def test_sse_split_across_reads_becomes_ndjson_with_one_done_line() -> None:
     assert ex.usage == {"prompt_tokens": 5, "completion_tokens": 3}
 
 
-def test_stream_without_done_marker_still_ends_with_a_done_line() -> None:
-    t = _transform(_exchange())
+def test_stream_without_done_marker_ends_with_an_error_line_not_a_done_line() -> None:
+    ex = _exchange()
+    t = _transform(ex)
     out = t.feed(_sse(chunk({"content": "x"}), chunk({}, "stop"))) + t.end()
-    assert json.loads(out.splitlines()[-1])["done"] is True
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert "[DONE]" in lines[-1]["error"]
+    assert not any(x.get("done") for x in lines)
+    assert ex.stream_broken is True
 
 
 def test_mid_stream_error_event_becomes_an_error_line_then_the_end() -> None:

@@ -20,6 +20,7 @@ from ollamux.plugins.translate import openai_to_ollama_request as req
 from ollamux.plugins.translate.stream import OllamaToOpenAI
 
 MODEL = "llama3.2:latest"
+OPENAI_DEFAULTS = {"temperature": 1.0, "top_p": 1.0}
 USER = {"role": "user", "content": "hi"}
 
 
@@ -36,7 +37,7 @@ def test_stream_absent_means_not_streaming() -> None:
 
 
 def test_max_tokens_becomes_num_predict() -> None:
-    assert chat(max_tokens=32)["options"] == {"num_predict": 32}
+    assert chat(max_tokens=32)["options"] == {"num_predict": 32, **OPENAI_DEFAULTS}
 
 
 def test_max_completion_tokens_wins_over_max_tokens() -> None:
@@ -44,8 +45,8 @@ def test_max_completion_tokens_wins_over_max_tokens() -> None:
 
 
 def test_stop_string_becomes_a_list() -> None:
-    assert chat(stop="\n")["options"] == {"stop": ["\n"]}
-    assert chat(stop=["a", "b"])["options"] == {"stop": ["a", "b"]}
+    assert chat(stop="\n")["options"]["stop"] == ["\n"]
+    assert chat(stop=["a", "b"])["options"]["stop"] == ["a", "b"]
 
 
 def test_stop_of_another_type_is_a_400() -> None:
@@ -67,8 +68,18 @@ def test_sampling_options_keep_their_names() -> None:
     }
 
 
-def test_no_sampling_parameters_means_no_options() -> None:
-    assert "options" not in chat()
+def test_no_sampling_parameters_means_openais_defaults() -> None:
+    assert chat()["options"] == {"temperature": 1.0, "top_p": 1.0}
+
+
+def test_completions_also_get_openais_penalty_defaults() -> None:
+    out = req.completion_request({"model": MODEL, "prompt": "x", "top_p": 0})
+    assert out["options"] == {
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "frequency_penalty": 0.0,
+        "presence_penalty": 0.0,
+    }
 
 
 def test_json_object_response_format_becomes_format_json() -> None:
@@ -95,8 +106,14 @@ def test_reasoning_effort_becomes_think(effort: str, think: Any) -> None:
 
 def test_unknown_reasoning_effort_is_a_400() -> None:
     with pytest.raises(GatewayError) as info:
-        chat(reasoning_effort="max")
+        chat(reasoning_effort="extreme")
     assert info.value.status == 400
+    assert info.value.message.startswith('invalid reasoning value: "extreme"')
+
+
+@pytest.mark.parametrize("effort", ["max", "xhigh", "ultra"])
+def test_efforts_above_high_become_think_max(effort: str) -> None:
+    assert chat(reasoning_effort=effort)["think"] == "max"
 
 
 def test_data_uri_images_become_images() -> None:
@@ -114,7 +131,7 @@ def test_http_image_url_is_a_clear_400() -> None:
     with pytest.raises(GatewayError) as info:
         req.chat_request({"model": MODEL, "messages": [{"role": "user", "content": content}]})
     assert info.value.status == 400
-    assert "data: URI" in info.value.message
+    assert "please use base64 encoded data" in info.value.message
 
 
 def test_assistant_tool_call_arguments_are_parsed_to_objects() -> None:
@@ -192,7 +209,13 @@ def test_completion_prompt_and_suffix() -> None:
         "prompt": "def f(",
         "stream": False,
         "suffix": "return 1",
-        "options": {"num_predict": 8},
+        "options": {
+            "num_predict": 8,
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "frequency_penalty": 0.0,
+            "presence_penalty": 0.0,
+        },
     }
 
 

@@ -39,7 +39,7 @@ async def test_sync_chat_completion_reads_text_and_usage(base_url: str, fake_oll
     assert (done.usage.prompt_tokens, done.usage.completion_tokens) == (7, 4)
     fake, _ = fake_ollama
     assert fake.last.path == "/api/chat"
-    assert fake.last.body["options"] == {"num_predict": 50}
+    assert fake.last.body["options"] == {"num_predict": 50, "temperature": 1.0, "top_p": 1.0}
     assert fake.last.body["stream"] is False
 
 
@@ -122,7 +122,7 @@ async def test_legacy_completions(base_url: str, fake_ollama: Any) -> None:
     assert done.choices[0].text == "Hello there, friend!"
     fake, _ = fake_ollama
     assert fake.last.path == "/api/generate"
-    assert fake.last.body["options"] == {"stop": ["!"]}
+    assert fake.last.body["options"]["stop"] == ["!"]
 
 
 async def test_streamed_completions(base_url: str) -> None:

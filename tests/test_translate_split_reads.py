@@ -115,3 +115,41 @@ def test_openai_to_ollama_is_independent_of_read_boundaries(cuts: list[int]) -> 
     assert [x["done"] for x in lines].count(True) == 1 and lines[-1]["done"]
     (call,) = [c for x in lines for c in x["message"].get("tool_calls", [])]
     assert call == {"id": "call_1", "function": {"index": 0, "name": "f", "arguments": {"a": 1}}}
+
+
+def _mixed_ollama_body() -> bytes:
+    """Reasoning and content in one line, a line with invalid UTF-8, tool calls."""
+    head = b'{"model":"m","created_at":"2025-01-01T00:00:00Z","message":'
+    lines = [
+        head + b'{"role":"assistant","content":"","thinking":"hm\xc3\xa9"},"done":false}',
+        head + b'{"role":"assistant","content":"a\xc3\xbc","thinking":"so"},"done":false}',
+        head + b'{"role":"assistant","content":"b\xffc"},"done":false}',
+        head + b'{"role":"assistant","content":"","tool_calls":[{"function":'
+        b'{"name":"f","arguments":{"x":1}}}]},"done":false}',
+        head + b'{"role":"assistant","content":""},"done":true,"done_reason":"stop"}',
+    ]
+    return b"\n".join(lines) + b"\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=40))
+def test_mixed_lines_and_bad_utf8_are_independent_of_read_boundaries(cuts: list[int]) -> None:
+    body = _mixed_ollama_body()
+
+    def convert(c: list[int]) -> list[Any]:
+        stream = to_openai.ChatStream("m")
+        t = OllamaToOpenAI(_exchange(Dialect.OPENAI), lambda o: o, stream)
+        events = _sse_payloads(_run(t, "application/x-ndjson", body, c))
+        for e in events:
+            if isinstance(e, dict):
+                e.pop("id")
+                for call in e["choices"][0]["delta"].get("tool_calls", []) if e["choices"] else []:
+                    call.pop("id")
+        return events
+
+    events = convert(cuts)
+    assert events == convert([])
+    deltas = [e["choices"][0]["delta"] for e in events[:-1]]
+    assert [d.get("reasoning") for d in deltas[:3]] == ["hmé", "so", None]
+    assert [d.get("content") for d in deltas[1:4]] == [None, "aü", "b\ufffdc"]
+    assert events[-1] == "[DONE]"

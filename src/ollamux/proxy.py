@@ -23,7 +23,7 @@ from .errors import GatewayError, stream_error_bytes, upstream_error_message
 from .exchange import Exchange, LocalResponse, Outcome, ResponseHead, TaskState, UpstreamRequest
 from .headers import client_headers, upstream_headers
 from .idle import IdleWatch
-from .transforms import DialectErrorBody, ResponseTransform
+from .transforms import BadUpstreamAnswer, DialectErrorBody, ResponseTransform
 
 log = logging.getLogger("ollamux.proxy")
 
@@ -121,7 +121,10 @@ async def _relay(
             head,
             body,
         )
-    relay = await _upstream_started(exchange, backend, head)
+    try:
+        relay = await _upstream_started(exchange, backend, head)
+    except BadUpstreamAnswer as exc:
+        raise AttemptFailed(Outcome.SERVER_ERROR, _unreadable(backend, exc), 502) from exc
     watch_errors = (
         relay.head.status < 400
         and backend.api is Dialect.OLLAMA
@@ -151,6 +154,10 @@ async def _relay(
                 outcome, message, 504 if outcome is Outcome.TIMEOUT else 502
             ) from exc
         await relay.fail(message)
+    except BadUpstreamAnswer as exc:
+        if not relay.started:
+            raise AttemptFailed(Outcome.SERVER_ERROR, _unreadable(backend, exc), 502) from exc
+        await relay.fail(_unreadable(backend, exc))
     finally:
         idle.stop()
     return exchange.sink.answer()
@@ -297,6 +304,10 @@ async def _read_quietly(upstream: aiohttp.ClientResponse) -> bytes:
         return await upstream.read()
     except (aiohttp.ClientError, TimeoutError):
         return b""
+
+
+def _unreadable(backend: Backend, exc: BadUpstreamAnswer) -> str:
+    return f"backend {backend.name} sent an answer that cannot be understood: {exc}"
 
 
 def _reason(exc: BaseException) -> str:

@@ -16,6 +16,12 @@ from .errors import error_payload, upstream_error_message
 from .exchange import ResponseHead
 
 
+class BadUpstreamAnswer(Exception):
+    """The backend's answer cannot be understood (raised by a transform's ``head``, ``feed``
+    or ``end``). Before any byte reached the client the attempt fails (502, retried on
+    another backend); after that the stream ends with an error in the client's dialect."""
+
+
 class ResponseTransform:
     """Base class: passes everything through unchanged. Override what you need."""
 

@@ -323,3 +323,60 @@ async def record(request: web.Request, received: list[Received], probes: list[Re
 
 def _line(obj: Any) -> bytes:
     return json.dumps(obj).encode() + b"\n"
+
+
+@dataclass
+class Scripted:
+    """A backend that answers every generation request with given bytes, and records what
+    it received. It lists ``models`` under both APIs (``/api/tags``, ``/v1/models``) so the
+    gateway's probes find them. ``pieces`` are written one ``write`` each."""
+
+    models: list[str] = field(default_factory=lambda: ["m:latest", "m"])
+    status: int = 200
+    content_type: str = "application/json"
+    pieces: list[bytes] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    probes: list[Received] = field(default_factory=list)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/api/tags", self.tags)
+        app.router.add_get("/api/ps", self.ps)
+        app.router.add_get("/v1/models", self.v1_models)
+        app.router.add_route("*", "/{tail:.*}", self.answer)
+        return app
+
+    @property
+    def last(self) -> Received:
+        return self.received[-1]
+
+    def script(self, status: int, content_type: str, pieces: list[bytes]) -> None:
+        self.status, self.content_type, self.pieces = status, content_type, pieces
+
+    async def tags(self, request: web.Request) -> web.StreamResponse:
+        await record(request, self.received, self.probes)
+        entries = [
+            {"name": m, "model": m, "modified_at": "2025-01-01T00:00:00Z"} for m in self.models
+        ]
+        return web.json_response({"models": entries})
+
+    async def ps(self, request: web.Request) -> web.StreamResponse:
+        await record(request, self.received, self.probes)
+        return web.json_response({"models": []})
+
+    async def v1_models(self, request: web.Request) -> web.StreamResponse:
+        await record(request, self.received, self.probes)
+        data = [
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": "x"}
+            for m in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        await record(request, self.received, self.probes)
+        resp = web.StreamResponse(status=self.status, headers={"Content-Type": self.content_type})
+        await resp.prepare(request)
+        for piece in self.pieces:
+            await resp.write(piece)
+        await resp.write_eof()
+        return resp

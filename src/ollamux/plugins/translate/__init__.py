@@ -10,7 +10,7 @@ matches its backend's API costs one comparison: both hooks return ``None`` at on
 Settings (``plugins.config.translate``): ``fetch_image_urls`` (default false) lets
 ``http(s)`` image URLs in OpenAI chat messages be fetched for Ollama backends;
 ``ollama_version`` (default ``"0.12.0"``) is what ``/api/version`` reports for OpenAI
-backends.
+backends; ``max_line_mb`` (default 16) bounds one line of a translated stream.
 """
 
 from __future__ import annotations

@@ -1,19 +1,30 @@
-"""Small helpers shared by both translation directions: ids, clocks, option tables."""
+"""Small helpers shared by both translation directions: ids, clocks, option tables, the
+checks every field a translation reads goes through, and the line reassembly of streams."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as _dt
 import json
+import re
 import secrets
 import struct
 import time
-from typing import Any
+from typing import Any, TypeGuard
 
 from ...errors import GatewayError
+from ...transforms import BadUpstreamAnswer
 
 # Sampling options with the same meaning (and name) in both APIs.
 SHARED_OPTIONS = ("temperature", "top_p", "seed", "frequency_penalty", "presence_penalty")
+
+# The longest line (one NDJSON line, one SSE line) a translated stream accepts.
+DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+class Unreadable(BadUpstreamAnswer, ValueError):
+    """A backend answer (or one line of it) a translation cannot understand."""
 
 
 def new_id(prefix: str) -> str:
@@ -40,20 +51,120 @@ def unix_of(iso: Any) -> int:
             text = head + "." + digits[:6] + rest[len(digits) :]
         try:
             return int(_dt.datetime.fromisoformat(text).timestamp())
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     return int(time.time())
 
 
 def iso_of(unix: Any) -> str:
     """An Ollama timestamp for seconds since the epoch (now when absent)."""
-    if isinstance(unix, int | float) and not isinstance(unix, bool) and unix > 0:
+    if isinstance(unix, int | float) and not isinstance(unix, bool) and 0 < unix < 253402300800:
         return _dt.datetime.fromtimestamp(unix, _dt.UTC).isoformat().replace("+00:00", "Z")
     return now_iso()
 
 
 def bad_request(message: str, param: str | None = None) -> GatewayError:
     return GatewayError(400, message, param=param)
+
+
+# --- request checks (a 400 naming the field) ------------------------------------------
+
+
+def go_type(value: Any) -> str:
+    """The name Go's ``%T`` prints for a decoded JSON value (Ollama's error texts)."""
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "[]interface {}"
+    return "map[string]interface {}"
+
+
+def is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def want_number(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> Any:
+    value = body.get(key)
+    if value is not None and not is_number(value):
+        name = param or key
+        raise bad_request(f"'{label or name}' must be a number, not {_kind(value)}", name)
+    return value
+
+
+def want_int(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> Any:
+    value = body.get(key)
+    if value is not None and not (is_int(value) or (is_number(value) and value == int(value))):
+        name = param or key
+        raise bad_request(f"'{label or name}' must be an integer, not {_kind(value)}", name)
+    return None if value is None else int(value)
+
+
+def want_str(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        name = param or key
+        raise bad_request(f"'{label or name}' must be a string, not {_kind(value)}", name)
+    return value
+
+
+def want_bool(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> bool | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, bool):
+        name = param or key
+        raise bad_request(f"'{label or name}' must be true or false, not {_kind(value)}", name)
+    return value
+
+
+def want_dict(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> dict[str, Any] | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, dict):
+        name = param or key
+        raise bad_request(f"'{label or name}' must be an object, not {_kind(value)}", name)
+    return value
+
+
+def want_list(
+    body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
+) -> list[Any] | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, list):
+        name = param or key
+        raise bad_request(f"'{label or name}' must be a list, not {_kind(value)}", name)
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
 
 
 def stop_list(value: Any, param: str = "stop") -> list[str] | None:
@@ -64,7 +175,42 @@ def stop_list(value: Any, param: str = "stop") -> list[str] | None:
         return [value]
     if isinstance(value, list) and all(isinstance(s, str) for s in value):
         return list(value)
+    if isinstance(value, list):
+        bad = next(s for s in value if not isinstance(s, str))
+        raise bad_request(f"invalid type for '{param}' field: {go_type(bad)}", param)
     raise bad_request(f"'{param}' must be a string or a list of strings", param)
+
+
+def check_base64(data: Any, param: str, label: str | None = None) -> str:
+    """``data`` if it is standard base64 (as Go's ``[]byte`` fields require), else a 400."""
+    name = label or param
+    if not isinstance(data, str):
+        raise bad_request(f"'{name}' must hold base64 strings, not {_kind(data)}", param)
+    try:
+        base64.b64decode(data.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
+        raise bad_request(f"'{name}' holds data that is not valid base64", param) from exc
+    return data
+
+
+_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
+
+
+def is_zero_duration(value: Any) -> bool:
+    """Whether ``keep_alive`` means "unload now": ``0`` or a Go duration string worth 0."""
+    if is_number(value):
+        return bool(value == 0)
+    if not isinstance(value, str):
+        return False
+    text = value.strip().lstrip("+")
+    if text == "0":
+        return True
+    if not text or _DURATION_PART.sub("", text):
+        return False
+    return all(float(n) == 0 for n, _unit in _DURATION_PART.findall(text))
+
+
+# --- embeddings ------------------------------------------------------------------------
 
 
 def floats_to_base64(vector: list[float]) -> str:
@@ -77,17 +223,118 @@ def base64_to_floats(text: str) -> list[float]:
     return list(struct.unpack(f"<{len(raw) // 4}f", raw))
 
 
+# --- parsing backend answers -------------------------------------------------------------
+
 _DECODER = json.JSONDecoder()
 
 
 def loads(data: bytes) -> Any:
     """``json.loads`` for one stripped JSON document, without its per-call overhead
-    (encoding detection, whitespace scans): this runs once per streamed line."""
+    (encoding detection, whitespace scans): this runs once per streamed line. Invalid
+    UTF-8 is decoded with replacement characters: the text around it is kept."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "replace")
+    obj, end = _DECODER.raw_decode(text)
+    if end != len(text):
+        raise ValueError("extra data after the JSON document")
+    return obj
+
+
+def loads_strict(data: bytes) -> Any:
+    """As ``loads``, but invalid UTF-8 is an error (the fast paths copy bytes as they are)."""
     text = data.decode()
     obj, end = _DECODER.raw_decode(text)
     if end != len(text):
         raise ValueError("extra data after the JSON document")
     return obj
+
+
+def answer_of(body: bytes) -> dict[str, Any]:
+    """A whole backend answer: one JSON object, else ``Unreadable``."""
+    try:
+        obj = loads(body.strip(b" \t\r\n"))
+    except ValueError as exc:
+        raise Unreadable(f"not a JSON document ({_preview(body)})") from exc
+    if not isinstance(obj, dict):
+        raise Unreadable(f"a JSON {type(obj).__name__} where an object was expected")
+    return obj
+
+
+def _preview(body: bytes) -> str:
+    text = body[:60].decode("utf-8", "replace")
+    return repr(text) + ("..." if len(body) > 60 else "")
+
+
+def need(ok: bool, what: str) -> None:
+    """Give up on an answer whose shape is not what the API promises."""
+    if not ok:
+        raise Unreadable(what)
+
+
+def count_of(obj: dict[str, Any], key: str) -> int:
+    """A token count from an answer: absent or null is 0; anything but a non-negative
+    integer is not understood."""
+    value = obj.get(key)
+    if value is None:
+        return 0
+    need(is_int(value) and value >= 0, f"'{key}' is not a token count")
+    return int(value)
+
+
+def text_of(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        return ""
+    need(isinstance(value, str), f"'{key}' is not a string")
+    return str(value)
+
+
+class LineTooLong(Unreadable):
+    pass
+
+
+class Lines:
+    """Reassembles lines split across reads, in linear time (the pieces of a long line are
+    kept in a list and joined once); a line longer than ``limit`` raises ``LineTooLong``."""
+
+    __slots__ = ("_parts", "_size", "limit")
+
+    def __init__(self, limit: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+        self.limit = limit
+
+    def feed(self, data: bytes) -> list[bytes]:
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._parts.append(data)
+            self._size += len(data)
+            if self._size > self.limit:
+                self._parts, self._size = [], 0
+                raise LineTooLong(f"a line longer than {self.limit} bytes")
+            return []
+        if self._parts:
+            self._parts.append(data[:cut])
+            head = b"".join(self._parts)
+        else:
+            head = data[:cut]
+        rest = data[cut + 1 :]
+        self._parts = [rest] if rest else []
+        self._size = len(rest)
+        lines = head.split(b"\n")
+        if len(head) > self.limit and max(map(len, lines)) > self.limit:
+            raise LineTooLong(f"a line longer than {self.limit} bytes")
+        if self._size > self.limit:
+            self._parts, self._size = [], 0
+            raise LineTooLong(f"a line longer than {self.limit} bytes")
+        return lines
+
+    def flush(self) -> list[bytes]:
+        rest = b"".join(self._parts)
+        self._parts, self._size = [], 0
+        return [rest] if rest.strip() else []
 
 
 def image_mime(data: str) -> str:

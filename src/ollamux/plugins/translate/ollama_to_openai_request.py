@@ -2,6 +2,7 @@
 
 ``/api/chat`` and ``/api/generate`` -> ``/v1/chat/completions`` (``/v1/completions`` for a
 raw or suffixed generate), ``/api/embed`` and ``/api/embeddings`` -> ``/v1/embeddings``.
+Every field read is checked first: bad input is a 400 naming the field.
 """
 
 from __future__ import annotations
@@ -9,20 +10,38 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .common import SHARED_OPTIONS, bad_request, image_mime, new_id, stop_list
+from .common import (
+    SHARED_OPTIONS,
+    bad_request,
+    check_base64,
+    image_mime,
+    is_number,
+    new_id,
+    stop_list,
+    want_bool,
+    want_dict,
+    want_int,
+    want_list,
+    want_number,
+    want_str,
+)
 
 # Ollama's ``think`` -> OpenAI's reasoning effort
-_THINK_TO_EFFORT = {True: "medium", "low": "low", "medium": "medium", "high": "high"}
+_THINK_TO_EFFORT = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
+_THINK_VALUES = '("high", "medium", "low", "max", true, or false)'
 
 
 def sampling_of(body: dict[str, Any]) -> dict[str, Any]:
     """Ollama ``options`` (and ``format``/``think``) -> OpenAI request fields."""
-    options = body.get("options") or {}
-    if not isinstance(options, dict):
-        raise bad_request("'options' must be an object", "options")
+    options = want_dict(body, "options") or {}
+    for key in SHARED_OPTIONS:
+        if key == "seed":
+            want_int(options, key, "options.seed")
+        else:
+            want_number(options, key, f"options.{key}")
     out: dict[str, Any] = {key: options[key] for key in SHARED_OPTIONS if key in options}
-    limit = options.get("num_predict")
-    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+    limit = want_int(options, "num_predict", "options.num_predict")
+    if limit is not None and limit > 0:
         out["max_tokens"] = limit
     stops = stop_list(options.get("stop"), "options.stop")
     if stops:
@@ -35,13 +54,35 @@ def sampling_of(body: dict[str, Any]) -> dict[str, Any]:
             "type": "json_schema",
             "json_schema": {"name": "response", "schema": fmt},
         }
-    think = body.get("think")
-    if think is not None and think is not False:
-        effort = _THINK_TO_EFFORT.get(think)
-        if effort is None:
-            raise bad_request("'think' must be true, false, 'low', 'medium' or 'high'", "think")
-        out["reasoning_effort"] = effort
+    elif fmt not in (None, ""):
+        raise bad_request("'format' must be \"json\" or a JSON schema object", "format")
+    think = think_of(body)
+    if think is not None:
+        out["reasoning_effort"] = think
     return out
+
+
+def think_of(body: dict[str, Any]) -> str | None:
+    """Ollama's ``think`` as a reasoning effort (``None``: nothing to send)."""
+    think = body.get("think")
+    if think is None or think is False:
+        return None
+    if think is True:
+        return "medium"
+    if isinstance(think, str):
+        if think not in _THINK_TO_EFFORT:
+            raise bad_request(
+                f'invalid think value: "{think}" (must be "high", "medium", '
+                '"low", "max", true, or false)',
+                "think",
+            )
+        return _THINK_TO_EFFORT[think]
+    raise bad_request(f"think must be a boolean or string {_THINK_VALUES}", "think")
+
+
+def images_of(holder: dict[str, Any], param: str = "images", label: str | None = None) -> list[str]:
+    images = want_list(holder, "images", param, label) or []
+    return [check_base64(image, param, label) for image in images]
 
 
 def _user_content(text: str, images: list[str]) -> Any:
@@ -55,42 +96,63 @@ def _user_content(text: str, images: list[str]) -> Any:
     return parts
 
 
+def _arguments_text(args: Any) -> str:
+    if isinstance(args, str):
+        return args
+    if args is None:
+        return "{}"
+    if not isinstance(args, dict):
+        raise bad_request("tool call arguments must be an object", "messages")
+    return json.dumps(args)
+
+
 def _messages_of(messages: Any) -> list[dict[str, Any]]:
     """Ollama chat history -> OpenAI messages; tool results get their call's id."""
     if not isinstance(messages, list):
         raise bad_request("'messages' must be a list", "messages")
     pending: list[tuple[str, str]] = []  # (tool name, call id) not yet answered
     out: list[dict[str, Any]] = []
-    for msg in messages:
+    for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
             raise bad_request("each message must be an object", "messages")
-        role = msg.get("role", "user")
+        at = f"messages[{i}]"
+        role = want_str(msg, "role", "messages", f"{at}.role") or "user"
+        content = want_str(msg, "content", "messages", f"{at}.content") or ""
         item: dict[str, Any] = {
             "role": role,
-            "content": _user_content(msg.get("content") or "", msg.get("images") or []),
+            "content": _user_content(content, images_of(msg, "messages", f"{at}.images")),
         }
-        calls = msg.get("tool_calls")
+        want_str(msg, "thinking", "messages", f"{at}.thinking")
+        calls = want_list(msg, "tool_calls", "messages", f"{at}.tool_calls")
         if calls:
             item["tool_calls"] = []
             for call in calls:
-                fn = call.get("function") or {}
-                call_id = call.get("id") or new_id("call_")
-                args = fn.get("arguments")
+                fn = call.get("function") if isinstance(call, dict) else None
+                if not isinstance(fn, dict):
+                    raise bad_request("each tool call must have a function object", "messages")
+                name = want_str(fn, "name", "messages", f"{at}.tool_calls[].function.name")
+                name = name or ""
+                call_id = want_str(call, "id", "messages", f"{at}.tool_calls[].id")
+                call_id = call_id or new_id("call_")
                 item["tool_calls"].append(
                     {
                         "id": call_id,
                         "type": "function",
                         "function": {
-                            "name": fn.get("name", ""),
-                            "arguments": args if isinstance(args, str) else json.dumps(args or {}),
+                            "name": name,
+                            "arguments": _arguments_text(fn.get("arguments")),
                         },
                     }
                 )
-                pending.append((fn.get("name", ""), call_id))
+                pending.append((name, call_id))
             if not item["content"]:
                 item["content"] = None
+        tool_name = want_str(msg, "tool_name", "messages", f"{at}.tool_name") or want_str(
+            msg, "name", "messages", f"{at}.name"
+        )
+        given_id = want_str(msg, "tool_call_id", "messages", f"{at}.tool_call_id")
         if role == "tool":
-            item["tool_call_id"] = _answer(pending, msg.get("tool_name") or msg.get("name"))
+            item["tool_call_id"] = given_id or _answer(pending, tool_name)
         out.append(item)
     return out
 
@@ -104,49 +166,70 @@ def _answer(pending: list[tuple[str, str]], name: str | None) -> str:
     return new_id("call_")
 
 
+def stream_of(body: dict[str, Any]) -> bool:
+    return want_bool(body, "stream") is not False  # Ollama streams unless told otherwise
+
+
 def _stream_fields(body: dict[str, Any]) -> dict[str, Any]:
-    stream = body.get("stream") is not False  # Ollama streams unless told otherwise
+    stream = stream_of(body)
     out: dict[str, Any] = {"stream": stream}
     if stream:
         out["stream_options"] = {"include_usage": True}
     return out
 
 
+def check_keep_alive(body: dict[str, Any]) -> Any:
+    value = body.get("keep_alive")
+    if value is not None and not (is_number(value) or isinstance(value, str)):
+        raise bad_request("'keep_alive' must be a number of seconds or a duration", "keep_alive")
+    return value
+
+
+def _tools_of(body: dict[str, Any]) -> list[Any] | None:
+    tools = want_list(body, "tools")
+    if tools and not all(isinstance(t, dict) for t in tools):
+        raise bad_request("each tool must be an object", "tools")
+    return tools
+
+
 def chat_request(body: dict[str, Any]) -> dict[str, Any]:
     """``/api/chat`` body -> ``/v1/chat/completions`` body."""
+    check_keep_alive(body)
     out: dict[str, Any] = {
         "model": body.get("model"),
         "messages": _messages_of(body.get("messages")),
     }
     out.update(_stream_fields(body))
     out.update(sampling_of(body))
-    if body.get("tools"):
-        out["tools"] = body["tools"]
+    tools = _tools_of(body)
+    if tools:
+        out["tools"] = tools
     return out
 
 
 def uses_completions(body: dict[str, Any]) -> bool:
     """Whether a generate request needs ``/v1/completions`` (raw prompt or a suffix)."""
-    return bool(body.get("raw") or body.get("suffix"))
+    return bool(body.get("raw") is True or body.get("suffix"))
 
 
 def generate_request(body: dict[str, Any]) -> dict[str, Any]:
     """``/api/generate`` body -> a chat completion (or a completion when raw/suffixed)."""
-    prompt = body.get("prompt") or ""
-    if not isinstance(prompt, str):
-        raise bad_request("'prompt' must be a string", "prompt")
+    prompt = want_str(body, "prompt") or ""
+    system = want_str(body, "system")
+    suffix = want_str(body, "suffix")
+    want_bool(body, "raw")
+    check_keep_alive(body)
+    images = images_of(body)
     out: dict[str, Any] = {"model": body.get("model")}
     if uses_completions(body):
         out["prompt"] = prompt
-        if body.get("suffix"):
-            out["suffix"] = body["suffix"]
+        if suffix:
+            out["suffix"] = suffix
     else:
         messages: list[dict[str, Any]] = []
-        if body.get("system"):
-            messages.append({"role": "system", "content": body["system"]})
-        messages.append(
-            {"role": "user", "content": _user_content(prompt, body.get("images") or [])}
-        )
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": _user_content(prompt, images)})
         out["messages"] = messages
     out.update(_stream_fields(body))
     out.update(sampling_of(body))
@@ -162,7 +245,9 @@ def embed_request(body: dict[str, Any], legacy: bool = False) -> dict[str, Any]:
     if not ok:
         param = "prompt" if legacy else "input"
         raise bad_request(f"'{param}' must be a string or a list of strings", param)
+    dimensions = want_int(body, "dimensions")
+    want_bool(body, "truncate")
     out: dict[str, Any] = {"model": body.get("model"), "input": inputs, "encoding_format": "float"}
-    if body.get("dimensions"):
-        out["dimensions"] = body["dimensions"]
+    if dimensions:
+        out["dimensions"] = dimensions
     return out

@@ -1,8 +1,11 @@
 """Ollama answers -> OpenAI answers (pure: dicts in, dicts out).
 
 Streams are converted by small stateful objects fed one Ollama NDJSON object at a time;
-they keep one id and one ``created`` per stream, put ``role`` on the first chunk only,
-number tool calls, and end with a ``finish_reason`` chunk (plus a usage chunk on request).
+they keep one id per stream and one ``created`` (the first line's ``created_at``, as
+Ollama's own layer does), put ``role`` on the first chunk only, split a line carrying both
+reasoning and content into a reasoning chunk and a content chunk, number tool calls, and
+end with a ``finish_reason`` chunk (plus a usage chunk on request). An answer whose shape
+is not Ollama's raises ``Unreadable``: it is never relayed as a success.
 """
 
 from __future__ import annotations
@@ -11,17 +14,27 @@ import json
 import time
 from typing import Any
 
-from .common import floats_to_base64, loads, new_id, unix_of
+from .common import (
+    count_of,
+    floats_to_base64,
+    is_number,
+    loads_strict,
+    need,
+    new_id,
+    text_of,
+    unix_of,
+)
 
 _OLLAMA_MESSAGE_HEAD = b'"message":{"role":"assistant","content":'
 _OLLAMA_PIECE_TAIL = b'},"done":false}'
 _CONTENT_TAIL = b'}, "finish_reason": null, "logprobs": null}]}\n\n'
 FINISH_REASONS = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
+_SHOW_KEYS = ("modelfile", "parameters", "template", "details", "model_info", "capabilities")
 
 
 def usage_of(obj: dict[str, Any]) -> dict[str, int]:
-    prompt = int(obj.get("prompt_eval_count") or 0)
-    completion = int(obj.get("eval_count") or 0)
+    prompt = count_of(obj, "prompt_eval_count")
+    completion = count_of(obj, "eval_count")
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -30,16 +43,17 @@ def usage_of(obj: dict[str, Any]) -> dict[str, int]:
 
 
 def finish_reason(obj: dict[str, Any], tool_calls: bool) -> str:
-    if tool_calls:
-        return "tool_calls"
-    return FINISH_REASONS.get(str(obj.get("done_reason") or "stop"), "stop")
+    """``done_reason`` as a ``finish_reason``: ``length`` stays ``length`` even after tool
+    calls; ``stop`` becomes ``tool_calls`` when the answer called tools."""
+    reason = FINISH_REASONS.get(text_of(obj, "done_reason") or "stop", "stop")
+    return "tool_calls" if reason == "stop" and tool_calls else reason
 
 
 def tool_calls_of(calls: list[dict[str, Any]], first_index: int = 0) -> list[dict[str, Any]]:
     """Ollama tool calls (object arguments) -> OpenAI's (id, JSON-string arguments)."""
     out = []
     for i, call in enumerate(calls):
-        fn = call.get("function") or {}
+        fn = call["function"]
         args = fn.get("arguments")
         out.append(
             {
@@ -47,7 +61,7 @@ def tool_calls_of(calls: list[dict[str, Any]], first_index: int = 0) -> list[dic
                 "id": call.get("id") or new_id("call_"),
                 "type": "function",
                 "function": {
-                    "name": fn.get("name", ""),
+                    "name": fn.get("name") or "",
                     "arguments": args if isinstance(args, str) else json.dumps(args or {}),
                 },
             }
@@ -55,15 +69,34 @@ def tool_calls_of(calls: list[dict[str, Any]], first_index: int = 0) -> list[dic
     return out
 
 
-def _assistant_message(message: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
-    if message.get("thinking"):
-        out["reasoning"] = message["thinking"]
-    if message.get("tool_calls"):
-        calls = tool_calls_of(message["tool_calls"])
-        for call in calls:
+def _parts(message: Any) -> tuple[str, str, list[dict[str, Any]]]:
+    """Content, thinking and tool calls of an Ollama ``message`` (checked)."""
+    if message is None:
+        return "", "", []
+    need(isinstance(message, dict), "'message' is not an object")
+    content = text_of(message, "content")
+    thinking = text_of(message, "thinking")
+    calls = message.get("tool_calls") or []
+    need(isinstance(calls, list), "'tool_calls' is not a list")
+    for call in calls:
+        need(isinstance(call, dict), "a tool call is not an object")
+        fn = call.get("function")
+        need(isinstance(fn, dict), "a tool call has no function")
+        need(isinstance(fn.get("name", ""), str), "a tool call's name is not a string")
+        need(isinstance(call.get("id") or "", str), "a tool call's id is not a string")
+    return content, thinking, calls
+
+
+def _assistant_message(message: Any) -> dict[str, Any]:
+    content, thinking, calls = _parts(message)
+    out: dict[str, Any] = {"role": "assistant", "content": content}
+    if thinking:
+        out["reasoning"] = thinking
+    if calls:
+        converted = tool_calls_of(calls)
+        for call in converted:
             del call["index"]
-        out["tool_calls"] = calls
+        out["tool_calls"] = converted
         if not out["content"]:
             out["content"] = None
     return out
@@ -71,12 +104,13 @@ def _assistant_message(message: dict[str, Any]) -> dict[str, Any]:
 
 def chat_completion(obj: dict[str, Any], model: str | None = None) -> dict[str, Any]:
     """A whole ``/api/chat`` answer -> a ``chat.completion`` object."""
-    message = _assistant_message(obj.get("message") or {})
+    need(isinstance(obj.get("message"), dict), "no 'message' object in a chat answer")
+    message = _assistant_message(obj["message"])
     return {
         "id": new_id("chatcmpl-"),
         "object": "chat.completion",
         "created": unix_of(obj.get("created_at")),
-        "model": model or obj.get("model", ""),
+        "model": model or text_of(obj, "model"),
         "system_fingerprint": "fp_ollama",
         "choices": [
             {
@@ -92,22 +126,27 @@ def chat_completion(obj: dict[str, Any], model: str | None = None) -> dict[str, 
 
 def text_completion(obj: dict[str, Any], model: str | None = None) -> dict[str, Any]:
     """A whole ``/api/generate`` answer -> a ``text_completion`` object."""
+    need(isinstance(obj.get("response"), str), "no 'response' text in a generate answer")
     return {
         "id": new_id("cmpl-"),
         "object": "text_completion",
         "created": unix_of(obj.get("created_at")),
-        "model": model or obj.get("model", ""),
+        "model": model or text_of(obj, "model"),
         "system_fingerprint": "fp_ollama",
         "choices": [
             {
                 "index": 0,
-                "text": obj.get("response") or "",
+                "text": obj["response"],
                 "finish_reason": finish_reason(obj, False),
                 "logprobs": None,
             }
         ],
         "usage": usage_of(obj),
     }
+
+
+def _check_line(obj: dict[str, Any]) -> None:
+    need(isinstance(obj.get("done", False), bool), "'done' is not a boolean")
 
 
 class ChatStream:
@@ -117,7 +156,7 @@ class ChatStream:
 
     def __init__(self, model: str, include_usage: bool = False) -> None:
         self.id = new_id("chatcmpl-")
-        self.created = int(time.time())
+        self.created: int | None = None
         self.model = model
         self.include_usage = include_usage
         self.tool_calls = 0
@@ -125,6 +164,12 @@ class ChatStream:
         self.usage: dict[str, int] | None = None
         self.done = False
         self._prefix: bytes | None = None
+
+    def _pin_created(self, obj: dict[str, Any]) -> int:
+        """One ``created`` for the whole stream: the first line's ``created_at``."""
+        if self.created is None:
+            self.created = unix_of(obj.get("created_at"))
+        return self.created
 
     def _content_prefix(self) -> bytes:
         if self._prefix is None:
@@ -143,13 +188,14 @@ class ChatStream:
         message = obj.get("message")
         if (
             not self.role_sent
-            or obj.get("done")
+            or self.done
+            or obj.get("done") is not False
             or not isinstance(message, dict)
             or len(message) > 2
-            or "content" not in message
+            or message.get("role", "assistant") != "assistant"
         ):
             return None
-        content = message["content"]
+        content = message.get("content")
         if not content or not isinstance(content, str):
             return None
         return self._content_prefix() + json.dumps(content).encode() + _CONTENT_TAIL
@@ -158,7 +204,7 @@ class ChatStream:
         """The hottest path: a text-only line as Ollama's server writes it (compact JSON,
         ``message`` just before ``done``) becomes an SSE event without parsing the line;
         its content string is copied as it is. ``None`` for any other line."""
-        if not self.role_sent or not line.endswith(_OLLAMA_PIECE_TAIL):
+        if not self.role_sent or self.done or not line.endswith(_OLLAMA_PIECE_TAIL):
             return None
         start = line.find(_OLLAMA_MESSAGE_HEAD)
         if start < 0:
@@ -166,8 +212,8 @@ class ChatStream:
         value = line[start + len(_OLLAMA_MESSAGE_HEAD) : -len(_OLLAMA_PIECE_TAIL)]
         if len(value) < 3 or value[0] != 0x22 or value[-1] != 0x22:
             return None
-        try:  # one JSON string, not several fields that happen to start and end with quotes
-            loads(value)
+        try:  # one valid JSON string, not several fields that start and end with quotes
+            loads_strict(value)
         except ValueError:
             return None
         return self._content_prefix() + value + _CONTENT_TAIL
@@ -176,50 +222,57 @@ class ChatStream:
         return {
             "id": self.id,
             "object": self.object,
-            "created": self.created,
+            "created": self.created if self.created is not None else int(time.time()),
             "model": self.model,
             "system_fingerprint": "fp_ollama",
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
         }
 
-    def _delta(self, obj: dict[str, Any]) -> dict[str, Any]:
-        message = obj.get("message") or {}
-        delta: dict[str, Any] = {}
+    def _role(self, delta: dict[str, Any]) -> dict[str, Any]:
         if not self.role_sent:
-            delta["role"] = "assistant"
             self.role_sent = True
-        content = message.get("content")
-        if content:
+            return {"role": "assistant", **delta}
+        return delta
+
+    def feed(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        _check_line(obj)
+        if self.done:
+            return []
+        self._pin_created(obj)
+        content, thinking, calls = _parts(obj.get("message"))
+        done = obj.get("done") is True
+        usage = usage_of(obj) if done else None
+        reason = finish_reason(obj, self.tool_calls > 0 or bool(calls)) if done else ""
+        out: list[dict[str, Any]] = []
+        said = bool(content or thinking or calls)
+        if said and thinking and (content or calls):
+            # Ollama's layer: reasoning first, then the content (or tool calls) apart
+            out.append(self._chunk(self._role({"reasoning": thinking})))
+            out.append(self._chunk(self._said(content, "", calls)))
+        elif said or not self.role_sent:
+            out.append(self._chunk(self._role(self._said(content, thinking, calls))))
+        if not done:
+            return out
+        self.done = True
+        self.usage = usage
+        out.append(self._chunk({}, reason))
+        if self.include_usage:
+            tail = self._chunk({})
+            tail["choices"] = []
+            tail["usage"] = usage
+            out.append(tail)
+        return out
+
+    def _said(self, content: str, thinking: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
+        delta: dict[str, Any] = {}
+        if content or not calls:
             delta["content"] = content
-        if message.get("thinking"):
-            delta["reasoning"] = message["thinking"]
-        calls = message.get("tool_calls")
+        if thinking:
+            delta["reasoning"] = thinking
         if calls:
             delta["tool_calls"] = tool_calls_of(calls, self.tool_calls)
             self.tool_calls += len(calls)
         return delta
-
-    def feed(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        delta = self._delta(obj)
-        if not obj.get("done"):
-            if delta:
-                if "content" not in delta and "tool_calls" not in delta:
-                    delta.setdefault("content", "")
-                out.append(self._chunk(delta))
-            return out
-        if len(delta) > ("role" in delta):  # the last line carried content of its own
-            out.append(self._chunk(delta))
-            delta = {}
-        self.done = True
-        self.usage = usage_of(obj)
-        out.append(self._chunk(delta, finish_reason(obj, self.tool_calls > 0)))
-        if self.include_usage:
-            tail = self._chunk({})
-            tail["choices"] = []
-            tail["usage"] = self.usage
-            out.append(tail)
-        return out
 
 
 class CompletionStream(ChatStream):
@@ -238,14 +291,19 @@ class CompletionStream(ChatStream):
         return None
 
     def feed(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
-        done = bool(obj.get("done"))
-        text = obj.get("response") or ""
+        _check_line(obj)
+        if self.done:
+            return []
+        created = self._pin_created(obj)
+        done = obj.get("done") is True
+        text = text_of(obj, "response")
+        text_of(obj, "thinking")
         if not done and not text:
             return []
         chunk: dict[str, Any] = {
             "id": self.id,
             "object": self.object,
-            "created": self.created,
+            "created": created,
             "model": self.model,
             "system_fingerprint": "fp_ollama",
             "choices": [
@@ -268,15 +326,21 @@ class CompletionStream(ChatStream):
 
 def embedding_list(obj: dict[str, Any], model: str, encoding_format: str) -> dict[str, Any]:
     """An ``/api/embed`` answer -> OpenAI's embedding list (floats or base64)."""
+    vectors: Any = obj.get("embeddings")
+    need(isinstance(vectors, list), "no 'embeddings' list in an embed answer")
     data = []
-    for i, vector in enumerate(obj.get("embeddings") or []):
+    for i, vector in enumerate(vectors):
+        need(
+            isinstance(vector, list) and all(is_number(x) for x in vector),
+            "an embedding is not a list of numbers",
+        )
         emb: Any = floats_to_base64(vector) if encoding_format == "base64" else vector
         data.append({"object": "embedding", "index": i, "embedding": emb})
-    tokens = int(obj.get("prompt_eval_count") or 0)
+    tokens = count_of(obj, "prompt_eval_count")
     return {
         "object": "list",
         "data": data,
-        "model": model or obj.get("model", ""),
+        "model": model or text_of(obj, "model"),
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
 
@@ -298,15 +362,20 @@ def model_entry(name: str, modified_at: Any = None) -> dict[str, Any]:
 
 
 def model_list(tags: dict[str, Any]) -> dict[str, Any]:
-    """An ``/api/tags`` answer -> OpenAI's ``/v1/models`` list."""
-    data = [
-        model_entry(m.get("name") or m.get("model", ""), m.get("modified_at"))
-        for m in tags.get("models") or []
-        if isinstance(m, dict)
-    ]
+    """An ``/api/tags`` answer -> OpenAI's ``/v1/models`` list (entries without a name
+    are left out)."""
+    models = tags.get("models")
+    data = []
+    for m in models if isinstance(models, list) else []:
+        if not isinstance(m, dict):
+            continue
+        name = m.get("model") or m.get("name")
+        if isinstance(name, str) and name:
+            data.append(model_entry(name, m.get("modified_at")))
     return {"object": "list", "data": data}
 
 
 def model_from_show(show: dict[str, Any], name: str) -> dict[str, Any]:
     """An ``/api/show`` answer -> one ``/v1/models/{id}`` object."""
+    need(any(key in show for key in _SHOW_KEYS), "not an /api/show answer")
     return model_entry(name, show.get("modified_at"))

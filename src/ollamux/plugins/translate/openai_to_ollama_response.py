@@ -3,19 +3,31 @@
 A stream converter is fed one SSE ``data:`` object at a time and emits Ollama NDJSON
 objects: text as it comes, tool calls whole (argument fragments are buffered by index),
 and exactly one final ``done: true`` object with ``done_reason`` and the counts and
-durations Ollama clients read.
+durations Ollama clients read. An answer whose shape is not OpenAI's raises
+``Unreadable``: it is never relayed as a success.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import time
 from typing import Any
 
-from .common import base64_to_floats, iso_of
+from .common import (
+    Unreadable,
+    base64_to_floats,
+    count_of,
+    is_int,
+    is_number,
+    iso_of,
+    need,
+    text_of,
+)
 
 _CHAT_TAIL = b'}, "done": false}\n'
 _GENERATE_TAIL = b', "done": false}\n'
+_MAX_TOOL_CALLS = 1024
 DONE_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "content_filter": "stop"}
 
 
@@ -31,6 +43,19 @@ def parse_arguments(text: Any) -> Any:
         return text
 
 
+def _check_calls(calls: Any) -> list[dict[str, Any]]:
+    if calls is None:
+        return []
+    need(isinstance(calls, list), "'tool_calls' is not a list")
+    for call in calls:
+        need(isinstance(call, dict), "a tool call is not an object")
+        fn = call.get("function")
+        need(fn is None or isinstance(fn, dict), "a tool call's function is not an object")
+        need(isinstance((fn or {}).get("name") or "", str), "a tool call's name is not a string")
+        need(isinstance(call.get("id") or "", str), "a tool call's id is not a string")
+    return list(calls)
+
+
 def tool_calls_of(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for i, call in enumerate(calls):
@@ -38,7 +63,7 @@ def tool_calls_of(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {
             "function": {
                 "index": i,
-                "name": fn.get("name", ""),
+                "name": fn.get("name") or "",
                 "arguments": parse_arguments(fn.get("arguments")),
             }
         }
@@ -48,57 +73,87 @@ def tool_calls_of(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def usage_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """An answer's ``usage`` (checked: an object of non-negative integer counts)."""
+    usage = obj.get("usage")
+    if usage is None:
+        return None
+    need(isinstance(usage, dict), "'usage' is not an object")
+    count_of(usage, "prompt_tokens")
+    count_of(usage, "completion_tokens")
+    return dict(usage)
+
+
 def _counts(usage: dict[str, Any] | None, elapsed_ns: int) -> dict[str, Any]:
     usage = usage or {}
     return {
         "total_duration": elapsed_ns,
         "load_duration": 0,
-        "prompt_eval_count": int(usage.get("prompt_tokens") or 0),
+        "prompt_eval_count": count_of(usage, "prompt_tokens"),
         "prompt_eval_duration": 0,
-        "eval_count": int(usage.get("completion_tokens") or 0),
+        "eval_count": count_of(usage, "completion_tokens"),
         "eval_duration": elapsed_ns,
     }
 
 
 def _reasoning(message: dict[str, Any]) -> str:
-    return str(message.get("reasoning_content") or message.get("reasoning") or "")
+    return text_of(message, "reasoning_content") or text_of(message, "reasoning")
+
+
+def _done_reason(choice: dict[str, Any]) -> str:
+    return DONE_REASONS.get(text_of(choice, "finish_reason") or "stop", "stop")
+
+
+def _first_choice(obj: dict[str, Any]) -> dict[str, Any]:
+    choices: Any = obj.get("choices")
+    need(isinstance(choices, list) and len(choices) > 0, "no 'choices' in a completion")
+    choice = choices[0]
+    need(isinstance(choice, dict), "a choice is not an object")
+    return dict(choice)
 
 
 def chat_response(obj: dict[str, Any], model: str, elapsed_ns: int = 0) -> dict[str, Any]:
     """A whole ``chat.completion`` -> one ``/api/chat`` answer."""
-    choice = (obj.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
-    out_msg: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    choice = _first_choice(obj)
+    message: Any = choice.get("message")
+    need(isinstance(message, dict), "a chat choice has no 'message' object")
+    out_msg: dict[str, Any] = {"role": "assistant", "content": text_of(message, "content")}
     if _reasoning(message):
         out_msg["thinking"] = _reasoning(message)
-    if message.get("tool_calls"):
-        out_msg["tool_calls"] = tool_calls_of(message["tool_calls"])
+    calls = _check_calls(message.get("tool_calls"))
+    if calls:
+        out_msg["tool_calls"] = tool_calls_of(calls)
     out: dict[str, Any] = {
-        "model": model or obj.get("model", ""),
+        "model": model or text_of(obj, "model"),
         "created_at": iso_of(obj.get("created")),
         "message": out_msg,
         "done": True,
-        "done_reason": DONE_REASONS.get(choice.get("finish_reason") or "stop", "stop"),
+        "done_reason": _done_reason(choice),
     }
-    out.update(_counts(obj.get("usage"), elapsed_ns))
+    out.update(_counts(usage_of(obj), elapsed_ns))
     return out
 
 
 def generate_response(obj: dict[str, Any], model: str, elapsed_ns: int = 0) -> dict[str, Any]:
     """A whole chat completion or text completion -> one ``/api/generate`` answer."""
-    choice = (obj.get("choices") or [{}])[0]
-    message = choice.get("message")
-    text = message.get("content") if isinstance(message, dict) else choice.get("text")
+    choice = _first_choice(obj)
+    message: Any = choice.get("message")
+    if message is not None:
+        need(isinstance(message, dict), "a choice's 'message' is not an object")
+        text = text_of(message, "content")
+    else:
+        need(isinstance(choice.get("text"), str), "a completion choice has no 'text'")
+        text = choice["text"]
     out: dict[str, Any] = {
-        "model": model or obj.get("model", ""),
+        "model": model or text_of(obj, "model"),
         "created_at": iso_of(obj.get("created")),
-        "response": text or "",
+        "response": text,
         "done": True,
-        "done_reason": DONE_REASONS.get(choice.get("finish_reason") or "stop", "stop"),
+        "done_reason": _done_reason(choice),
     }
     if isinstance(message, dict) and _reasoning(message):
         out["thinking"] = _reasoning(message)
-    out.update(_counts(obj.get("usage"), elapsed_ns))
+    out.update(_counts(usage_of(obj), elapsed_ns))
     return out
 
 
@@ -137,17 +192,19 @@ class ChatStream:
         """The hot path: a text-only chunk as a ready NDJSON line (no dicts built);
         ``None`` when the chunk needs ``feed``."""
         choices = obj.get("choices")
-        if not choices or len(choices) != 1 or obj.get("usage"):
+        if type(choices) is not list or len(choices) != 1 or obj.get("usage") is not None:
             return None
         choice = choices[0]
+        if type(choice) is not dict:
+            return None
         delta = choice.get("delta")
-        if choice.get("finish_reason") or not isinstance(delta, dict):
+        if choice.get("finish_reason") is not None or type(delta) is not dict:
             return None
         content = delta.get("content")
-        if not content or not isinstance(content, str):
+        if not content or type(content) is not str:
             return None
         for key, value in delta.items():
-            if value and key not in ("content", "role"):
+            if value and key != "content" and not (key == "role" and value == "assistant"):
                 return None
         tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL
         return self._prefix + json.dumps(content).encode() + tail
@@ -168,7 +225,8 @@ class ChatStream:
 
     def _buffer(self, fragments: list[dict[str, Any]]) -> None:
         for frag in fragments:
-            index = int(frag.get("index") or 0)
+            index = frag.get("index", 0)
+            need(is_int(index) and 0 <= index < _MAX_TOOL_CALLS, "a tool call's index is bad")
             call = self.calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
             if frag.get("id"):
                 call["id"] = frag["id"]
@@ -182,19 +240,30 @@ class ChatStream:
                 call["arguments"] = json.dumps(args)
 
     def feed(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
-        if obj.get("usage"):
-            self.usage = obj["usage"]
+        usage = usage_of(obj)
+        if usage:
+            self.usage = usage
+        choices = obj.get("choices")
+        if choices is None:
+            choices = []
+        need(isinstance(choices, list), "'choices' is not a list")
         out: list[dict[str, Any]] = []
-        for choice in obj.get("choices") or []:
-            delta = choice.get("delta") or choice.get("message") or {}
-            text = delta.get("content") or choice.get("text") or ""
+        for choice in choices:
+            need(isinstance(choice, dict), "a choice is not an object")
+            delta = choice.get("delta")
+            if delta is None:
+                delta = choice.get("message") or {}
+            need(isinstance(delta, dict), "a choice's delta is not an object")
+            text = text_of(delta, "content") or text_of(choice, "text")
             thinking = _reasoning(delta)
             if text or thinking:
                 out.append(self._piece(text, thinking))
-            if delta.get("tool_calls"):
-                self._buffer(delta["tool_calls"])
-            if choice.get("finish_reason"):
-                self.finish = choice["finish_reason"]
+            calls = _check_calls(delta.get("tool_calls"))
+            if calls:
+                self._buffer(calls)
+            reason = text_of(choice, "finish_reason")
+            if reason:
+                self.finish = reason
         return out
 
     def finish_stream(self) -> list[dict[str, Any]]:
@@ -223,15 +292,30 @@ class ChatStream:
 
 def embed_response(obj: dict[str, Any], model: str, legacy: bool = False) -> dict[str, Any]:
     """An OpenAI embedding list -> ``/api/embed`` (or legacy ``/api/embeddings``) answer."""
-    vectors = []
-    for item in sorted(obj.get("data") or [], key=lambda d: int(d.get("index") or 0)):
+    data: Any = obj.get("data")
+    need(isinstance(data, list), "no 'data' list in an embedding answer")
+    items = []
+    for item in data:
+        need(isinstance(item, dict), "an embedding entry is not an object")
+        index = item.get("index", 0)
+        need(is_int(index) and index >= 0, "an embedding's index is not a number")
         emb = item.get("embedding")
-        vectors.append(base64_to_floats(emb) if isinstance(emb, str) else emb)
+        if isinstance(emb, str):
+            try:
+                emb = base64_to_floats(emb)
+            except (ValueError, struct.error) as exc:
+                raise Unreadable("an embedding is not valid base64") from exc
+        need(
+            isinstance(emb, list) and all(is_number(x) for x in emb),
+            "an embedding is not a list of numbers",
+        )
+        items.append((index, emb))
+    vectors = [emb for _, emb in sorted(items, key=lambda pair: pair[0])]
     if legacy:
         return {"embedding": vectors[0] if vectors else []}
-    tokens = int((obj.get("usage") or {}).get("prompt_tokens") or 0)
+    tokens = count_of(usage_of(obj) or {}, "prompt_tokens")
     return {
-        "model": model or obj.get("model", ""),
+        "model": model or text_of(obj, "model"),
         "embeddings": vectors,
         "total_duration": 0,
         "load_duration": 0,
@@ -251,7 +335,7 @@ def _details() -> dict[str, Any]:
 
 
 def _tag(entry: dict[str, Any]) -> dict[str, Any]:
-    name = str(entry.get("id", ""))
+    name = str(entry["id"])
     return {
         "name": name,
         "model": name,
@@ -263,7 +347,12 @@ def _tag(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _entries(models: dict[str, Any]) -> list[dict[str, Any]]:
-    return [m for m in models.get("data") or [] if isinstance(m, dict)]
+    data = models.get("data")
+    return [
+        m
+        for m in (data if isinstance(data, list) else [])
+        if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]
+    ]
 
 
 def tags_response(models: dict[str, Any]) -> dict[str, Any]:

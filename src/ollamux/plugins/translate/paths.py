@@ -26,7 +26,7 @@ from . import ollama_to_openai_request as o2o_req
 from . import ollama_to_openai_response as to_openai
 from . import openai_to_ollama_request as oa_req
 from . import openai_to_ollama_response as to_ollama
-from .common import now_iso
+from .common import DEFAULT_MAX_LINE_BYTES, bad_request, is_number, is_zero_duration, now_iso
 from .stream import ListingTransform, OllamaToOpenAI, OpenAIToOllama
 
 Factory = Callable[[Exchange], ResponseTransform]
@@ -58,6 +58,15 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj).encode()
 
 
+def max_line_bytes(exchange: Exchange) -> int:
+    """The ``max_line_mb`` setting in bytes (default 16 MB): a longer line in a translated
+    stream fails it cleanly instead of being buffered without end."""
+    value = exchange.gateway.plugin_config(STATE).get("max_line_mb")
+    if is_number(value) and value > 0:
+        return int(value * 1024 * 1024)
+    return DEFAULT_MAX_LINE_BYTES
+
+
 def _body(exchange: Exchange) -> dict[str, Any]:
     if exchange.json is None:
         raise GatewayError(400, "a JSON request body is required")
@@ -87,33 +96,37 @@ async def _to_ollama(exchange: Exchange) -> Result | None:
         out = oa_req.chat_request(body, allow_urls)
         if allow_urls:
             await _fetch_images(exchange, out["messages"])
-        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        usage = oa_req.include_usage(body)
+        limit = max_line_bytes(exchange)
         _plan(
             exchange,
             lambda ex: OllamaToOpenAI(
                 ex,
                 lambda o: to_openai.chat_completion(o, model),
                 to_openai.ChatStream(model, usage),
+                limit,
             ),
         )
         return _post(exchange, "/api/chat", out)
     if method == "POST" and path == "/v1/completions":
         body = _body(exchange)
         out = oa_req.completion_request(body)
-        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        usage = oa_req.include_usage(body)
+        limit = max_line_bytes(exchange)
         _plan(
             exchange,
             lambda ex: OllamaToOpenAI(
                 ex,
                 lambda o: to_openai.text_completion(o, model),
                 to_openai.CompletionStream(model, usage),
+                limit,
             ),
         )
         return _post(exchange, "/api/generate", out)
     if method == "POST" and path == "/v1/embeddings":
         body = _body(exchange)
         out = oa_req.embedding_request(body)
-        fmt = str(body.get("encoding_format") or "float")
+        fmt = oa_req.encoding_format_of(body)
         _plan(
             exchange,
             lambda ex: OllamaToOpenAI(
@@ -174,10 +187,14 @@ async def _to_openai(exchange: Exchange, backend: Backend) -> Result:
         exchange.state.pop(STATE, None)
         version = exchange.gateway.plugin_config(STATE).get("ollama_version")
         return LocalResponse.json({"version": version or DEFAULT_OLLAMA_VERSION})
+    limit = max_line_bytes(exchange)
     if method == "POST" and path == "/api/chat":
         body = _body(exchange)
-        if not body.get("messages"):
-            return _loaded(exchange, model, chat=True)
+        messages = body.get("messages")
+        if messages is not None and not isinstance(messages, list):
+            raise bad_request("'messages' must be a list", "messages")
+        if not messages:
+            return _loaded(exchange, body, model, chat=True)
         out = o2o_req.chat_request(body)
         _plan(
             exchange,
@@ -185,13 +202,17 @@ async def _to_openai(exchange: Exchange, backend: Backend) -> Result:
                 ex,
                 lambda o: to_ollama.chat_response(o, model, elapsed()),
                 to_ollama.ChatStream(model),
+                limit,
             ),
         )
         return _post(exchange, "/v1/chat/completions", out)
     if method == "POST" and path == "/api/generate":
         body = _body(exchange)
-        if not body.get("prompt") and not body.get("images"):
-            return _loaded(exchange, model, chat=False)
+        prompt = body.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise bad_request("'prompt' must be a string", "prompt")
+        if not prompt:
+            return _loaded(exchange, body, model, chat=False)
         out = o2o_req.generate_request(body)
         _plan(
             exchange,
@@ -199,6 +220,7 @@ async def _to_openai(exchange: Exchange, backend: Backend) -> Result:
                 ex,
                 lambda o: to_ollama.generate_response(o, model, elapsed()),
                 to_ollama.ChatStream(model, generate=True),
+                limit,
             ),
         )
         target = "/v1/completions" if o2o_req.uses_completions(body) else "/v1/chat/completions"
@@ -212,6 +234,7 @@ async def _to_openai(exchange: Exchange, backend: Backend) -> Result:
                 ex,
                 lambda o: to_ollama.embed_response(o, model, legacy),
                 to_ollama.ChatStream(model),
+                limit,
             ),
         )
         return _post(exchange, "/v1/embeddings", out)
@@ -225,15 +248,18 @@ def _plan(exchange: Exchange, factory: Factory) -> None:
     exchange.state[STATE] = factory
 
 
-def _loaded(exchange: Exchange, model: str, chat: bool) -> LocalResponse:
-    """What Ollama answers to an empty chat or prompt: the model is loaded, nothing said."""
+def _loaded(exchange: Exchange, body: dict[str, Any], model: str, chat: bool) -> LocalResponse:
+    """What Ollama answers to an empty chat or prompt: the model is loaded, nothing said;
+    with ``keep_alive: 0`` it is unloaded instead (``done_reason: "unload"``)."""
     exchange.state.pop(STATE, None)
+    keep_alive = o2o_req.check_keep_alive(body)
     answer: dict[str, Any] = {"model": model, "created_at": now_iso()}
     if chat:
         answer["message"] = {"role": "assistant", "content": ""}
     else:
         answer["response"] = ""
-    answer.update(done=True, done_reason="load")
+    reason = "unload" if is_zero_duration(keep_alive) else "load"
+    answer.update(done=True, done_reason=reason)
     return LocalResponse.json(answer)
 
 

@@ -1,8 +1,15 @@
 """Response transforms that re-frame a backend's answer into the client's dialect.
 
-NDJSON <-> SSE chunk by chunk (lines split across reads are reassembled first), whole JSON
-documents at the end, and error answers (any status >= 400, or an error object inside a
-stream) rewritten as the client's dialect writes errors.
+NDJSON <-> SSE chunk by chunk (lines split across reads are reassembled first, in linear
+time, up to a line limit), whole JSON documents at the end, and error answers (any status
+>= 400, or an error object inside a stream) rewritten as the client's dialect writes
+errors.
+
+An answer that cannot be understood (a 200 with an HTML page, a stream of the wrong type,
+a line that is not a JSON object, a stream that ends before its end) is never relayed as a
+success: before anything reached the client the transform raises ``BadUpstreamAnswer``
+(the attempt fails with a 502 and may be retried on another backend); after that the
+stream ends with an error event in the client's dialect and the task is FAILED.
 """
 
 from __future__ import annotations
@@ -14,14 +21,28 @@ from typing import Any
 from ...dialect import NDJSON, SSE, Dialect
 from ...errors import error_payload, upstream_error_message
 from ...exchange import Exchange, ResponseHead, TaskState
-from ...transforms import LineSplitter, ResponseTransform, WholeJsonTransform
+from ...transforms import ResponseTransform, WholeJsonTransform
 from . import ollama_to_openai_response as to_openai
 from . import openai_to_ollama_response as to_ollama
-from .common import loads
+from .common import DEFAULT_MAX_LINE_BYTES, Lines, LineTooLong, Unreadable, answer_of, loads
 
 Whole = Callable[[dict[str, Any]], dict[str, Any]]
 
 _SSE_DONE = b"data: [DONE]\n\n"
+# What a converter raises on an answer of the wrong shape (besides ``Unreadable``): never a
+# 500 for the client, the answer is reported as not understood.
+_SHAPE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
+_JSON_TYPES = ("application/json",)
+
+
+def error_text(err: Any) -> str:
+    """The message of an error object in either dialect's shape."""
+    if isinstance(err, dict):
+        message = err.get("message", err.get("error"))
+        if isinstance(message, str):
+            return message
+        return error_text(message) if message is not None else json.dumps(err)
+    return err if isinstance(err, str) else json.dumps(err)
 
 
 class _Translating(ResponseTransform):
@@ -30,21 +51,27 @@ class _Translating(ResponseTransform):
     stream_type = ""  # the backend's streaming content type
     client_type = ""  # what the client gets for a stream
 
-    def __init__(self, exchange: Exchange, whole: Whole) -> None:
+    def __init__(
+        self, exchange: Exchange, whole: Whole, max_line: int = DEFAULT_MAX_LINE_BYTES
+    ) -> None:
         self.exchange = exchange
         self.whole = whole
-        self.lines = LineSplitter()
+        self.lines = Lines(max_line)
         self.mode = "whole"
         self.status = 200
         self.buffer: list[bytes] = []
         self.failed = False
+        self.sent = False  # some bytes went out to the client
 
     def head(self, head: ResponseHead) -> ResponseHead:
         self.status = head.status
+        kind = head.content_type
         if head.status >= 400:
             self.mode = "error"
-        elif head.content_type == self.stream_type:
+        elif kind == self.stream_type:
             self.mode = "stream"
+        elif kind not in _JSON_TYPES and not kind.endswith("+json"):
+            raise Unreadable(f"a {head.status} answer of type {kind or 'unknown'!r}")
         head.headers.popall("Content-Length", None)
         head.headers["Content-Type"] = (
             self.client_type if self.mode == "stream" else "application/json"
@@ -55,31 +82,61 @@ class _Translating(ResponseTransform):
         if self.mode != "stream":
             self.buffer.append(data)
             return b""
-        return self._lines(self.lines.feed(data))
+        if self.failed:
+            return b""
+        try:
+            lines = self.lines.feed(data)
+        except LineTooLong as exc:
+            return self._broken(str(exc), False)
+        return self._lines(lines)
 
     def _lines(self, lines: list[bytes]) -> bytes:
         """Convert complete lines; nothing more once the stream has failed."""
-        return b"".join([self.line(line) for line in lines if not self.failed])
+        out: list[bytes] = []
+        for line in lines:
+            if self.failed:
+                break
+            try:
+                piece = self.line(line)
+            except _SHAPE_ERRORS as exc:
+                piece = self._broken(str(exc) or type(exc).__name__, bool(out))
+            if piece:
+                out.append(piece)
+        data = b"".join(out)
+        if data:
+            self.sent = True
+        return data
+
+    def _broken(self, message: str, pending: bool) -> bytes:
+        """The answer cannot be understood: fail the attempt while nothing went out (it
+        may be retried), else end the stream with an error."""
+        if not self.sent and not pending:
+            self.failed = True
+            raise Unreadable(message)
+        return self.stream_error(f"the backend's answer cannot be understood: {message}")
 
     def end(self) -> bytes:
         if self.mode == "stream":
+            if self.failed:
+                return b""
             tail = self._lines(self.lines.flush())
-            return tail if self.failed else tail + self.close()
+            if self.failed:
+                return tail
+            return tail + self.close(bool(tail))
         body = b"".join(self.buffer)
         if self.mode == "error":
             message = upstream_error_message(body)
             self._mark_failed(message)
             return json.dumps(error_payload(self.exchange.dialect, message, self.status)).encode()
+        obj = answer_of(body)
+        if obj.get("error") is not None or obj.get("object") == "error":
+            raise Unreadable(f"an error in a {self.status} answer: {error_text(obj)}")
         try:
-            obj = json.loads(body)
-        except ValueError:
-            return body
-        if not isinstance(obj, dict):
-            return body
-        if "error" in obj:
-            message = upstream_error_message(body)
-            return json.dumps(error_payload(self.exchange.dialect, message, self.status)).encode()
-        return json.dumps(self.whole(obj)).encode()
+            return json.dumps(self.whole(obj)).encode()
+        except Unreadable:
+            raise
+        except _SHAPE_ERRORS as exc:
+            raise Unreadable(str(exc) or type(exc).__name__) from exc
 
     def _mark_failed(self, message: str) -> None:
         self.failed = True
@@ -97,7 +154,7 @@ class _Translating(ResponseTransform):
     def line(self, line: bytes) -> bytes:
         raise NotImplementedError
 
-    def close(self) -> bytes:
+    def close(self, pending: bool) -> bytes:
         raise NotImplementedError
 
     def record_usage(self, prompt: int, completion: int) -> None:
@@ -110,8 +167,14 @@ class OllamaToOpenAI(_Translating):
     stream_type = NDJSON
     client_type = SSE
 
-    def __init__(self, exchange: Exchange, whole: Whole, stream: to_openai.ChatStream) -> None:
-        super().__init__(exchange, self._whole_with_usage(whole))
+    def __init__(
+        self,
+        exchange: Exchange,
+        whole: Whole,
+        stream: to_openai.ChatStream,
+        max_line: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        super().__init__(exchange, self._whole_with_usage(whole), max_line)
         self.stream = stream
 
     def _whole_with_usage(self, whole: Whole) -> Whole:
@@ -133,20 +196,22 @@ class OllamaToOpenAI(_Translating):
             return b""
         try:
             obj = loads(line)
-        except ValueError:
-            return b""
+        except ValueError as exc:
+            raise Unreadable("a line that is not JSON") from exc
+        if not isinstance(obj, dict):
+            raise Unreadable("a line that is not a JSON object")
+        if "error" in obj:
+            return self.stream_error(error_text(obj["error"]))
         event = self.stream.content_event(obj)
         if event is not None:
             return event
-        if "error" in obj:
-            return self.stream_error(str(obj["error"]))
         return b"".join(
             [b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in self.stream.feed(obj)]
         )
 
-    def close(self) -> bytes:
+    def close(self, pending: bool) -> bytes:
         if not self.stream.done:
-            return self.stream_error("the backend ended the stream without a final message")
+            return self._broken("the stream ended without its final line (done: true)", pending)
         usage = self.stream.usage or {}
         self.record_usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
         return _SSE_DONE
@@ -158,41 +223,53 @@ class OpenAIToOllama(_Translating):
     stream_type = SSE
     client_type = NDJSON
 
+    def __init__(
+        self,
+        exchange: Exchange,
+        whole: Whole,
+        stream: to_ollama.ChatStream,
+        max_line: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        super().__init__(exchange, self._whole_with_usage(whole), max_line)
+        self.stream = stream
+        self.event = b""
+
     def feed(self, data: bytes) -> bytes:
         if self.mode == "stream":
             self.stream.tick()
         return super().feed(data)
 
-    def __init__(self, exchange: Exchange, whole: Whole, stream: to_ollama.ChatStream) -> None:
-        super().__init__(exchange, self._whole_with_usage(whole))
-        self.stream = stream
-
     def _whole_with_usage(self, whole: Whole) -> Whole:
         def convert(obj: dict[str, Any]) -> dict[str, Any]:
-            usage = obj.get("usage") or {}
-            self.record_usage(
-                int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-            )
-            return whole(obj)
+            out = whole(obj)
+            if "prompt_eval_count" in out:
+                self.record_usage(out["prompt_eval_count"], out.get("eval_count", 0))
+            return out
 
         return convert
 
     def line(self, line: bytes) -> bytes:
         if not line.startswith(b"data:"):
+            if line.startswith(b"event:"):
+                self.event = line[6:].strip()
             return b""
+        if self.stream.done:
+            return b""  # nothing counts after [DONE]
         payload = line[5:].strip()
         if payload == b"[DONE]":
             return self._finish()
+        event, self.event = self.event, b""
         try:
             obj = loads(payload)
-        except ValueError:
-            return b""
+        except ValueError as exc:
+            raise Unreadable("an event that is not JSON") from exc
+        if not isinstance(obj, dict):
+            raise Unreadable("an event that is not a JSON object")
         fast = self.stream.content_line(obj)
         if fast is not None:
             return fast
-        if obj.get("error"):
-            err = obj["error"]
-            return self.stream_error(str(err.get("message", err) if isinstance(err, dict) else err))
+        if event == b"error" or obj.get("error") is not None or obj.get("object") == "error":
+            return self.stream_error(error_text(obj.get("error") or obj))
         return b"".join([json.dumps(o).encode() + b"\n" for o in self.stream.feed(obj)])
 
     def _finish(self) -> bytes:
@@ -203,8 +280,10 @@ class OpenAIToOllama(_Translating):
         self.record_usage(final["prompt_eval_count"], final["eval_count"])
         return b"".join([json.dumps(o).encode() + b"\n" for o in out])
 
-    def close(self) -> bytes:
-        return self._finish()
+    def close(self, pending: bool) -> bytes:
+        if not self.stream.done:
+            return self._broken("the stream ended before data: [DONE]", pending)
+        return b""
 
 
 class ListingTransform(WholeJsonTransform):
