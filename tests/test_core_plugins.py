@@ -194,8 +194,7 @@ def test_plugins_command_prints_one_row_per_plugin(
     balancer = next(line for line in lines if line.startswith("balancer "))
     assert "built-in" in balancer
     assert "ollamux_select_backend" in balancer
-    assert lines[0].startswith("core ")  # the core's own rules (ownership of tasks, jobs)
-    assert len(lines) == 1 + len(DEFAULT_PLUGINS)
+    assert len(lines) == len(DEFAULT_PLUGINS)
 
 
 def test_plugins_command_exits_2_on_a_plugin_error(
@@ -334,11 +333,6 @@ def test_one_module_loaded_twice_under_two_names_is_one_clear_error(tmp_path: Pa
 def test_disabling_an_unknown_plugin_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(PluginError, match="no plugin named 'model_rewirte'"):
         _pm(tmp_path, {"plugins": {"disable": ["model_rewirte"]}})
-
-
-def test_the_core_rules_cannot_be_disabled(tmp_path: Path) -> None:
-    with pytest.raises(PluginError, match="core"):
-        _pm(tmp_path, {"plugins": {"disable": ["core"]}})
 
 
 def test_a_route_added_without_an_action_is_refused_at_start(tmp_path: Path) -> None:

@@ -46,6 +46,3 @@ REQUIRED_HOOKS: dict[str, str] = {
 NEEDED_BY: dict[str, dict[str, str]] = {
     "balancer": {"ollamux_selection_policy": "selection"},
 }
-
-# The core's own rules, registered under this name; it cannot be disabled.
-CORE_PLUGIN = "core"

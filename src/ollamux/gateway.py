@@ -16,6 +16,7 @@ import aiohttp
 from .backend import Backend
 from .config import Config
 from .hooks import Hooks, PluginManager
+from .permissions import owner_rule
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -53,8 +54,11 @@ class Gateway:
         return self._session
 
     async def allowed(self, principal: Principal, action: str, resource: str | None = None) -> bool:
-        """Whether ``principal`` may do ``action`` (``ollamux.permissions``) on ``resource``."""
-        return await self.hooks.permission_allowed(self, principal, action, resource)
+        """Whether ``principal`` may do ``action`` (``ollamux.permissions``) on ``resource``:
+        no plugin objects, and the core's ownership rule agrees."""
+        return owner_rule(principal, action, resource) and await self.hooks.permission_allowed(
+            self, principal, action, resource
+        )
 
     async def dispatch(
         self,

@@ -2,20 +2,14 @@
 
 Every route states the action it needs when it is registered (``gateway.routes.add``);
 before its handler runs, the core asks ``ollamux_permission_allowed`` whether the caller may
-do it. Any implementation answering ``False`` refuses; when none objects, the action is
-allowed. The built-in ``auth`` plugin is one implementation; the rule below (always
-registered, never disabled) keeps a caller to its own tasks and jobs.
+do it. Any implementation answering ``False`` refuses; when none objects, the core's own
+rule (``owner_rule``, always applied) keeps a caller to its own tasks and jobs, and
+anything else is allowed. The built-in ``auth`` plugin is one implementation of the hook.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .exchange import Principal
-from .hookspecs import hookimpl
-
-if TYPE_CHECKING:
-    from .gateway import Gateway
 
 PUBLIC = "public"
 """Anyone, without identifying: health probes."""
@@ -49,14 +43,9 @@ EVERYONE = "*"
 """The resource of an owned action over every owner's tasks or jobs (a full listing)."""
 
 
-class CoreRules:
-    """The ownership rule: ``resource`` names the owner of a task or job; ``EVERYONE``
-    asks for everyone's. Registered by the core under the name ``core``."""
-
-    @hookimpl(trylast=True)
-    def ollamux_permission_allowed(
-        self, gateway: Gateway, principal: Principal, action: str, resource: str | None
-    ) -> bool | None:
-        if action not in OWNED or resource is None or principal.admin:
-            return None
-        return resource == principal.name
+def owner_rule(principal: Principal, action: str, resource: str | None) -> bool:
+    """The ownership rule: ``resource`` names the owner of a task or job (``EVERYONE``:
+    every owner's); a caller may act on its own, an admin on anyone's."""
+    if action not in OWNED or resource is None or principal.admin:
+        return True
+    return resource == principal.name

@@ -19,10 +19,9 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .builtins import CORE_PLUGIN, DEFAULT_PLUGINS, NEEDED_BY, REQUIRED_HOOKS
+from .builtins import DEFAULT_PLUGINS, NEEDED_BY, REQUIRED_HOOKS
 from .config import Config
 from .hooks import PluginManager
-from .permissions import CoreRules
 
 ENTRY_POINT_GROUP = "ollamux"
 
@@ -34,15 +33,12 @@ class PluginError(Exception):
 def build_plugin_manager(
     config: Config, extra: Sequence[tuple[str, object]] = (), *, check: bool = True
 ) -> PluginManager:
-    """The plugin manager for one app: the core's rules, the built-ins, installed entry
+    """The plugin manager for one app: the built-ins, installed entry
     points, ``plugins.load``, then ``extra`` (plugin objects tests register), checked
     (``check=False`` when only asking the plugins for their config sections)."""
     pm = PluginManager()
     pm.add_hookspecs(hookspecs)
     blocked = set(config.plugins.disable)
-    if CORE_PLUGIN in blocked:
-        raise PluginError(f"plugins.disable: {CORE_PLUGIN!r} is the core and cannot be disabled")
-    _register(pm, CoreRules(), CORE_PLUGIN, "core")
     known = {name for name, _ in DEFAULT_PLUGINS}
     for name in blocked:
         pm.set_blocked(name)
