@@ -119,3 +119,28 @@ async def test_pull_progress_is_streamed(gateway_client: Any, fake_ollama: Any) 
     resp = await client.post("/api/pull", json={"model": "x"})
     statuses = [json.loads(x)["status"] for x in (await resp.text()).splitlines()]
     assert statuses[0] == "pulling manifest" and statuses[-1] == "success"
+
+
+async def test_a_text_body_to_a_path_ollamux_does_not_know_reaches_the_backend_as_it_is(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}]})
+    resp = await client.post(
+        "/v1/audio/speech-notes", data=b"not json at all", headers={"Content-Type": "text/plain"}
+    )
+    assert resp.status != 400  # not refused by the gateway (the fake cannot echo bytes)
+    assert fake.received[0].body == b"not json at all"
+
+
+async def test_a_text_body_to_a_json_endpoint_is_a_400_in_its_dialect(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}]})
+    resp = await client.post(
+        "/v1/chat/completions", data=b"not json", headers={"Content-Type": "text/plain"}
+    )
+    assert resp.status == 400
+    assert (await resp.json())["error"]["type"] == "invalid_request_error"
+    assert fake.received == []

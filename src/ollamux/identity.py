@@ -16,7 +16,7 @@ from .dialect import Dialect
 from .errors import GatewayError
 from .exchange import ANONYMOUS, PRINCIPAL_KEY
 from .gateway import Gateway
-from .permissions import ADMIN, PROXY, PUBLIC
+from .permissions import ADMIN, METRICS, PROXY, PUBLIC
 from .pipeline import refuse
 
 # Basic alone: browsers read one challenge per header and skip a header that begins with a
@@ -58,7 +58,7 @@ def identity_middleware(gateway: Gateway) -> Middleware:
 
 
 def _refusal(action: str) -> str:
-    if action == ADMIN or action == "metrics":
+    if action in (ADMIN, METRICS):
         return "this endpoint needs an admin key"
     return f"not allowed: {action}"
 

@@ -127,16 +127,21 @@ def parse_body(exchange: Exchange) -> None:
 
     A body is JSON by its content, whatever its ``Content-Type`` says or when it has none
     (litellm's Ollama providers send none): only multipart uploads, octet streams and
-    blob uploads are left as bytes."""
+    blob uploads are left as bytes. A body that is not a JSON object is a 400 on the
+    endpoints that take JSON (every known one) or when it says it is JSON; on a path
+    ollamux does not know it is passed on as it is."""
     body = exchange.body
-    if body and not exchange.path.startswith(BLOBS_PREFIX) and _may_be_json(exchange):
-        exchange.json = parse_json_object(body)
-    _read_model_and_stream(exchange)
-
-
-def _may_be_json(exchange: Exchange) -> bool:
+    if not body or exchange.path.startswith(BLOBS_PREFIX):
+        _read_model_and_stream(exchange)
+        return
     ct = exchange.headers.get("Content-Type", "")
-    return not (ct.startswith("multipart/") or ct.startswith("application/octet-stream"))
+    if not (ct.startswith("multipart/") or ct.startswith("application/octet-stream")):
+        try:
+            exchange.json = parse_json_object(body)
+        except GatewayError:
+            if endpoint(exchange.path) is not None or "json" in ct:
+                raise
+    _read_model_and_stream(exchange)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
