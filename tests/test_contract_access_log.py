@@ -148,7 +148,11 @@ async def test_a_stream_the_client_abandons_has_one_line(
     assert (await client.get("/ollamux/health")).status == 200
     await eventually(lambda: _has(access_lines, "/ollamux/health"))
     assert len(await logged()) == 1
-    (message,) = [r.getMessage() for r in caplog.records if "/api/chat" in r.getMessage()]
+    (message,) = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "ollamux.access" and "/api/chat" in r.getMessage()
+    ]
     assert "outcome=CANCELLED" in message.split()
 
 
