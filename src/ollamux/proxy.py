@@ -75,13 +75,19 @@ def request_args(
     headers = upstream_headers(exchange.headers, backend.auth_headers(), peer)
     for key, value in up.headers.items():
         headers[key] = value
-    return {
+    args: dict[str, Any] = {
         "method": up.method,
         "url": backend.url + up.path + (f"?{up.query}" if up.query else ""),
         "headers": headers,
         "data": up.body,
         "allow_redirects": False,
     }
+    if up.body is not None and "Content-Type" not in headers:
+        # A body sent without a type goes on without one: aiohttp would label the bytes
+        # application/octet-stream, and OpenAI-compatible servers (FastAPI) then refuse
+        # the JSON they read when no type is given.
+        args["skip_auto_headers"] = ("Content-Type",)
+    return args
 
 
 async def attempt(exchange: Exchange, backend: Backend) -> web.StreamResponse:
