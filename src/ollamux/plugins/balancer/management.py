@@ -17,16 +17,18 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from ... import protocol
 from ...backend import Backend
 from ...dialect import NDJSON, Dialect
+from ...endpoints import ENDPOINTS, Kind
 from ...errors import GatewayError, upstream_error_message
 from ...exchange import Exchange
 from ...gateway import Gateway
 
-PATHS = frozenset({"/api/pull", "/api/delete", "/api/create", "/api/copy", "/api/push"})
+PATHS = frozenset(p for p, e in ENDPOINTS.items() if e.kind is Kind.MANAGEMENT)
 FAN_OUT_PATHS = frozenset({"/api/pull", "/api/delete"})
-BACKEND_HEADER = "X-Ollamux-Backend"
-ALL_HEADER = "X-Ollamux-All"
+BACKEND_HEADER = protocol.BACKEND
+ALL_HEADER = protocol.ALL_BACKENDS
 
 _DONE = object()
 

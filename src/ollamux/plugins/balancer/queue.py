@@ -18,6 +18,7 @@ from collections.abc import Set as AbstractSet
 
 from ...backend import Backend
 from ...config import Config
+from ...endpoints import ENDPOINTS, Kind
 from ...errors import GatewayError
 from ...exchange import Exchange, Outcome
 from ...fleet import Choice, FleetState, SelectionPolicy, Verdict, fleet_of
@@ -26,7 +27,7 @@ from . import management
 from .waitqueue import Waiter, WaitQueue
 
 # Requests that do not run a model on the backend: they skip concurrency caps and never wait.
-_LIGHT_PATHS = frozenset({"/api/show", "/api/version"})
+_LIGHT_PATHS = frozenset(p for p, e in ENDPOINTS.items() if e.kind is Kind.METADATA)
 _EWMA = 0.2
 
 # The policy's bound ``choose``, looked up once rather than on every call.

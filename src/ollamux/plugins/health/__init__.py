@@ -20,6 +20,7 @@ from collections.abc import Awaitable
 
 from ...backend import Backend
 from ...config import Config, ConfigSection
+from ...endpoints import INFERENCE_PATHS
 from ...exchange import Exchange, Outcome
 from ...fleet import fleet_of
 from ...gateway import Gateway
@@ -30,18 +31,7 @@ from .settings import SECTION, discovery
 # Outcomes that mean the backend itself is in trouble.
 _FAILURES = frozenset({Outcome.CONNECT_ERROR, Outcome.TIMEOUT, Outcome.SERVER_ERROR})
 # Requests after which the model sits in the backend's memory.
-_INFERENCE_PATHS = frozenset(
-    {
-        "/api/chat",
-        "/api/generate",
-        "/api/embed",
-        "/api/embeddings",
-        "/v1/chat/completions",
-        "/v1/completions",
-        "/v1/embeddings",
-        "/v1/responses",
-    }
-)
+_INFERENCE_PATHS = INFERENCE_PATHS
 
 
 class Health:
