@@ -178,10 +178,17 @@ async def test_redis_jobs_survive_kill_9_of_one_of_two_instances(
     fake_jobs: tuple[JobsFake, str],
     gateways: list[Gateway],
     http: aiohttp.ClientSession,
+    redis_url: str,
 ) -> None:
     backend, url = fake_jobs
     prefix = f"test-jobs-crash-{uuid.uuid4().hex}:"
-    jobs = {"store": "redis", "redis_prefix": prefix, "workers": 2, "lease_s": 3}
+    jobs = {
+        "store": "redis",
+        "redis_url": redis_url,
+        "redis_prefix": prefix,
+        "workers": 2,
+        "lease_s": 3,
+    }
     first = Gateway(tmp_path, "first", url, jobs)
     second = Gateway(tmp_path, "second", url, jobs)
     gateways += [first, second]
@@ -205,7 +212,7 @@ async def test_redis_jobs_survive_kill_9_of_one_of_two_instances(
         late = [j for j, p in prompts.items() if p.startswith("late")]
         assert all(backend.calls[j] == 1 for j in late)
     finally:
-        client = aioredis.from_url("redis://127.0.0.1:6379/0")
+        client = aioredis.from_url(redis_url)
         async for key in client.scan_iter(match=prefix + "*"):
             await client.delete(key)
         await client.aclose()

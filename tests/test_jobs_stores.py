@@ -17,8 +17,7 @@ from ollamux.plugins.jobs.redis_store import RedisJobStore
 from ollamux.plugins.jobs.sqlite_store import SqliteJobStore
 from ollamux.plugins.jobs.store import JobStore
 from tests.jobs_support import eventually
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.redis_server import redis_url
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -27,7 +26,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     if request.param == "sqlite":
         made = SqliteJobStore(str(tmp_path / "jobs.db"))
     else:
-        made = RedisJobStore(REDIS_URL, f"test-jobs-{uuid.uuid4().hex}:")
+        made = RedisJobStore(redis_url(), f"test-jobs-{uuid.uuid4().hex}:")
     await made.open()
     yield made
     if isinstance(made, RedisJobStore):
@@ -157,7 +156,7 @@ async def test_sqlite_recover_requeues_running_jobs_and_fails_exhausted_ones(
 
 
 async def test_redis_lease_expiry_hands_the_job_back() -> None:
-    store = RedisJobStore(REDIS_URL, f"test-jobs-{uuid.uuid4().hex}:")
+    store = RedisJobStore(redis_url(), f"test-jobs-{uuid.uuid4().hex}:")
     await store.open()
     try:
         await store.submit(_job(), 10)
@@ -200,7 +199,7 @@ async def test_sqlite_recover_leaves_jobs_of_live_processes_alone(tmp_path: Path
 
 
 async def test_redis_lease_expiry_after_the_last_attempt_fails_the_job() -> None:
-    store = RedisJobStore(REDIS_URL, f"test-jobs-{uuid.uuid4().hex}:")
+    store = RedisJobStore(redis_url(), f"test-jobs-{uuid.uuid4().hex}:")
     await store.open()
     try:
         await store.submit(_job(), 10)

@@ -182,7 +182,7 @@ async def test_workers_on_a_taken_port_stop_with_exit_1(tmp_path: Any) -> None:
     assert "Traceback" not in err.decode()
 
 
-def test_key_limits_are_split_unless_kept_in_redis() -> None:
+def test_key_limits_are_split_unless_kept_in_redis(redis_url: str) -> None:
     from ollamux.config_loader import build_config
 
     keys = [
@@ -194,7 +194,7 @@ def test_key_limits_are_split_unless_kept_in_redis() -> None:
     alice, bob = local.auth.keys
     assert (alice.rpm, alice.max_concurrency) == (300, 2)
     assert (bob.rpm, bob.max_concurrency) == (0, 0)  # unlimited stays unlimited
-    shared = build_config({"auth": {"keys": keys, "redis_url": "redis://127.0.0.1:6379/3"}})
+    shared = build_config({"auth": {"keys": keys, "redis_url": redis_url}})
     WorkerSlot(1, 2).apply(shared)
     assert (shared.auth.keys[0].rpm, shared.auth.keys[0].max_concurrency) == (601, 4)
 
