@@ -86,8 +86,11 @@ class JobsConfig:
     default_model: str = "llama3.2:latest"
     max_queued: int = 100000
     max_attempts: int = 3
-    lease_s: float = 60
+    lease_s: float = 30  # a claim not renewed this long is handed back (both stores)
     redis_prefix: str = "ollamux:jobs:"
+    ttl_s: float = 604800  # ended jobs are deleted this long after they ended
+    stuck_after_s: float = 3600  # a job processing longer than this is reported
+    sweep_interval_s: float = 60  # how often expiry and the stuck-job report run
 
 
 @dataclass
