@@ -39,9 +39,13 @@ def free_port() -> int:
 class PrivateRedis:
     """One ``redis-server`` process of ours: started, answering PING, then killed."""
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, *, port: int = 0, persist: bool = False) -> None:
+        """``port`` 0: a free one; ``persist``: an append-only file fsynced at every write
+        in its directory, so that a restart on the same port finds the data again."""
         self.binary = binary
-        self.port = 0
+        self.port = port
+        self.fixed_port = port != 0
+        self.persist = persist
         self.dir = tempfile.mkdtemp(prefix="ollamux-test-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -51,8 +55,10 @@ class PrivateRedis:
 
     def start(self, within_s: float = 15.0) -> None:
         # A free port may be taken between choosing it and binding it: try a few.
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"]
         for _ in range(5):
-            self.port = free_port()
+            if not self.fixed_port:
+                self.port = free_port()
             self.proc = subprocess.Popen(
                 [
                     self.binary,
@@ -62,8 +68,7 @@ class PrivateRedis:
                     "127.0.0.1",
                     "--save",
                     "",
-                    "--appendonly",
-                    "no",
+                    *(persistence if self.persist else ["--appendonly", "no"]),
                     "--dir",
                     self.dir,
                 ],
@@ -98,6 +103,10 @@ class PrivateRedis:
             self.proc.wait()
             self.proc = None
 
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
 
 _server: PrivateRedis | None = None
 
@@ -129,6 +138,5 @@ def running_url() -> str | None:
 def stop_private_redis() -> None:
     global _server
     if _server is not None:
-        _server.stop()
-        shutil.rmtree(_server.dir, ignore_errors=True)
+        _server.remove()
         _server = None

@@ -221,6 +221,8 @@ class SqliteJobStore(JobStore):
                 try:
                     outcomes.append((op(db), None))
                 except Exception as exc:
+                    if not db.in_transaction:  # SQLite rolled the whole transaction back
+                        raise
                     outcomes.append((None, exc))
             db.execute("COMMIT")
         except BaseException:
