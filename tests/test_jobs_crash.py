@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,11 @@ def _free_port() -> int:
 
 
 class Gateway:
-    """One ``python -m ollamux serve`` process."""
+    """One ``python -m ollamux serve`` process; ``wrap`` turns its command line into another
+    (e.g. to run it in a PID namespace of its own)."""
 
     def __init__(self, tmp: Path, name: str, backend: str, jobs: dict[str, Any]) -> None:
+        self.wrap: Callable[[list[str]], list[str]] = lambda command: command
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = tmp / f"{name}.yaml"
@@ -55,7 +57,7 @@ class Gateway:
     def spawn(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ollamux", "serve", "--config", str(self.config)],
+                self.wrap([sys.executable, "-m", "ollamux", "serve", "--config", str(self.config)]),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
