@@ -223,3 +223,104 @@ async def test_redis_jobs_survive_kill_9_of_one_of_two_instances(
 async def _value(value: Any) -> Any:
     await asyncio.sleep(0)
     return value
+
+
+# -- kill -9 loops -------------------------------------------------------------------------------
+
+KILLS = 3
+LOOP_JOBS = 60
+LOOP_MAX_ATTEMPTS = KILLS + 2  # a job may be running at every kill and still complete
+
+
+async def _completed(http: aiohttp.ClientSession, gw: Gateway) -> int:
+    async with http.get(gw.url + "/jobs?status=completed&page_size=1") as resp:
+        total: int = (await resp.json())["total"]
+        return total
+
+
+async def _kill_loop(
+    http: aiohttp.ClientSession,
+    backend: JobsFake,
+    alive: Gateway,
+    victims: list[Gateway],
+    label: str,
+) -> None:
+    """Submit ``LOOP_JOBS`` jobs, kill -9 a gateway ``KILLS`` times while they run (and
+    restart it), then check: none lost, none run more often than attempted, none over
+    ``max_attempts`` at the backend. Prints the figures."""
+    prompts = {}
+    for i in range(LOOP_JOBS):
+        prompts[await _submit(http, alive, f"job-{i}")] = f"job-{i}"
+    for kill in range(KILLS):
+        victim = victims[kill % len(victims)]
+        goal = (kill + 1) * LOOP_JOBS // (KILLS + 2)
+        await eventually(lambda g=goal: _value_of(_completed(http, alive), g), within_s=60)
+        victim.kill()
+        await victim.start()
+
+    async def settled() -> dict[str, Any] | None:
+        docs = await _docs(http, alive, list(prompts))
+        return docs if all(d["status"] in ("completed", "failed") for d in docs.values()) else None
+
+    docs: dict[str, Any] = await eventually(settled, within_s=90)
+    lost = [j for j, d in docs.items() if d["status"] != "completed"]
+    duplicated = [j for j, d in docs.items() if backend.calls[j] > d["attempts"]]
+    max_calls = max(backend.calls[j] for j in prompts)
+    rerun = sum(1 for j in prompts if backend.calls[j] > 1)
+    print(
+        f"\n{label}: {LOOP_JOBS} jobs, {KILLS} kill -9: lost {len(lost)}, run more often than "
+        f"attempted {len(duplicated)}, run again after a kill {rerun}, most runs of one job "
+        f"at the backend {max_calls} (max_attempts {LOOP_MAX_ATTEMPTS})"
+    )
+    assert lost == [] and duplicated == []
+    assert max_calls <= LOOP_MAX_ATTEMPTS
+    async with http.get(alive.url + "/jobs?status=completed&page_size=1") as resp:
+        assert (await resp.json())["total"] == LOOP_JOBS  # each recorded once
+
+
+async def test_sqlite_kill_9_loop_loses_nothing_and_runs_nothing_twice_at_once(
+    tmp_path: Path,
+    fake_jobs: tuple[JobsFake, str],
+    gateways: list[Gateway],
+    http: aiohttp.ClientSession,
+) -> None:
+    backend, url = fake_jobs
+    backend.delay_s = 0.2
+    jobs = {
+        "sqlite_path": str(tmp_path / "jobs.db"),
+        "workers": 4,
+        "lease_s": 3,
+        "max_attempts": LOOP_MAX_ATTEMPTS,
+    }
+    gw = Gateway(tmp_path, "gw", url, jobs)
+    gateways.append(gw)
+    await gw.start()
+    await _kill_loop(http, backend, gw, [gw], "SQLite, one gateway")
+
+
+async def test_redis_kill_9_loop_of_two_instances_loses_nothing(
+    tmp_path: Path,
+    fake_jobs: tuple[JobsFake, str],
+    gateways: list[Gateway],
+    http: aiohttp.ClientSession,
+    redis_url: str,
+) -> None:
+    backend, url = fake_jobs
+    backend.delay_s = 0.2
+    jobs = {
+        "store": "redis",
+        "redis_url": redis_url,
+        "redis_prefix": f"test-jobs-loop-{uuid.uuid4().hex}:",
+        "workers": 4,
+        "lease_s": 2,
+        "max_attempts": LOOP_MAX_ATTEMPTS,
+    }
+    first = Gateway(tmp_path, "first", url, jobs)
+    second = Gateway(tmp_path, "second", url, jobs)
+    gateways += [first, second]
+    await asyncio.gather(first.start(), second.start())
+    await _kill_loop(http, backend, second, [first, second], "Redis, two instances")
+
+
+async def _value_of(count: Any, goal: int) -> bool:
+    return bool(await count >= goal)
