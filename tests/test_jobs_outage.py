@@ -4,6 +4,7 @@ outcome once the store is back, and the failure is logged once."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
@@ -189,3 +190,46 @@ async def test_full_disk_refuses_new_jobs_with_503_and_running_ones_finish_once_
 
 async def _value(value: Any) -> Any:
     return value
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A read-only bind mount of an empty directory (needs the right to mount: root)."""
+    source, where = tmp_path / "source", tmp_path / "ro"
+    source.mkdir()
+    where.mkdir()
+    for args in (["--bind", str(source), str(where)], ["-o", "remount,bind,ro", str(where)]):
+        done = subprocess.run(["mount", *args], capture_output=True, check=False)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], check=False)
+            pytest.skip(f"cannot make a read-only bind mount: {done.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+async def test_read_only_disk_at_start_is_503_on_submit_until_it_is_writable(
+    gateway_client: Any, fake_jobs: tuple[JobsFake, str], read_only_dir: Path
+) -> None:
+    backend, url = fake_jobs
+    jobs = {"sqlite_path": str(read_only_dir / "jobs.db")}
+    client = await gateway_client({"backends": [{"url": url}], "jobs": jobs})
+    live = await client.post("/api/generate", json={"model": MODEL, "prompt": "hi"})
+    assert live.status == 200
+    await _assert_503(await client.post("/jobs", json=_job("refused")))
+    await _assert_503(await client.post("/api/v1/prompt", json={"prompt": "refused"}))
+
+    remount = await asyncio.create_subprocess_exec(
+        "mount", "-o", "remount,bind,rw", str(read_only_dir)
+    )
+    assert await remount.wait() == 0
+
+    async def accepted() -> str | None:
+        resp = await client.post("/jobs", json=_job("accepted"))
+        return (await resp.json())["id"] if resp.status == 202 else None
+
+    job_id = await eventually(accepted)
+    await wait_status(client, job_id, "completed")
+    assert backend.calls[job_id] == 1
+    assert (await (await client.get("/jobs")).json())["total"] == 1
