@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import time
 
+# Claims ended without an outcome (a job cancelled while it ran) are forgotten once there
+# are more than this many, when their lease surely lapsed.
+_PRUNE_ABOVE = 1000
+
 
 def renew_interval(lease_s: float) -> float:
     """How often a running job's lease is renewed: ``min(lease_s / 3, 2)`` seconds."""
@@ -26,7 +30,11 @@ class Leases:
 
     def confirmed(self, token: str) -> None:
         """The store just granted or extended this claim's lease."""
-        self._confirmed[token] = time.monotonic()
+        now = time.monotonic()
+        self._confirmed[token] = now
+        if len(self._confirmed) > _PRUNE_ABOVE:  # claims dropped without an outcome
+            stale = now - 2 * self.lease_s
+            self._confirmed = {t: at for t, at in self._confirmed.items() if at > stale}
 
     def ended(self, token: str) -> None:
         self._confirmed.pop(token, None)
