@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -10,10 +10,30 @@ from aiohttp.test_utils import TestServer
 from tests.fakes.jobs_backend import JobsFake
 from tests.fakes.ollama_backend import FakeOllama
 from tests.fakes.openai_backend import FakeOpenAI
+from tests.redis_server import PrivateRedis, private_redis, stop_private_redis
 
 pytest_plugins = ["ollamux.testing"]
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_redis_lifetime() -> Iterator[None]:
+    """Kill the session's private redis-server (if a test started one) at the end."""
+    yield
+    stop_private_redis()
+
+
+@pytest.fixture
+def redis_server() -> PrivateRedis:
+    """The session's private redis-server (started on first use; skipped without one)."""
+    return private_redis()
+
+
+@pytest.fixture
+def redis_url(redis_server: PrivateRedis) -> str:
+    """``redis://127.0.0.1:<port>/0`` of the session's private redis-server."""
+    return redis_server.url
 
 
 @pytest.fixture

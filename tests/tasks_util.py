@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.redis_server import redis_url, running_url
+
 MODEL = "llama3.2:latest"
 
 
@@ -60,17 +61,20 @@ def store_config(store: str, tmp_path: Path, prefix: str, **extra: Any) -> dict[
     if store == "sqlite":
         section["sqlite_path"] = str(tmp_path / "tasks.db")
     if store == "redis":
-        section["redis_url"] = REDIS_URL
+        section["redis_url"] = redis_url()
         section["redis_prefix"] = prefix
     return {"tasks": section}
 
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own on the shared Redis; its keys are deleted after."""
+    """A key prefix of this test's own on the private Redis; its keys are deleted after."""
     prefix = f"test-{uuid.uuid4().hex[:12]}:ts:ollama:"
     yield prefix
-    client = aioredis.Redis.from_url(REDIS_URL)
+    url = running_url()
+    if url is None:  # no test started the private Redis: nothing to delete
+        return
+    client = aioredis.Redis.from_url(url)
     try:
         for pattern in (f"{prefix}*", f"ollamux:idx:{prefix}*"):
             keys = [k async for k in client.scan_iter(match=pattern, count=500)]

@@ -14,7 +14,6 @@ import redis.asyncio as aioredis
 from tests.auth_support import ALICE, bearer, keyed
 from tests.jobs_support import eventually
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 CHAT = {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -24,11 +23,11 @@ def limited(url: str, api: str = "ollama", **limits: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     """A prefix no other test run uses; its keys are deleted afterwards."""
     prefix = f"test-auth-{uuid.uuid4().hex}:"
     yield prefix
-    r = aioredis.Redis.from_url(REDIS_URL)
+    r = aioredis.Redis.from_url(redis_url)
     keys = [k async for k in r.scan_iter(match=f"{prefix}*")]
     if keys:
         await r.delete(*keys)
@@ -117,11 +116,11 @@ async def test_concurrency_slot_is_freed_when_the_client_goes_away(
 
 
 async def test_rpm_is_shared_across_instances_through_redis(
-    gateway_client: Any, fake_ollama: Any, redis_prefix: str
+    gateway_client: Any, fake_ollama: Any, redis_prefix: str, redis_url: str
 ) -> None:
     _fake, url = fake_ollama
     config = limited(url, rpm=2)
-    config["auth"] |= {"redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+    config["auth"] |= {"redis_url": redis_url, "redis_prefix": redis_prefix}
     one = await gateway_client(config)
     two = await gateway_client(config)
     assert (await one.get("/api/tags", headers=bearer(ALICE))).status == 200
@@ -132,12 +131,12 @@ async def test_rpm_is_shared_across_instances_through_redis(
 
 
 async def test_concurrency_is_shared_across_instances_through_redis(
-    gateway_client: Any, fake_ollama: Any, redis_prefix: str
+    gateway_client: Any, fake_ollama: Any, redis_prefix: str, redis_url: str
 ) -> None:
     fake, url = fake_ollama
     fake.mode = "wait"
     config = limited(url, max_concurrency=1)
-    config["auth"] |= {"redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+    config["auth"] |= {"redis_url": redis_url, "redis_prefix": redis_prefix}
     one = await gateway_client(config)
     two = await gateway_client(config)
     first = asyncio.ensure_future(one.post("/api/chat", json=CHAT, headers=bearer(ALICE)))
@@ -146,13 +145,13 @@ async def test_concurrency_is_shared_across_instances_through_redis(
     fake.release.set()
     await (await first).read()
     # The slot is given back when the first request finishes, just after its last byte.
-    await _until_no_slot_in_redis(f"{redis_prefix}inflight:alice")
+    await _until_no_slot_in_redis(redis_url, f"{redis_prefix}inflight:alice")
     fake.mode = "ok"
     assert (await two.post("/api/chat", json=CHAT, headers=bearer(ALICE))).status == 200
 
 
-async def _until_no_slot_in_redis(key: str) -> None:
-    r = aioredis.Redis.from_url(REDIS_URL)
+async def _until_no_slot_in_redis(redis_url: str, key: str) -> None:
+    r = aioredis.Redis.from_url(redis_url)
     try:
         await eventually(lambda: _is_empty(r, key), within_s=10)
     finally:

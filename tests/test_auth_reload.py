@@ -55,14 +55,14 @@ async def test_cors_turned_on_by_a_reload_answers_preflights(
 
 
 async def test_limits_move_to_redis_when_a_reload_configures_it(
-    gateway_client: Any, fake_ollama: Any, tmp_path: Path
+    gateway_client: Any, fake_ollama: Any, tmp_path: Path, redis_url: str
 ) -> None:
     from ollamux.plugins.auth import STATE
     from ollamux.plugins.auth.limits import RedisLimits
 
     _fake, url = fake_ollama
     client = await gateway_client(keyed(url))
-    new = keyed(url, redis_url="redis://127.0.0.1:6379/0", redis_prefix="test-auth-reload:")
+    new = keyed(url, redis_url=redis_url, redis_prefix="test-auth-reload:")
     new |= {"tasks": {"store": "memory"}, "plugins": {"autoload": False}}
     path = tmp_path / "ollamux.yaml"
     path.write_text(json.dumps(new))

@@ -450,17 +450,20 @@ async def test_jobs_run_as_their_owner(gateway_client: Any, fake_jobs: Any) -> N
 
 
 @pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
+async def redis_jobs(redis_url: str) -> AsyncIterator[dict[str, Any]]:
+    """A ``jobs`` section on the private Redis under a prefix of this test's own."""
     prefix = f"test-jobs-{uuid.uuid4().hex}:"
-    yield prefix
-    client = aioredis.from_url("redis://127.0.0.1:6379/0")
+    yield {"store": "redis", "redis_url": redis_url, "redis_prefix": prefix}
+    client = aioredis.from_url(redis_url)
     async for key in client.scan_iter(match=prefix + "*"):
         await client.delete(key)
     await client.aclose()
 
 
-async def test_redis_store_runs_jobs_end_to_end(jobs_gateway: Any, redis_prefix: str) -> None:
-    client = await jobs_gateway({"store": "redis", "redis_prefix": redis_prefix})
+async def test_redis_store_runs_jobs_end_to_end(
+    jobs_gateway: Any, redis_jobs: dict[str, Any]
+) -> None:
+    client = await jobs_gateway(redis_jobs)
     job_id = (await (await client.post("/api/v1/prompt", json={"prompt": "hi"})).json())["id"]
     await wait_status(client, job_id, "completed")
     result = await (await client.get(f"/api/v1/prompt/{job_id}/result")).json()
@@ -468,10 +471,10 @@ async def test_redis_store_runs_jobs_end_to_end(jobs_gateway: Any, redis_prefix:
 
 
 async def test_job_cancelled_on_one_instance_stops_running_on_another(
-    jobs_gateway: Any, fake_jobs: Any, redis_prefix: str
+    jobs_gateway: Any, fake_jobs: Any, redis_jobs: dict[str, Any]
 ) -> None:
     backend, _ = fake_jobs
-    jobs = {"store": "redis", "redis_prefix": redis_prefix, "lease_s": 3}
+    jobs = {**redis_jobs, "lease_s": 3}
     runner = await jobs_gateway({**jobs, "workers": 1})
     other = await jobs_gateway({**jobs, "workers": 0})
     job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": "block"}}

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,11 @@ def _free_port() -> int:
 
 
 class Gateway:
-    """One ``python -m ollamux serve`` process."""
+    """One ``python -m ollamux serve`` process; ``wrap`` turns its command line into another
+    (e.g. to run it in a PID namespace of its own)."""
 
     def __init__(self, tmp: Path, name: str, backend: str, jobs: dict[str, Any]) -> None:
+        self.wrap: Callable[[list[str]], list[str]] = lambda command: command
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = tmp / f"{name}.yaml"
@@ -55,7 +57,7 @@ class Gateway:
     def spawn(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ollamux", "serve", "--config", str(self.config)],
+                self.wrap([sys.executable, "-m", "ollamux", "serve", "--config", str(self.config)]),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -178,10 +180,17 @@ async def test_redis_jobs_survive_kill_9_of_one_of_two_instances(
     fake_jobs: tuple[JobsFake, str],
     gateways: list[Gateway],
     http: aiohttp.ClientSession,
+    redis_url: str,
 ) -> None:
     backend, url = fake_jobs
     prefix = f"test-jobs-crash-{uuid.uuid4().hex}:"
-    jobs = {"store": "redis", "redis_prefix": prefix, "workers": 2, "lease_s": 3}
+    jobs = {
+        "store": "redis",
+        "redis_url": redis_url,
+        "redis_prefix": prefix,
+        "workers": 2,
+        "lease_s": 3,
+    }
     first = Gateway(tmp_path, "first", url, jobs)
     second = Gateway(tmp_path, "second", url, jobs)
     gateways += [first, second]
@@ -205,7 +214,7 @@ async def test_redis_jobs_survive_kill_9_of_one_of_two_instances(
         late = [j for j, p in prompts.items() if p.startswith("late")]
         assert all(backend.calls[j] == 1 for j in late)
     finally:
-        client = aioredis.from_url("redis://127.0.0.1:6379/0")
+        client = aioredis.from_url(redis_url)
         async for key in client.scan_iter(match=prefix + "*"):
             await client.delete(key)
         await client.aclose()
@@ -214,3 +223,104 @@ async def test_redis_jobs_survive_kill_9_of_one_of_two_instances(
 async def _value(value: Any) -> Any:
     await asyncio.sleep(0)
     return value
+
+
+# -- kill -9 loops -------------------------------------------------------------------------------
+
+KILLS = 3
+LOOP_JOBS = 60
+LOOP_MAX_ATTEMPTS = KILLS + 2  # a job may be running at every kill and still complete
+
+
+async def _completed(http: aiohttp.ClientSession, gw: Gateway) -> int:
+    async with http.get(gw.url + "/jobs?status=completed&page_size=1") as resp:
+        total: int = (await resp.json())["total"]
+        return total
+
+
+async def _kill_loop(
+    http: aiohttp.ClientSession,
+    backend: JobsFake,
+    alive: Gateway,
+    victims: list[Gateway],
+    label: str,
+) -> None:
+    """Submit ``LOOP_JOBS`` jobs, kill -9 a gateway ``KILLS`` times while they run (and
+    restart it), then check: none lost, none run more often than attempted, none over
+    ``max_attempts`` at the backend. Prints the figures."""
+    prompts = {}
+    for i in range(LOOP_JOBS):
+        prompts[await _submit(http, alive, f"job-{i}")] = f"job-{i}"
+    for kill in range(KILLS):
+        victim = victims[kill % len(victims)]
+        goal = (kill + 1) * LOOP_JOBS // (KILLS + 2)
+        await eventually(lambda g=goal: _value_of(_completed(http, alive), g), within_s=60)
+        victim.kill()
+        await victim.start()
+
+    async def settled() -> dict[str, Any] | None:
+        docs = await _docs(http, alive, list(prompts))
+        return docs if all(d["status"] in ("completed", "failed") for d in docs.values()) else None
+
+    docs: dict[str, Any] = await eventually(settled, within_s=90)
+    lost = [j for j, d in docs.items() if d["status"] != "completed"]
+    duplicated = [j for j, d in docs.items() if backend.calls[j] > d["attempts"]]
+    max_calls = max(backend.calls[j] for j in prompts)
+    rerun = sum(1 for j in prompts if backend.calls[j] > 1)
+    print(
+        f"\n{label}: {LOOP_JOBS} jobs, {KILLS} kill -9: lost {len(lost)}, run more often than "
+        f"attempted {len(duplicated)}, run again after a kill {rerun}, most runs of one job "
+        f"at the backend {max_calls} (max_attempts {LOOP_MAX_ATTEMPTS})"
+    )
+    assert lost == [] and duplicated == []
+    assert max_calls <= LOOP_MAX_ATTEMPTS
+    async with http.get(alive.url + "/jobs?status=completed&page_size=1") as resp:
+        assert (await resp.json())["total"] == LOOP_JOBS  # each recorded once
+
+
+async def test_sqlite_kill_9_loop_loses_nothing_and_runs_nothing_twice_at_once(
+    tmp_path: Path,
+    fake_jobs: tuple[JobsFake, str],
+    gateways: list[Gateway],
+    http: aiohttp.ClientSession,
+) -> None:
+    backend, url = fake_jobs
+    backend.delay_s = 0.2
+    jobs = {
+        "sqlite_path": str(tmp_path / "jobs.db"),
+        "workers": 4,
+        "lease_s": 3,
+        "max_attempts": LOOP_MAX_ATTEMPTS,
+    }
+    gw = Gateway(tmp_path, "gw", url, jobs)
+    gateways.append(gw)
+    await gw.start()
+    await _kill_loop(http, backend, gw, [gw], "SQLite, one gateway")
+
+
+async def test_redis_kill_9_loop_of_two_instances_loses_nothing(
+    tmp_path: Path,
+    fake_jobs: tuple[JobsFake, str],
+    gateways: list[Gateway],
+    http: aiohttp.ClientSession,
+    redis_url: str,
+) -> None:
+    backend, url = fake_jobs
+    backend.delay_s = 0.2
+    jobs = {
+        "store": "redis",
+        "redis_url": redis_url,
+        "redis_prefix": f"test-jobs-loop-{uuid.uuid4().hex}:",
+        "workers": 4,
+        "lease_s": 2,
+        "max_attempts": LOOP_MAX_ATTEMPTS,
+    }
+    first = Gateway(tmp_path, "first", url, jobs)
+    second = Gateway(tmp_path, "second", url, jobs)
+    gateways += [first, second]
+    await asyncio.gather(first.start(), second.start())
+    await _kill_loop(http, backend, second, [first, second], "Redis, two instances")
+
+
+async def _value_of(count: Any, goal: int) -> bool:
+    return bool(await count >= goal)

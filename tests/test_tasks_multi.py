@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.tasks_util import MODEL, REDIS_URL, redis_prefix
+from tests.tasks_util import MODEL, redis_prefix
 
 __all__ = ["redis_prefix"]
 
@@ -31,7 +31,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def gateways(fake_ollama: Any, tmp_path: Path, redis_prefix: str) -> Iterator[list[str]]:
+def gateways(
+    fake_ollama: Any, tmp_path: Path, redis_prefix: str, redis_url: str
+) -> Iterator[list[str]]:
     """Two real ``ollamux serve`` processes on their own ports, one Redis between them."""
     _fake, backend_url = fake_ollama
     procs: list[subprocess.Popen[bytes]] = []
@@ -41,7 +43,7 @@ def gateways(fake_ollama: Any, tmp_path: Path, redis_prefix: str) -> Iterator[li
         config = {
             "server": {"port": port, "log_level": "warning"},
             "backends": [{"url": backend_url, "name": "gpu1"}],
-            "tasks": {"store": "redis", "redis_url": REDIS_URL, "redis_prefix": redis_prefix},
+            "tasks": {"store": "redis", "redis_url": redis_url, "redis_prefix": redis_prefix},
             "jobs": {"sqlite_path": str(tmp_path / f"jobs-{name}.db")},
             "plugins": {"autoload": False},
         }

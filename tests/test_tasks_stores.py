@@ -16,7 +16,6 @@ from ollamux.plugins.tasks.store import TaskRecord
 from ollamux.testing import gateway_of
 from tests.tasks_util import (
     MODEL,
-    REDIS_URL,
     redis_prefix,
     settle,
     store_config,
@@ -141,7 +140,7 @@ async def test_running_task_uses_running_ttl_and_end_state_uses_done_ttl(
 
 
 async def test_redis_holds_the_document_under_ts_ollama_key_with_ttl(
-    gateway_client: Any, fake_ollama: Any, tmp_path: Path, redis_prefix: str
+    gateway_client: Any, fake_ollama: Any, tmp_path: Path, redis_prefix: str, redis_url: str
 ) -> None:
     _fake, url = fake_ollama
     client = await gateway_client(
@@ -150,7 +149,7 @@ async def test_redis_holds_the_document_under_ts_ollama_key_with_ttl(
     await run_chat(client, "key-1")
     await wait_for_state(client, "key-1", "SUCCESS")
     await settle(client)
-    redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         doc = json.loads(await redis.get(f"{redis_prefix}key-1"))
         ttl_ms = await redis.pttl(f"{redis_prefix}key-1")
@@ -160,15 +159,19 @@ async def test_redis_holds_the_document_under_ts_ollama_key_with_ttl(
     assert 0 < ttl_ms <= 120_000
 
 
-async def test_default_redis_prefix_is_ts_ollama(gateway_client: Any, fake_ollama: Any) -> None:
+async def test_default_redis_prefix_is_ts_ollama(
+    gateway_client: Any, fake_ollama: Any, redis_url: str
+) -> None:
     _fake, url = fake_ollama
-    client = await gateway_client(config(url, {"tasks": {"store": "redis"}}))
+    client = await gateway_client(
+        config(url, {"tasks": {"store": "redis", "redis_url": redis_url}})
+    )
     store = gateway_of(client).app[TRACKER].store  # type: ignore[index]
     assert store.doc_key("demo-001") == "ts:ollama:demo-001"
 
 
 async def test_redis_expired_task_disappears(
-    gateway_client: Any, fake_ollama: Any, tmp_path: Path, redis_prefix: str
+    gateway_client: Any, fake_ollama: Any, tmp_path: Path, redis_prefix: str, redis_url: str
 ) -> None:
     _fake, url = fake_ollama
     client = await gateway_client(
@@ -177,7 +180,7 @@ async def test_redis_expired_task_disappears(
     await run_chat(client, "exp-1")
     await wait_for_state(client, "exp-1", "SUCCESS")
     await settle(client)
-    redis = aioredis.Redis.from_url(REDIS_URL)
+    redis = aioredis.Redis.from_url(redis_url)
     try:
         await wait_until(lambda: redis.exists(f"{redis_prefix}exp-1"), timeout_s=1)
         await wait_until(lambda: _not(redis.exists(f"{redis_prefix}exp-1")))

@@ -35,7 +35,7 @@ def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
     add_routes(gateway, app, service)
 
     async def stop_workers(_app: web.Application) -> None:
-        await service.runner.stop()
+        await service.stop_workers()
 
     app.on_shutdown.append(stop_workers)
 

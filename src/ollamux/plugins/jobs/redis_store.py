@@ -3,13 +3,15 @@
 Each job is a hash ``<prefix>job:<id>``. The queue is the sorted set ``<prefix>queue``
 (score: priority, then arrival), claimed jobs sit in ``<prefix>running`` scored by their
 lease expiry, and listings read sorted sets by arrival (``all``, ``status:<s>``,
-``owner:<o>``, ``owner:<o>:status:<s>``). Every state change is one Lua script, so it is
-atomic across instances. A worker renews its lease while it runs a job; a job whose lease
-expired (its gateway died) is handed back by whichever instance calls ``recover`` next.
+``owner:<o>``, ``owner:<o>:status:<s>``); ended jobs are also in ``<prefix>done``, scored
+by their end time (ms), for expiry. Every state change is one Lua script, so it is atomic
+across instances. A worker renews its lease while it runs a job; a job whose lease expired
+(its gateway died) is handed back by whichever instance calls ``recover`` next.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from typing import Any, cast
@@ -17,7 +19,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from .model import PRIORITY_LIMIT, Job, JobStatus
-from .store import JobStore, Page
+from .store import JobStore, Page, StoreUnavailable
 
 # Shared Lua: move a job between the status-indexed sorted sets.
 _MOVE = """
@@ -90,6 +92,7 @@ redis.call('HSET', key, 'status', ARGV[3], 'error', ARGV[5], 'backend', ARGV[6],
            'finished_at', ARGV[7], 'updated_at', ARGV[7], 'token', '')
 if ARGV[4] ~= '' then redis.call('HSET', key, 'result', ARGV[4]) end
 redis.call('ZREM', p .. 'running', id)
+redis.call('ZADD', p .. 'done', ARGV[8], id)
 move(p, id, state[3], state[4], 'processing', ARGV[3])
 return 1
 """
@@ -124,6 +127,7 @@ if state[1] == 'queued' or state[1] == 'processing' then
   redis.call('ZREM', p .. 'running', id)
   redis.call('HSET', key, 'status', 'cancelled', 'token', '', 'error', 'cancelled',
              'finished_at', ARGV[2], 'updated_at', ARGV[2])
+  redis.call('ZADD', p .. 'done', ARGV[3], id)
   move(p, id, state[2], state[3], state[1], 'cancelled')
 end
 return before
@@ -142,7 +146,8 @@ for _, id in ipairs(ids) do
     if tonumber(state[5]) >= tonumber(ARGV[2]) then
       redis.call('HSET', key, 'status', 'failed', 'token', '', 'finished_at', ARGV[3],
                  'updated_at', ARGV[3],
-                 'error', 'interrupted ' .. state[5] .. ' times (its gateway stopped renewing the lease)')
+                 'error', 'interrupted ' .. state[5] .. ' times (its claim lapsed: the gateway stopped or lost the store while it ran)')
+      redis.call('ZADD', p .. 'done', ARGV[1], id)
       move(p, id, state[2], state[3], 'processing', 'failed')
     else
       redis.call('HSET', key, 'status', 'queued', 'token', '', 'updated_at', ARGV[3])
@@ -154,6 +159,25 @@ end
 return #ids
 """
 )
+
+
+_EXPIRE = """
+local p = KEYS[1]
+local ids = redis.call('ZRANGEBYSCORE', p .. 'done', '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(ids) do
+  local key = p .. 'job:' .. id
+  local state = redis.call('HMGET', key, 'status', 'owner')
+  redis.call('ZREM', p .. 'done', id)
+  redis.call('ZREM', p .. 'all', id)
+  if state[1] and state[2] then
+    redis.call('ZREM', p .. 'owner:' .. state[2], id)
+    redis.call('ZREM', p .. 'status:' .. state[1], id)
+    redis.call('ZREM', p .. 'owner:' .. state[2] .. ':status:' .. state[1], id)
+  end
+  redis.call('DEL', key)
+end
+return #ids
+"""
 
 
 def _opt_float(value: str | None) -> float | None:
@@ -196,11 +220,15 @@ class RedisJobStore(JobStore):
     @property
     def _r(self) -> aioredis.Redis:
         if self._redis is None:
-            raise RuntimeError("job store is not open")
+            raise StoreUnavailable("job store is not open")
         return self._redis
 
     async def open(self) -> None:
-        self._redis = aioredis.from_url(self.url, decode_responses=True)
+        await self.close()  # a client left by an open that failed
+        # Bounded waits: an unreachable server is an error to report, not a hung request.
+        self._redis = aioredis.from_url(
+            self.url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10
+        )
         await self._redis.ping()
         r = self._redis
         self._submit = r.register_script(_SUBMIT)
@@ -210,6 +238,7 @@ class RedisJobStore(JobStore):
         self._release = r.register_script(_RELEASE)
         self._cancel = r.register_script(_CANCEL)
         self._reap = r.register_script(_REAP)
+        self._expire = r.register_script(_EXPIRE)
 
     async def close(self) -> None:
         if self._redis is not None:
@@ -285,7 +314,9 @@ class RedisJobStore(JobStore):
         backend: str = "",
     ) -> bool:
         encoded = "" if result is None else json.dumps(result)
-        args = [job_id, token, str(status), encoded, error, backend, repr(time.time())]
+        now = time.time()
+        args: list[str | int] = [job_id, token, str(status), encoded, error, backend, repr(now)]
+        args.append(int(now * 1000))
         return bool(await self._finish(keys=[self.prefix], args=args))
 
     async def release(
@@ -295,7 +326,8 @@ class RedisJobStore(JobStore):
         return bool(await self._release(keys=[self.prefix], args=args))
 
     async def cancel(self, job_id: str) -> Job | None:
-        flat = await self._cancel(keys=[self.prefix], args=[job_id, repr(time.time())])
+        now = time.time()
+        flat = await self._cancel(keys=[self.prefix], args=[job_id, repr(now), int(now * 1000)])
         return _hash_to_job(_pairs(flat)) if flat else None
 
     async def counts(self) -> dict[JobStatus, int]:
@@ -304,6 +336,28 @@ class RedisJobStore(JobStore):
             pipe.zcard(self.prefix + "status:processing")
             queued, processing = await pipe.execute()
         return {JobStatus.QUEUED: int(queued), JobStatus.PROCESSING: int(processing)}
+
+    async def stuck(self, started_before: float, limit: int) -> builtins.list[Job]:
+        # Only running jobs are in this set: a handful per instance.
+        ids = cast("list[str]", await self._r.zrange(self.prefix + "status:processing", 0, -1))
+        async with self._r.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self.prefix + "job:" + job_id)
+            rows = await pipe.execute()
+        jobs = [_hash_to_job(row) for row in rows if row]
+        old = [j for j in jobs if j.status is JobStatus.PROCESSING]
+        old = [j for j in old if j.started_at is not None and j.started_at < started_before]
+        old.sort(key=lambda j: j.started_at or 0.0)
+        return old[:limit]
+
+    async def expire(self, finished_before: float) -> int:
+        batch, total = 500, 0
+        while True:  # in batches: one short script each
+            args = [int(finished_before * 1000), batch]
+            deleted = int(await self._expire(keys=[self.prefix], args=args))
+            total += deleted
+            if deleted < batch:
+                return total
 
     async def delete_all(self) -> None:
         """Remove every key under this store's prefix (tests and benchmarks clean up)."""

@@ -1,6 +1,7 @@
 """HTTP routes: the simple form (``/api/v1/prompt``), the general form (``/jobs``), the page.
 
-Errors are JSON ``{"error": "..."}`` with the status saying what went wrong.
+Errors are JSON ``{"error": "..."}`` with the status saying what went wrong; a job store
+that cannot be used (not reachable, disk full, read-only) is 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ...gateway import Gateway
 from ...permissions import JOBS_CANCEL, JOBS_READ, JOBS_SUBMIT, PAGE, PROXY
 from .model import Job, JobStatus
 from .service import JobsService
+from .store import StoreUnavailable
 from .validation import page_args, parse_job, parse_prompt, result_text
 
 JOBS: web.AppKey[JobsService] = web.AppKey("ollamux_jobs", JobsService)
@@ -27,6 +29,9 @@ JOBS: web.AppKey[JobsService] = web.AppKey("ollamux_jobs", JobsService)
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _ASSETS = {"jobs.css": "text/css", "jobs.js": "text/javascript"}
+
+# Seconds a client is asked to wait when the job store cannot be used.
+STORE_RETRY_AFTER_S = 5
 
 
 def add_routes(gateway: Gateway, app: web.Application, service: JobsService) -> None:
@@ -56,6 +61,13 @@ def _errors(handler: _Handler) -> _Handler:
             return await handler(request)
         except GatewayError as err:
             return err.response(Dialect.OLLAMA)
+        except StoreUnavailable:
+            unavailable = GatewayError(
+                503,
+                "the job store is unavailable; retry later",
+                headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+            )
+            return unavailable.response(Dialect.OLLAMA)
 
     return wrapped
 

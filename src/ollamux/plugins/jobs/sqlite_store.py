@@ -7,18 +7,19 @@ transaction runs in one call on the writer's own thread (one thread hop per comm
 per statement). Reads go through aiosqlite on a second connection (WAL lets it read while
 the writer writes) and never see uncommitted changes.
 
-Each claim records its claimer (this process's pid and a random start token). ``recover``
-hands back the ``processing`` jobs whose claimer is no longer alive: at start (the jobs
-of a gateway that died) and periodically (a sibling ``--workers`` process that died).
-All processes sharing the file must run on one machine.
+Each claim records its claimer (``claimer.py``) and a lease expiry (``lease_until``), which
+the worker renews while the job runs. ``recover``, run at start and every second by every
+process sharing the file, hands back the ``processing`` jobs whose lease expired, whatever
+their claimer's pid says (other containers, other PID namespaces, a restarted gateway with
+another pid); a job whose lease is alive stays with its claimer, unless that claimer is
+certainly gone (same machine, same PID namespace, process ended): then at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
-import os
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -30,8 +31,9 @@ from typing import Any
 import aiosqlite
 
 from ...sqlite_setup import setup_lock
+from .claimer import certainly_gone, this_process
 from .model import Job, JobStatus
-from .store import JobStore, Page
+from .store import JobStore, Page, StoreUnavailable
 
 _Op = Callable[[sqlite3.Connection], Any]  # one write, run on the writer's thread
 _Outcome = tuple[Any, BaseException | None]
@@ -55,12 +57,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT NOT NULL DEFAULT '',
     result TEXT,
     token TEXT NOT NULL DEFAULT '',
-    claimer TEXT NOT NULL DEFAULT ''
+    claimer TEXT NOT NULL DEFAULT '',
+    lease_until REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, priority DESC, seq);
 CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, seq);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
 """
+
+# Files made before leases existed lack the column (their claims count as expired).
+_MIGRATE = "ALTER TABLE jobs ADD COLUMN lease_until REAL"
+
+# A claim is over when its lease expired or its claimer is certainly gone.
+_OVER = "status='processing' AND (lease_until IS NULL OR lease_until<? OR claimer IN ({}))"
 
 _COLUMNS = (
     "id, kind, owner, path, body, priority, status, created_at, updated_at, started_at, "
@@ -103,7 +113,7 @@ class SqliteJobStore(JobStore):
         self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
         self._inserts: list[tuple[tuple[Any, ...], int, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self.claimer = f"{os.getpid()}:{secrets.token_hex(4)}"
+        self.claimer = str(this_process())
 
     # -- connections ---------------------------------------------------------------------
 
@@ -120,6 +130,9 @@ class SqliteJobStore(JobStore):
             with setup_lock(self.path):  # sibling workers open the same file at once
                 db.execute("PRAGMA busy_timeout=5000")
                 db.execute("PRAGMA journal_mode=WAL")
+                columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+                if columns and "lease_until" not in columns:
+                    db.execute(_MIGRATE)
                 db.executescript(_SCHEMA)
             db.execute("PRAGMA synchronous=FULL")
         except BaseException:
@@ -144,7 +157,7 @@ class SqliteJobStore(JobStore):
     @property
     def _read(self) -> aiosqlite.Connection:
         if self._reader is None:
-            raise RuntimeError("job store is not open")
+            raise StoreUnavailable("job store is not open")
         return self._reader
 
     # -- grouped writes --------------------------------------------------------------------
@@ -189,7 +202,7 @@ class SqliteJobStore(JobStore):
         then the other writes. One failing write fails alone (statements are atomic)."""
         db = self._writer
         if db is None:
-            raise RuntimeError("job store is not open")
+            raise StoreUnavailable("job store is not open")
         db.execute("BEGIN IMMEDIATE")
         try:
             # Counted under the write lock: exact even with other processes on the file.
@@ -208,6 +221,8 @@ class SqliteJobStore(JobStore):
                 try:
                     outcomes.append((op(db), None))
                 except Exception as exc:
+                    if not db.in_transaction:  # SQLite rolled the whole transaction back
+                        raise
                     outcomes.append((None, exc))
             db.execute("COMMIT")
         except BaseException:
@@ -219,48 +234,31 @@ class SqliteJobStore(JobStore):
     # -- the contract ------------------------------------------------------------------------
 
     async def recover(self, max_attempts: int) -> int:
+        # Read first (cheap, no lock): most of the time there is nothing to hand back.
+        now = time.time()
         async with self._read.execute(
-            "SELECT DISTINCT claimer FROM jobs WHERE status='processing'"
+            "SELECT claimer, lease_until FROM jobs WHERE status='processing'"
         ) as cur:
-            dead = [c for (c,) in await cur.fetchall() if not self._alive(c)]
-        if not dead:
+            claims = await cur.fetchall()
+        gone = sorted({c for c, _ in claims if c != self.claimer and certainly_gone(c)})
+        if not any(c in gone or lease is None or lease < now for c, lease in claims):
             return 0
 
         def op(db: sqlite3.Connection) -> int:
-            now = time.time()
-            marks = ", ".join("?" * len(dead))
+            over = _OVER.format(", ".join("?" * len(gone)))
             failed = db.execute(
                 "UPDATE jobs SET status='failed', finished_at=?, updated_at=?, token='', "
-                "error='interrupted ' || attempts || ' times (its gateway stopped while it ran)' "
-                f"WHERE status='processing' AND attempts>=? AND claimer IN ({marks})",
-                (now, now, max_attempts, *dead),
+                "error='interrupted ' || attempts || ' times (its claim lapsed: the gateway "
+                f"stopped or lost the store while it ran)' WHERE attempts>=? AND {over}",
+                (now, now, max_attempts, now, *gone),
             )
             requeued = db.execute(
-                "UPDATE jobs SET status='queued', updated_at=?, token='' "
-                f"WHERE status='processing' AND claimer IN ({marks})",
-                (now, *dead),
+                f"UPDATE jobs SET status='queued', updated_at=?, token='' WHERE {over}",
+                (now, now, *gone),
             )
             return failed.rowcount + requeued.rowcount
 
         return int(await self._write(op))
-
-    def _alive(self, claimer: str) -> bool:
-        """Whether the process that made a claim still runs (on this machine)."""
-        if claimer == self.claimer:
-            return True
-        try:
-            pid = int(claimer.split(":", 1)[0])
-        except ValueError:
-            return False
-        if pid == os.getpid():  # the same pid, an earlier process (a restarted container)
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
     async def submit(self, job: Job, max_queued: int) -> bool:
         row = (
@@ -309,10 +307,10 @@ class SqliteJobStore(JobStore):
             now = time.time()
             row = db.execute(
                 "UPDATE jobs SET status='processing', attempts=attempts+1, token=?, claimer=?, "
-                "updated_at=?, started_at=? WHERE seq=(SELECT seq FROM jobs "
+                "lease_until=?, updated_at=?, started_at=? WHERE seq=(SELECT seq FROM jobs "
                 "WHERE status='queued' ORDER BY priority DESC, seq LIMIT 1) "
                 f"RETURNING {_COLUMNS}",
-                (token, self.claimer, now, now),
+                (token, self.claimer, now + lease_s, now, now),
             ).fetchone()
             return None if row is None else _row_to_job(row)
 
@@ -320,10 +318,14 @@ class SqliteJobStore(JobStore):
         return job
 
     async def renew(self, job_id: str, token: str, lease_s: float) -> bool:
-        async with self._read.execute(
-            "SELECT 1 FROM jobs WHERE id=? AND status='processing' AND token=?", (job_id, token)
-        ) as cur:
-            return await cur.fetchone() is not None
+        def op(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE jobs SET lease_until=? WHERE id=? AND status='processing' AND token=?",
+                (time.time() + lease_s, job_id, token),
+            )
+            return cursor.rowcount == 1
+
+        return bool(await self._write(op))
 
     async def finish(
         self,
@@ -397,3 +399,30 @@ class SqliteJobStore(JobStore):
             JobStatus.QUEUED: found.get(JobStatus.QUEUED, 0),
             JobStatus.PROCESSING: found.get(JobStatus.PROCESSING, 0),
         }
+
+    async def stuck(self, started_before: float, limit: int) -> builtins.list[Job]:
+        async with self._read.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE status='processing' AND started_at<? "
+            "ORDER BY started_at LIMIT ?",
+            (started_before, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    async def expire(self, finished_before: float) -> int:
+        batch = 1000
+
+        def op(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE finished_at<? "
+                "AND status IN ('completed', 'failed', 'cancelled') LIMIT ?)",
+                (finished_before, batch),
+            )
+            return cursor.rowcount
+
+        total = 0
+        while True:  # in batches: one short write lock each
+            deleted = int(await self._write(op))
+            total += deleted
+            if deleted < batch:
+                return total

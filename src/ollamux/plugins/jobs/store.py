@@ -6,15 +6,38 @@ run the same job twice at once and a result is recorded exactly once:
 - ``claim`` moves the best queued job (highest priority, then oldest) to ``processing``,
   counts an attempt and hands it out under a fresh claim ``token``;
 - ``finish``, ``release`` and ``renew`` act only while the job is still ``processing``
-  under that token; once a job is cancelled, finished or given back, they do nothing.
+  under that token; once a job is cancelled, finished or given back, they do nothing;
+- a claim holds a lease until ``now + lease_s``, extended by ``renew``; a job whose lease
+  expired is handed back by ``recover`` (any process or instance sharing the store), and a
+  job whose lease is alive is never taken away.
+
+A store that cannot be reached raises its own errors (``STORE_ERRORS``); ``guard.py``
+turns them into 503 answers for clients and retries for the workers.
 """
 
 from __future__ import annotations
 
 import abc
+import builtins
+import sqlite3
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
+
 from .model import Job, JobStatus
+
+
+class StoreUnavailable(Exception):
+    """The job store cannot be used now (not open yet, unreachable, disk full, read-only)."""
+
+
+# What a store raises when it cannot do its work (as opposed to a bug).
+STORE_ERRORS: tuple[type[BaseException], ...] = (
+    StoreUnavailable,
+    RedisError,
+    sqlite3.Error,
+    OSError,
+)
 
 
 @dataclass
@@ -40,8 +63,8 @@ class JobStore(abc.ABC):
         """Give back jobs whose worker died: to the queue, or ``failed`` once a job has been
         attempted ``max_attempts`` times. Returns how many jobs were touched.
 
-        Called at start and then periodically by every instance. SQLite: jobs claimed by a
-        process that no longer runs. Redis: jobs whose lease expired."""
+        Called at start and then periodically by every instance: jobs whose lease expired
+        (SQLite also: jobs of a process that certainly stopped, see ``claimer.py``)."""
 
     @abc.abstractmethod
     async def submit(self, job: Job, max_queued: int) -> bool:
@@ -95,3 +118,11 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     async def counts(self) -> dict[JobStatus, int]:
         """How many jobs are in each status (``queued`` and ``processing`` at least)."""
+
+    @abc.abstractmethod
+    async def stuck(self, started_before: float, limit: int) -> builtins.list[Job]:
+        """Jobs ``processing`` since before ``started_before`` (a UNIX time), oldest first."""
+
+    @abc.abstractmethod
+    async def expire(self, finished_before: float) -> int:
+        """Delete the jobs that ended before ``finished_before``; returns how many."""
