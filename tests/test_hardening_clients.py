@@ -1,0 +1,200 @@
+"""Attacks by clients: each test is one way a client could get past a rule, and the rule
+holding. Real HTTP over loopback, scripted fake backends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from tests.auth_support import ADMIN, ALICE, BOB, bearer, keyed, raw_request
+
+DEEP = 5000
+
+
+def _deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+# -- 1. case-variant keys --------------------------------------------------------------------
+
+
+async def test_a_case_variant_model_key_is_refused_naming_the_key(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    fake.models = ["llama3.2:latest", "qwen2.5:0.5b"]
+    client = await gateway_client(keyed(url))
+    body = {"model": "llama3.2:latest", "Model": "qwen2.5:0.5b", "prompt": "hi", "stream": False}
+    resp = await client.post("/api/generate", json=body, headers=bearer(ALICE))
+    assert resp.status == 400
+    assert "'Model'" in (await resp.json())["error"]
+    assert fake.received == []
+
+
+async def test_a_case_variant_of_a_known_field_alone_is_refused_in_openai_dialect(
+    gateway_client: Any, fake_openai: Any
+) -> None:
+    fake, url = fake_openai
+    client = await gateway_client(keyed(url, api="openai"))
+    body = {"MODEL": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
+    resp = await client.post("/v1/chat/completions", json=body, headers=bearer(BOB))
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error["param"] == "MODEL" and "'MODEL'" in error["message"]
+    assert fake.received == []
+
+
+async def test_two_keys_equal_but_for_case_are_refused(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    body = {"model": "llama3.2:latest", "prompt": "hi", "x_extra": 1, "X_Extra": 2}
+    resp = await client.post("/api/generate", json=body, headers=bearer(ALICE))
+    assert resp.status == 400
+    assert "'X_Extra'" in (await resp.json())["error"]
+    assert fake.received == []
+
+
+async def test_a_job_with_a_case_variant_model_key_is_refused_at_submit(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    inner = {"model": "llama3.2:latest", "Model": "qwen2.5:0.5b", "prompt": "hi"}
+    resp = await client.post(
+        "/jobs", json={"path": "/api/generate", "body": inner}, headers=bearer(ALICE)
+    )
+    assert resp.status == 400
+    assert "'Model'" in (await resp.json())["error"]
+
+
+async def test_a_prompt_with_a_case_variant_model_key_is_refused_at_submit(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    body = {"prompt": "hi", "model": "llama3.2:latest", "MODEL": "qwen2.5:0.5b"}
+    resp = await client.post("/api/v1/prompt", json=body, headers=bearer(ALICE))
+    assert resp.status == 400
+    assert "'MODEL'" in (await resp.json())["error"]
+
+
+# -- 4. deep JSON ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("debug_payloads", [False, True])
+@pytest.mark.parametrize(
+    "path", ["/api/chat", "/api/generate", "/v1/chat/completions", "/jobs", "/api/v1/prompt"]
+)
+@pytest.mark.parametrize("levels", [DEEP, 900])
+async def test_deeply_nested_json_is_a_400_without_a_traceback(
+    gateway_client: Any,
+    fake_ollama: Any,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    debug_payloads: bool,
+    levels: int,
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client(keyed(url) | {"server": {"debug_payloads": debug_payloads}})
+    deep = _deep(levels)
+    if path == "/jobs":
+        raw = f'{{"path": "/api/chat", "body": {{"model": "llama3.2:latest", "messages": {deep}}}}}'
+    elif path == "/api/v1/prompt":
+        raw = f'{{"prompt": "hi", "options": {deep}}}'
+    else:
+        raw = f'{{"model": "llama3.2:latest", "messages": {deep}}}'
+    headers = bearer(BOB) | {"Content-Type": "application/json"}
+    resp = await client.post(path, data=raw.encode(), headers=headers)
+    assert resp.status == 400
+    payload = await resp.json()
+    message = payload["error"]["message"] if path.startswith("/v1") else payload["error"]
+    assert "nested" in message
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info]
+    assert fake.received == []
+
+
+# -- 6. a declared Content-Length over the limit -----------------------------------------------
+
+
+async def _raw_head(client: Any, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    finally:
+        writer.close()
+
+
+async def test_a_declared_length_over_the_limit_is_a_413_before_the_body(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    config = keyed(url) | {"server": {"max_body_mb": 0.01, "body_timeout_s": 30}}
+    client = await gateway_client(config)
+    head = await _raw_head(
+        client,
+        b"POST /api/generate HTTP/1.1\r\nHost: t\r\nContent-Length: 50000000\r\n"
+        + f"Authorization: Bearer {ALICE}\r\nContent-Type: application/json\r\n\r\n".encode(),
+    )
+    assert head.startswith(b"HTTP/1.1 413")
+    assert fake.received == []
+
+
+async def test_expect_continue_over_the_limit_gets_a_413_and_no_100(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    config = keyed(url) | {"server": {"max_body_mb": 0.01, "body_timeout_s": 30}}
+    client = await gateway_client(config)
+    head = await _raw_head(
+        client,
+        b"POST /api/generate HTTP/1.1\r\nHost: t\r\nContent-Length: 50000000\r\n"
+        b"Expect: 100-continue\r\n" + f"Authorization: Bearer {ALICE}\r\n\r\n".encode(),
+    )
+    assert head.startswith(b"HTTP/1.1 413"), head
+
+
+async def test_expect_continue_without_a_key_gets_a_401_and_no_100(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    head = await _raw_head(
+        client,
+        b"POST /api/generate HTTP/1.1\r\nHost: t\r\nContent-Length: 20\r\n"
+        b"Expect: 100-continue\r\n\r\n",
+    )
+    assert head.startswith(b"HTTP/1.1 401"), head
+
+
+async def test_expect_continue_within_the_limit_gets_its_100_and_an_answer(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    body = json.dumps({"model": "llama3.2:latest", "prompt": "hi", "stream": False}).encode()
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        b"POST /api/generate HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        + f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n".encode()
+        + f"Authorization: Bearer {ALICE}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert interim.startswith(b"HTTP/1.1 100")
+    writer.write(body)
+    await writer.drain()
+    final = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert final.startswith(b"HTTP/1.1 200"), final[:200]
+
+
+_ = (ADMIN, logging, raw_request)
