@@ -1,0 +1,151 @@
+"""Faults of backends: each test is one way a backend misbehaves, and the gateway staying
+bounded and truthful. Real HTTP over loopback, scripted fake backends."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from tests.auth_support import ALICE, bearer, keyed
+
+GENERATE = {"model": "llama3.2:latest", "prompt": "hi", "stream": False}
+CHUNK = b"x" * 65536
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+class Scripted:
+    """A backend whose every answer is one scripted coroutine (``self.answer``)."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.closed = asyncio.Event()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.endless)
+        return app
+
+    async def endless(self, request: web.Request) -> web.StreamResponse:
+        """``self.status`` with a body that never ends (until the reader goes away)."""
+        await request.read()
+        resp = web.StreamResponse(status=self.status)
+        resp.content_type = "application/json"
+        await resp.prepare(request)
+        try:
+            await resp.write(b'{"error": "')
+            while True:
+                await resp.write(CHUNK)
+        except (ConnectionError, asyncio.CancelledError):
+            self.closed.set()
+            raise
+
+
+async def _scripted(aiohttp_server: Any, status: int) -> tuple[Scripted, str]:
+    fake = Scripted()
+    fake.status = status
+    server = await aiohttp_server(fake.app())
+    return fake, str(server.make_url("")).rstrip("/")
+
+
+# -- 12. unbounded bodies ------------------------------------------------------------------------
+
+
+async def test_an_endless_5xx_body_is_cut_and_answered_in_bounded_memory(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    fake, url = await _scripted(aiohttp_server, 500)
+    client = await gateway_client(keyed(url) | {"routing": {"retries": 0, "read_timeout_s": 5}})
+    before = _rss_mb()
+    resp = await asyncio.wait_for(
+        client.post("/api/generate", json=GENERATE, headers=bearer(ALICE)), 5
+    )
+    assert resp.status == 500
+    assert "error" in await resp.json()
+    assert len(await resp.read()) < 256 * 1024
+    await asyncio.wait_for(fake.closed.wait(), 5)  # the gateway stopped reading
+    assert _rss_mb() < 200 and _rss_mb() - before < 100
+
+
+async def test_an_endless_4xx_body_is_cut_and_relayed_in_the_dialect(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    fake, url = await _scripted(aiohttp_server, 400)
+    client = await gateway_client(
+        keyed(url, api="openai") | {"routing": {"retries": 0, "read_timeout_s": 5}}
+    )
+    body = {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
+    resp = await asyncio.wait_for(
+        client.post("/v1/chat/completions", json=body, headers=bearer(ALICE)), 5
+    )
+    assert resp.status == 400
+    assert (await resp.json())["error"]["type"] == "invalid_request_error"
+    await asyncio.wait_for(fake.closed.wait(), 5)
+
+
+async def test_an_endless_listing_counts_as_a_failed_backend(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    fake, url = await _scripted(aiohttp_server, 200)
+    client = await gateway_client(keyed(url) | {"routing": {"read_timeout_s": 5}})
+    before = _rss_mb()
+    resp = await asyncio.wait_for(client.get("/api/tags", headers=bearer(ALICE)), 10)
+    assert resp.status == 502
+    assert "error" in await resp.json()
+    await asyncio.wait_for(fake.closed.wait(), 5)
+    assert _rss_mb() - before < 100
+
+
+# -- 17. timeouts ---------------------------------------------------------------------------------
+
+
+class StallingError:
+    """A backend that sends the head of a 500 and part of its body, then goes silent."""
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.stall)
+        return app
+
+    async def stall(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(status=500, headers={"Content-Length": "100"})
+        await resp.prepare(request)
+        await resp.write(b'{"err')
+        await asyncio.sleep(3600)
+        return resp
+
+
+async def test_a_last_attempt_that_timed_out_is_a_504(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    server = await aiohttp_server(StallingError().app())
+    url = str(server.make_url("")).rstrip("/")
+    client = await gateway_client(keyed(url) | {"routing": {"retries": 0, "read_timeout_s": 0.3}})
+    resp = await client.post("/api/generate", json=GENERATE, headers=bearer(ALICE))
+    assert resp.status == 504
+    assert "timed out" in (await resp.json())["error"]
+
+
+async def test_a_silent_backend_after_a_timed_out_one_is_a_504_in_openai_dialect(
+    gateway_client: Any, aiohttp_server: Any, fake_openai: Any
+) -> None:
+    server = await aiohttp_server(StallingError().app())
+    stalling = str(server.make_url("")).rstrip("/")
+    fake, silent = fake_openai
+    fake.mode = "hang"
+    config = keyed(silent, api="openai") | {"routing": {"retries": 1, "read_timeout_s": 0.3}}
+    config["backends"] = [{"url": silent, "api": "openai"}, {"url": stalling, "api": "openai"}]
+    client = await gateway_client(config)
+    body = {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
+    resp = await client.post("/v1/chat/completions", json=body, headers=bearer(ALICE))
+    assert resp.status == 504
+    assert (await resp.json())["error"]["type"] == "timeout_error"
