@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from tests.auth_support import ADMIN, ALICE, BOB, bearer, keyed, raw_request
+from ollamux.exchange import TaskState
+from tests.auth_support import ADMIN, ALICE, BOB, bearer, keyed
+from tests.fakes.finished import Finished
+from tests.tasks_util import wait_until
 
 DEEP = 5000
 
@@ -197,4 +200,61 @@ async def test_expect_continue_within_the_limit_gets_its_100_and_an_answer(
     assert final.startswith(b"HTTP/1.1 200"), final[:200]
 
 
-_ = (ADMIN, logging, raw_request)
+# -- 3. a client that stops reading ------------------------------------------------------------
+
+
+class EndlessStream:
+    """A backend streaming NDJSON lines as fast as it can, until its reader goes away."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+        self.streaming = asyncio.Event()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/generate", self.generate)
+        return app
+
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        line = json.dumps({"model": "llama3.2:latest", "response": "x" * 60000}).encode() + b"\n"
+        try:
+            while True:
+                await resp.write(line)
+                self.streaming.set()
+        except (ConnectionError, asyncio.CancelledError):
+            self.closed.set()
+            raise
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_its_backend_slot_freed(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    fake = EndlessStream()
+    server = await aiohttp_server(fake.app())
+    url = str(server.make_url("")).rstrip("/")
+    finished = Finished()
+    config = keyed(url) | {"server": {"write_timeout_s": 0.3}}
+    client = await gateway_client(config, plugins=[("finished", finished)])
+    body = json.dumps({"model": "llama3.2:latest", "prompt": "hi"}).encode()
+    _reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        b"POST /api/generate HTTP/1.1\r\nHost: t\r\n"
+        + f"Content-Length: {len(body)}\r\nAuthorization: Bearer {ALICE}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()  # ... and never read
+    try:
+        await asyncio.wait_for(fake.closed.wait(), 10)  # the upstream was cancelled
+        exchange = await finished.last()
+        assert exchange.outcome is TaskState.CANCELLED
+
+        async def slot_freed() -> bool:
+            resp = await client.get("/ollamux/backends", headers=bearer(ADMIN))
+            return all(b["in_flight"] == 0 for b in (await resp.json())["backends"])
+
+        await wait_until(slot_freed)
+    finally:
+        writer.close()

@@ -219,6 +219,8 @@ def _finish(config: Config) -> None:
         raise ConfigError("server.max_body_mb", "must be > 0")
     if s.body_timeout_s <= 0:
         raise ConfigError("server.body_timeout_s", "must be > 0")
+    if s.write_timeout_s <= 0:
+        raise ConfigError("server.write_timeout_s", "must be > 0")
     if s.workers < 1:
         raise ConfigError("server.workers", "must be >= 1")
     if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

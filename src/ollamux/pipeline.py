@@ -40,7 +40,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     exchange = Exchange(
         gateway=gateway,
         request=request,
-        sink=HttpSink(request),
+        sink=HttpSink(request, gateway.config.server.write_timeout_s),
         method=request.method,
         path=request.path,
         query=request.query_string,
@@ -92,7 +92,7 @@ async def refuse(gateway: Gateway, request: web.Request, err: GatewayError) -> w
     exchange = Exchange(
         gateway=gateway,
         request=request,
-        sink=HttpSink(request),
+        sink=HttpSink(request, gateway.config.server.write_timeout_s),
         method=request.method,
         path=request.path,
         query=request.query_string,
