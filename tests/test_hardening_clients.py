@@ -4,6 +4,7 @@ holding. Real HTTP over loopback, scripted fake backends."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
@@ -258,3 +259,98 @@ async def test_a_client_that_stops_reading_is_dropped_and_its_backend_slot_freed
         await wait_until(slot_freed)
     finally:
         writer.close()
+
+
+# -- 2. cross-site requests riding on cached Basic credentials --------------------------------
+
+EVIL = "https://evil.example"
+
+
+def basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"user:{key}".encode()).decode()}
+
+
+def _simple_post(key: str, **extra: str) -> dict[str, str]:
+    """What a cross-site form or ``fetch`` without preflight sends, credentials cached."""
+    return basic(key) | {"Content-Type": "text/plain"} | extra
+
+
+async def test_a_cross_site_chat_with_cached_credentials_is_refused(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    body = json.dumps({"model": "llama3.2:latest", "messages": []})
+    resp = await client.post("/api/chat", data=body, headers=_simple_post(ALICE, Origin=EVIL))
+    assert resp.status == 403
+    assert EVIL in (await resp.json())["error"]
+    assert fake.received == []
+
+
+async def test_a_cross_site_request_is_refused_in_openai_dialect(
+    gateway_client: Any, fake_openai: Any
+) -> None:
+    fake, url = fake_openai
+    client = await gateway_client(keyed(url, api="openai"))
+    body = json.dumps({"model": "llama3.2:latest", "messages": []})
+    headers = _simple_post(BOB, Origin=EVIL)
+    resp = await client.post("/v1/chat/completions", data=body, headers=headers)
+    assert resp.status == 403
+    assert (await resp.json())["error"]["code"] == "cross_origin_refused"
+    assert fake.received == []
+
+
+async def test_a_cross_site_job_submission_is_refused(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    job = {"path": "/api/generate", "body": {"model": "llama3.2:latest", "prompt": "hi"}}
+    headers = _simple_post(ALICE, **{"Sec-Fetch-Site": "cross-site"})
+    resp = await client.post("/jobs", data=json.dumps(job), headers=headers)
+    assert resp.status == 403
+    listed = await client.get("/jobs", headers=bearer(ALICE))
+    assert (await listed.json())["total"] == 0
+
+
+async def test_a_cross_site_model_delete_is_refused(gateway_client: Any, fake_ollama: Any) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    resp = await client.delete(
+        "/api/delete",
+        data=json.dumps({"model": "llama3.2:latest"}),
+        headers=_simple_post(ADMIN, Origin="null"),
+    )
+    assert resp.status == 403
+    assert fake.received == []
+
+
+async def test_the_jobs_page_same_origin_submission_is_accepted(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    own = f"http://{client.server.host}:{client.server.port}"
+    job = {"path": "/api/generate", "body": {"model": "llama3.2:latest", "prompt": "hi"}}
+    headers = basic(ALICE) | {"Origin": own, "Sec-Fetch-Site": "same-origin"}
+    resp = await client.post("/jobs", json=job, headers=headers)
+    assert resp.status == 202
+
+
+async def test_a_cross_origin_request_from_an_allowed_cors_origin_is_accepted(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url) | {"cors": {"allow_origins": [EVIL]}})
+    body = {"model": "llama3.2:latest", "prompt": "hi", "stream": False}
+    headers = bearer(ALICE) | {"Origin": EVIL, "Sec-Fetch-Site": "cross-site"}
+    resp = await client.post("/api/generate", json=body, headers=headers)
+    assert resp.status == 200
+    assert resp.headers["Access-Control-Allow-Origin"] == EVIL
+
+
+async def test_a_cross_site_read_is_not_refused(gateway_client: Any, fake_ollama: Any) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    resp = await client.get("/api/tags", headers=bearer(ALICE) | {"Origin": EVIL})
+    assert resp.status == 200

@@ -9,6 +9,7 @@ from aiohttp import web
 from . import hardening, openapi
 from .access_log import access_middleware
 from .config import Config
+from .csrf import csrf_middleware
 from .gateway import Gateway
 from .hooks import PluginManager
 from .identity import identity_middleware
@@ -28,6 +29,7 @@ def create_app(config: Config, pm: PluginManager | None = None) -> web.Applicati
     gateway.routes = routes = RouteTable(app)
     app.middlewares.append(access_middleware(gateway))
     hardening.install_outer(app)
+    app.middlewares.append(csrf_middleware(gateway))
     gateway.hooks.register_routes(gateway, app)
     app.middlewares.append(identity_middleware(gateway))
     hardening.install_inner(app, config)

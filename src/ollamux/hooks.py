@@ -178,6 +178,9 @@ class Hooks:
             "Principal | None", await self.call_first("ollamux_resolve_principal", gateway, name)
         )
 
+    async def cross_origin_allowed(self, gateway: Gateway, origin: str) -> bool:
+        return (await self.call_first("ollamux_cross_origin_allowed", gateway, origin)) is True
+
     # -- the request path ---------------------------------------------------------------
 
     async def admit(self, exchange: Exchange) -> None:
