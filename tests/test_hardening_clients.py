@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -354,3 +355,39 @@ async def test_a_cross_site_read_is_not_refused(gateway_client: Any, fake_ollama
     client = await gateway_client(keyed(url))
     resp = await client.get("/api/tags", headers=bearer(ALICE) | {"Origin": EVIL})
     assert resp.status == 200
+
+
+# -- 7. keys in the log ----------------------------------------------------------------------
+
+
+BROKEN_LINES = [
+    f"Authorization Bearer {ALICE}",  # no colon
+    f"Authorization: Bearer {BOB}\x01",  # a control character in the value
+    f"X-API-Key : {ALICE}",  # space before the colon
+    f" Authorization: Basic {BOB}",  # a continuation line
+    f"X-Weird\x01: {ALICE}",  # a configured key under any name
+]
+
+
+@pytest.mark.parametrize("line", BROKEN_LINES)
+async def test_a_malformed_header_line_never_puts_a_key_in_the_log(
+    gateway_client: Any, fake_ollama: Any, caplog: pytest.LogCaptureFixture, line: str
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    caplog.set_level(logging.DEBUG)
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(f"GET /api/tags HTTP/1.1\r\nHost: t\r\n{line}\r\n\r\n".encode())
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.0 400") or answer.startswith(b"HTTP/1.1 400")
+
+    async def logged() -> bool:
+        return any(r.name == "aiohttp.server" for r in caplog.records)
+
+    await wait_until(logged)
+    assert ALICE not in caplog.text and BOB not in caplog.text
+    for record in caplog.records:
+        assert ALICE not in record.getMessage() and BOB not in record.getMessage()
+        assert ALICE not in (record.exc_text or "") and BOB not in (record.exc_text or "")
