@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from ollamux import cli
+from ollamux.config_loader import build_config
 from ollamux.exchange import TaskState
 from tests.auth_support import ADMIN, ALICE, BOB, bearer, keyed
 from tests.fakes.finished import Finished
@@ -391,3 +393,33 @@ async def test_a_malformed_header_line_never_puts_a_key_in_the_log(
     for record in caplog.records:
         assert ALICE not in record.getMessage() and BOB not in record.getMessage()
         assert ALICE not in (record.exc_text or "") and BOB not in (record.exc_text or "")
+
+
+# -- 11. open by default only on loopback ---------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "gpu-gw.internal"])
+def test_serving_beyond_loopback_without_keys_exits_2_with_one_line(
+    host: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OLLAMUX_CONFIG", raising=False)
+    code = cli.main(["serve", "--host", host, "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "ollamux keys new" in err and "auth.keys" in err
+    assert "--allow-anonymous" in err and "auth.allow_anonymous: true" in err
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "localhost", "[::1]"])
+def test_loopback_hosts_count_as_private(host: str) -> None:
+    assert cli.is_loopback(host)
+
+
+def test_the_refusal_does_not_apply_with_keys_or_an_explicit_opt_in() -> None:
+    base = {"server": {"host": "0.0.0.0"}}
+    assert cli.open_to_anyone(build_config(base))
+    assert not cli.open_to_anyone(build_config(base | {"auth": {"allow_anonymous": True}}))
+    assert not cli.open_to_anyone(build_config(base | {"auth": {"admin_keys": [ADMIN]}}))
+    keys = {"keys": [{"name": "alice", "key": ALICE}]}
+    assert not cli.open_to_anyone(build_config(base | {"auth": keys}))
