@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.auth_support import ALICE, bearer, keyed
+from tests.test_ops_cli_fleet import ollamux
 
 GENERATE = {"model": "llama3.2:latest", "prompt": "hi", "stream": False}
 CHUNK = b"x" * 65536
@@ -149,3 +150,27 @@ async def test_a_silent_backend_after_a_timed_out_one_is_a_504_in_openai_dialect
     resp = await client.post("/v1/chat/completions", json=body, headers=bearer(ALICE))
     assert resp.status == 504
     assert (await resp.json())["error"]["type"] == "timeout_error"
+
+
+# -- 20. the fleet CLI without a key -------------------------------------------------------------
+
+
+async def test_the_fleet_cli_without_a_key_says_none_was_given(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    code, out = await ollamux(str(client.make_url("")), "models")
+    assert code == 1
+    assert "none was given" in out and "$OLLAMUX_ADMIN_KEY" in out
+    assert "refused the admin key" not in out
+
+
+async def test_the_fleet_cli_with_a_wrong_key_says_it_was_refused(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    code, out = await ollamux(str(client.make_url("")), "models", "--key", "wrong-key-123")
+    assert code == 1
+    assert "refused the admin key" in out
