@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from ollamux import cli
 from ollamux.config_loader import build_config
@@ -20,6 +21,7 @@ from tests.fakes.finished import Finished
 from tests.tasks_util import wait_until
 
 DEEP = 5000
+MODEL = "llama3.2:latest"
 
 
 def _deep(levels: int) -> str:
@@ -423,3 +425,73 @@ def test_the_refusal_does_not_apply_with_keys_or_an_explicit_opt_in() -> None:
     assert not cli.open_to_anyone(build_config(base | {"auth": {"admin_keys": [ADMIN]}}))
     keys = {"keys": [{"name": "alice", "key": ALICE}]}
     assert not cli.open_to_anyone(build_config(base | {"auth": keys}))
+
+
+# -- 10. metric labels from client input ---------------------------------------------------------
+
+
+class AnyModel:
+    """A backend that runs whatever model it is asked for and cannot list its models."""
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/api/tags", self.no_list)
+        app.router.add_route("*", "/api/{tail:.*}", self.answer)
+        return app
+
+    async def no_list(self, request: web.Request) -> web.Response:
+        return web.json_response({"error": "listing unavailable"}, status=500)
+
+    async def answer(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        return web.json_response({"model": body.get("model"), "response": "ok", "done": True})
+
+
+def _label_values(text: str, metric: str, label: str) -> set[str]:
+    return {
+        s.labels[label]
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == metric
+    }
+
+
+async def test_model_names_a_client_invents_are_not_metric_labels(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    server = await aiohttp_server(AnyModel().app())
+    url = str(server.make_url("")).rstrip("/")
+    client = await gateway_client(keyed(url))
+    for i in range(30):
+        body = {"model": f"invented-{i}", "prompt": "hi", "stream": False}
+        resp = await client.post("/api/generate", json=body, headers=bearer(BOB))
+        assert resp.status == 200
+    text = await (await client.get("/metrics", headers=bearer(ADMIN))).text()
+    assert _label_values(text, "ollamux_requests_total", "model") == {"other"}
+    assert _label_values(text, "ollamux_tokens_total", "model") <= {"other"}
+
+
+async def test_a_model_a_backend_lists_keeps_its_own_label(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url) | {"backends": [{"url": url, "models": [MODEL]}]})
+    body = {"model": MODEL, "prompt": "hi", "stream": False}
+    resp = await client.post("/api/generate", json=body, headers=bearer(BOB))
+    assert resp.status == 200
+    text = await (await client.get("/metrics", headers=bearer(ADMIN))).text()
+    assert MODEL in _label_values(text, "ollamux_requests_total", "model")
+
+
+async def test_paths_a_client_invents_are_not_metric_labels(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    server = await aiohttp_server(AnyModel().app())
+    url = str(server.make_url("")).rstrip("/")
+    client = await gateway_client(keyed(url))
+    for i in range(20):
+        await client.post(f"/api/made-up-{i}", json={"model": "m"}, headers=bearer(BOB))
+        await client.get(f"/v1/made-up-{i}", headers=bearer(BOB))
+    text = await (await client.get("/metrics", headers=bearer(ADMIN))).text()
+    endpoints = _label_values(text, "ollamux_requests_total", "endpoint")
+    assert not [e for e in endpoints if "made-up" in e]

@@ -16,6 +16,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ...backend import with_latest
+from ...endpoints import ENDPOINTS
+
 if TYPE_CHECKING:
     from ...exchange import Exchange
     from ...gateway import Gateway
@@ -25,31 +28,9 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60)
 
-# The paths clients use; anything else is counted as "other" so a scanner hitting random
-# URLs cannot blow up the number of time series.
-KNOWN_PATHS = frozenset(
-    {
-        "/",
-        "/api/chat",
-        "/api/generate",
-        "/api/embed",
-        "/api/embeddings",
-        "/api/tags",
-        "/api/ps",
-        "/api/show",
-        "/api/version",
-        "/api/pull",
-        "/api/push",
-        "/api/create",
-        "/api/copy",
-        "/api/delete",
-        "/v1/chat/completions",
-        "/v1/completions",
-        "/v1/embeddings",
-        "/v1/models",
-        "/v1/responses",
-    }
-)
+# The paths clients use (the endpoint registry's, and the root); anything else is counted
+# as "other" so a scanner hitting random URLs cannot blow up the number of time series.
+KNOWN_PATHS = frozenset(ENDPOINTS) | {"/"}
 _PREFIXES = (("/v1/models/", "/v1/models/{model}"), ("/api/blobs/", "/api/blobs/{digest}"))
 _NAME = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -60,6 +41,20 @@ def endpoint_label(path: str) -> str:
     for prefix, label in _PREFIXES:
         if path.startswith(prefix):
             return label
+    return "other"
+
+
+def model_label(gateway: Gateway, model: str | None) -> str:
+    """``model`` when a backend's catalog lists it (configured, or read from the backend),
+    else ``other``: the label values are bounded by the fleet's catalog, not by clients.
+    (``loaded_models`` is not enough: the balancer notes there whatever a backend with an
+    unknown catalog just ran.)"""
+    if not model:
+        return ""
+    tagged = with_latest(model)
+    for b in gateway.backends.values():
+        if model in b.models or tagged in b.models:
+            return model
     return "other"
 
 
@@ -117,9 +112,10 @@ class RequestMetrics:
 
     def observe(self, exchange: Exchange, usage: dict[str, int], wait_s: float | None) -> None:
         backend = exchange.backend.name if exchange.backend is not None else ""
-        # Only models that reached a backend are labels: a client cannot invent series.
-        model = (exchange.model or "") if backend else ""
-        key = (exchange.path, exchange.status, model, backend)
+        # Only models that reached a backend and that some backend lists are labels: a
+        # client cannot invent series (a backend whose catalog is unknown takes any name).
+        model = model_label(exchange.gateway, exchange.model) if backend else ""
+        key = (endpoint_label(exchange.path), exchange.status, model, backend)
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = self._children(*key)
@@ -136,12 +132,11 @@ class RequestMetrics:
         if usage.get("completion_tokens"):
             tokens_out.inc(usage["completion_tokens"])
 
-    def _children(self, path: str, status: int, model: str, backend: str) -> _Series:
+    def _children(self, endpoint: str, status: int, model: str, backend: str) -> _Series:
         """The labelled series one kind of request updates (looked up once, then cached:
         ``labels()`` takes a lock and builds a tuple on every call)."""
         if len(self._series) >= _MAX_CACHED:
             self._series.clear()
-        endpoint = endpoint_label(path)
         return (
             self.requests.labels(endpoint, str(status), model, backend),
             self.duration.labels(endpoint, model),
