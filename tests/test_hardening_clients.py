@@ -18,6 +18,7 @@ from ollamux.config_loader import build_config
 from ollamux.exchange import TaskState
 from tests.auth_support import ADMIN, ALICE, BOB, bearer, keyed
 from tests.fakes.finished import Finished
+from tests.jobs_support import eventually
 from tests.tasks_util import wait_until
 
 DEEP = 5000
@@ -495,3 +496,72 @@ async def test_paths_a_client_invents_are_not_metric_labels(
     text = await (await client.get("/metrics", headers=bearer(ADMIN))).text()
     endpoints = _label_values(text, "ollamux_requests_total", "endpoint")
     assert not [e for e in endpoints if "made-up" in e]
+
+
+# -- 9. task-id squatting ------------------------------------------------------------------------
+
+
+def _jobs_config(url: str) -> dict[str, Any]:
+    config = keyed(url) | {"jobs": {"workers": 1, "lease_s": 5}}
+    config["backends"] = [{"url": url, "max_concurrency": 4}]
+    return config
+
+
+async def _submit(client: Any, key: str, prompt: str) -> str:
+    job = {"path": "/api/generate", "body": {"model": MODEL, "prompt": prompt}}
+    resp = await client.post("/jobs", json=job, headers=bearer(key))
+    assert resp.status == 202, await resp.text()
+    job_id: str = (await resp.json())["id"]
+    return job_id
+
+
+async def _job_in(client: Any, job_id: str, key: str, *states: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        doc: dict[str, Any] = await (
+            await client.get(f"/jobs/{job_id}", headers=bearer(key))
+        ).json()
+        return doc if doc.get("status") in states else None
+
+    result: dict[str, Any] = await eventually(check)
+    return result
+
+
+async def test_another_key_using_a_queued_jobs_id_does_not_make_it_fail(
+    gateway_client: Any, fake_jobs: Any
+) -> None:
+    fake, url = fake_jobs
+    client = await gateway_client(_jobs_config(url))
+    holder = await _submit(client, ALICE, "block the only worker")
+    await _job_in(client, holder, ALICE, "processing")
+    queued = await _submit(client, ALICE, "mine")
+    body = {"model": MODEL, "prompt": "squat", "stream": False}
+    headers = bearer(BOB) | {"X-Task-Id": queued}
+    squat = await client.post("/api/generate", json=body, headers=headers)
+    assert squat.status == 200  # bob's own request, under an id nobody held yet
+    fake.unblock.set()
+    doc = await _job_in(client, queued, ALICE, "completed", "failed")
+    assert doc["status"] == "completed", doc
+
+
+async def test_a_refused_foreign_task_id_leaves_the_owners_task_alone(
+    gateway_client: Any, fake_jobs: Any
+) -> None:
+    fake, url = fake_jobs
+    client = await gateway_client(_jobs_config(url))
+    job_id = await _submit(client, ALICE, "block until told")
+    await _job_in(client, job_id, ALICE, "processing")
+    body = {"model": MODEL, "prompt": "squat", "stream": False}
+    squat = await client.post(
+        "/api/generate", json=body, headers=bearer(BOB) | {"X-Task-Id": job_id}
+    )
+    assert squat.status == 409
+    task = await client.get(f"/tasks/status/{job_id}", headers=bearer(ALICE))
+    assert (await task.json())["state"] == "RUNNING"
+    fake.unblock.set()
+    assert (await _job_in(client, job_id, ALICE, "completed", "failed"))["status"] == "completed"
+
+    async def task_succeeded() -> bool:
+        resp = await client.get(f"/tasks/status/{job_id}", headers=bearer(ALICE))
+        return (await resp.json()).get("state") == "SUCCESS"
+
+    await wait_until(task_succeeded)
