@@ -4,11 +4,18 @@ bounded and truthful. Real HTTP over loopback, scripted fake backends."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from typing import Any
 
+import pytest
+import yaml
 from aiohttp import web
 
-from tests.auth_support import ALICE, bearer, keyed
+from ollamux import cli
+from ollamux.config_loader import ConfigError, build_config
+from tests.auth_support import ADMIN, ALICE, bearer, keyed
+from tests.jobs_support import eventually
 from tests.test_ops_cli_fleet import ollamux
 
 GENERATE = {"model": "llama3.2:latest", "prompt": "hi", "stream": False}
@@ -174,3 +181,75 @@ async def test_the_fleet_cli_with_a_wrong_key_says_it_was_refused(
     code, out = await ollamux(str(client.make_url("")), "models", "--key", "wrong-key-123")
     assert code == 1
     assert "refused the admin key" in out
+
+
+# -- 19. backend URL passwords -------------------------------------------------------------------
+
+PASSWORD = "pw-very-secret-42"
+
+
+def _with_password(url: str) -> str:
+    return url.replace("http://", f"http://user:{PASSWORD}@")
+
+
+async def test_a_backend_url_password_is_masked_in_the_backend_table_and_logs(
+    gateway_client: Any, fake_ollama: Any, caplog: Any
+) -> None:
+    fake, url = fake_ollama
+    fake.mode = "status"  # its listing fails: the probe's error quotes the URL
+    caplog.set_level(logging.INFO)
+    config = keyed(url) | {"routing": {"health_interval_s": 0.05}}
+    config["backends"] = [{"url": _with_password(url)}]
+    client = await gateway_client(config)
+
+    async def failed_probe() -> Any:
+        resp = await client.get("/ollamux/backends", headers=bearer(ADMIN))
+        (backend,) = (await resp.json())["backends"]
+        return backend if backend["last_error"] else None
+
+    backend = await eventually(failed_probe)
+    assert PASSWORD not in json.dumps(backend)
+    assert backend["url"] == _with_password(url).replace(PASSWORD, "***")
+    assert "GET http://user:***@" in backend["last_error"]
+    assert "is unhealthy" in caplog.text
+    assert PASSWORD not in caplog.text
+
+
+async def test_the_startup_log_masks_a_backend_url_password(
+    spawn_gateway: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    gateway = await spawn_gateway({"backends": [{"url": _with_password(url)}]})
+    await gateway.wait_for(lambda: "listening" in gateway.log(), "the startup line")
+    assert "user:***@" in gateway.log()
+    assert PASSWORD not in gateway.log()
+
+
+def test_check_masks_secret_named_fields_at_any_depth_of_plugin_config(
+    tmp_path: Any, capsys: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.delenv("OLLAMUX_CONFIG", raising=False)
+    plugin = {
+        "token": "tok-secret-1",
+        "nested": {"password": "pw-secret-2", "list": [{"client_secret": "cs-secret-3"}]},
+        "upstream": {"api_key": "ak-secret-4", "max_tokens": 128},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"plugins": {"config": {"mine": plugin}}}))
+    assert cli.main(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    for secret in ("tok-secret-1", "pw-secret-2", "cs-secret-3", "ak-secret-4"):
+        assert secret not in out
+    assert "max_tokens: 128" in out
+
+
+@pytest.mark.parametrize(
+    "extra", [{"api_key": "k-123"}, {"headers": {"authorization": "Bearer k-123"}}]
+)
+def test_a_url_with_credentials_and_an_api_key_is_a_config_error(extra: dict[str, Any]) -> None:
+    backend = {"url": f"http://user:{PASSWORD}@127.0.0.1:1"} | extra
+    with pytest.raises(ConfigError) as err:
+        build_config({"backends": [backend]})
+    assert err.value.key == "backends[0].url"
+    assert PASSWORD not in str(err.value)
+    assert len(str(err.value).splitlines()) == 1

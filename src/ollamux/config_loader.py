@@ -201,6 +201,14 @@ def _finish(config: Config) -> None:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"{key}.url", f"{b.url!r} is not an http(s) URL")
         b.url = b.url.rstrip("/")
+        if (parts.username or parts.password) and (
+            b.api_key or any(h.lower() == "authorization" for h in b.headers)
+        ):
+            raise ConfigError(
+                f"{key}.url",
+                "credentials in the URL cannot be combined with api_key or an Authorization"
+                " header: give one of them",
+            )
         if not b.name:
             b.name = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         if b.name in seen:
@@ -364,11 +372,17 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+# Keys that name a secret wherever they appear (a plugin's ``token``, ``password``, ...).
+_SECRET_NAME = re.compile(
+    r"(?i)(^|[_-])(token|password|passwd|secret|api_?key|credentials?)([_-]|$)"
+)
+
+
 def masked(config: Config) -> dict[str, Any]:
     """The effective config as plain data with every secret replaced by ``***``."""
 
     def walk(value: Any, key: str | None) -> Any:
-        if key in SECRET_KEYS and value:
+        if key is not None and (key in SECRET_KEYS or _SECRET_NAME.search(str(key))) and value:
             if isinstance(value, list):
                 return ["***"] * len(value)
             if isinstance(value, dict):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from urllib.parse import urlsplit
 
 from .config import Config
 
@@ -33,6 +34,8 @@ _HEADER = re.compile(
     r"(\s*[:=]\s*|\s+)([^\r\n'\"\\]+)"
 )
 _SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s'\"\\]+")
+# The password of ``scheme://user:password@host`` (backend, Redis URLs) in any text.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)[^@/\s'\"]+@")
 _MIN_SECRET = 8  # shorter values would mask ordinary words
 
 
@@ -57,6 +60,7 @@ class RedactingFilter(logging.Filter):
     def redact(self, text: str) -> str:
         text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
         text = _SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+        text = mask_url_passwords(text)
         if self._secret_re is not None:
             text = self._secret_re.sub(MASK, text)
         return text
@@ -84,12 +88,21 @@ class RedactingFilter(logging.Filter):
 REDACTOR = RedactingFilter()
 
 
+def mask_url_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` replaced by ``***``."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", text) if "@" in text else text
+
+
 def install(config: Config | None = None) -> None:
-    """Put the filter on aiohttp's loggers (once) and learn the config's plain secrets."""
+    """Put the filter on aiohttp's loggers and on the root logger's handlers (once), and
+    learn the config's plain secrets."""
     for name in AIOHTTP_LOGGERS:
         logger = logging.getLogger(name)
         if REDACTOR not in logger.filters:
             logger.addFilter(REDACTOR)
+    for handler in logging.getLogger().handlers:
+        if REDACTOR not in handler.filters:
+            handler.addFilter(REDACTOR)
     if config is not None:
         REDACTOR.add_secrets(secrets_of(config))
 
@@ -99,4 +112,11 @@ def secrets_of(config: Config) -> set[str]:
     found = {k.key for k in config.auth.keys if k.key}
     found |= {v for v in config.auth.admin_keys if v and not v.startswith("sha256:")}
     found |= {b.api_key for b in config.backends if b.api_key}
+    for b in config.backends:
+        try:
+            password = urlsplit(b.url).password
+        except ValueError:
+            password = None
+        if password:
+            found.add(password)
     return found
