@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ollamux import cli
 from ollamux.config_loader import ConfigError, build_config
-from tests.auth_support import ADMIN, ALICE, bearer, keyed
+from tests.auth_support import ADMIN, ALICE, BOB, bearer, keyed
 from tests.jobs_support import eventually
 from tests.test_ops_cli_fleet import ollamux
 
@@ -116,12 +116,24 @@ async def test_an_endless_listing_counts_as_a_failed_backend(
 
 
 class StallingError:
-    """A backend that sends the head of a 500 and part of its body, then goes silent."""
+    """A backend that lists its model, and answers every request with the head of a 500
+    and part of its body, then goes silent."""
+
+    model = "qwen2.5-7b"
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.stall)
+        app.router.add_get("/api/tags", self.tags)
+        app.router.add_get("/api/ps", self.tags)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_route("POST", "/{tail:.*}", self.stall)
         return app
+
+    async def tags(self, request: web.Request) -> web.Response:
+        return web.json_response({"models": [{"name": self.model, "model": self.model}]})
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": self.model}]})
 
     async def stall(self, request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -138,7 +150,8 @@ async def test_a_last_attempt_that_timed_out_is_a_504(
     server = await aiohttp_server(StallingError().app())
     url = str(server.make_url("")).rstrip("/")
     client = await gateway_client(keyed(url) | {"routing": {"retries": 0, "read_timeout_s": 0.3}})
-    resp = await client.post("/api/generate", json=GENERATE, headers=bearer(ALICE))
+    body = GENERATE | {"model": StallingError.model}
+    resp = await client.post("/api/generate", json=body, headers=bearer(BOB))
     assert resp.status == 504
     assert "timed out" in (await resp.json())["error"]
 
@@ -153,8 +166,8 @@ async def test_a_silent_backend_after_a_timed_out_one_is_a_504_in_openai_dialect
     config = keyed(silent, api="openai") | {"routing": {"retries": 1, "read_timeout_s": 0.3}}
     config["backends"] = [{"url": silent, "api": "openai"}, {"url": stalling, "api": "openai"}]
     client = await gateway_client(config)
-    body = {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}
-    resp = await client.post("/v1/chat/completions", json=body, headers=bearer(ALICE))
+    body = {"model": StallingError.model, "messages": [{"role": "user", "content": "hi"}]}
+    resp = await client.post("/v1/chat/completions", json=body, headers=bearer(BOB))
     assert resp.status == 504
     assert (await resp.json())["error"]["type"] == "timeout_error"
 

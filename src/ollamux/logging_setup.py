@@ -21,10 +21,10 @@ class JsonFormatter(logging.Formatter):
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             data.update(extra)
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        elif record.exc_text:  # already formatted (and redacted) by ``redact``
+        if record.exc_text:  # already formatted (and redacted) by ``redact``
             data["exc"] = record.exc_text
+        elif record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, default=str)
 
 

@@ -5,8 +5,8 @@ exception quotes the raw header line: ``Authorization: Bearer <key>`` would be w
 the log as sent. ``RedactingFilter`` rewrites such records before any handler sees them:
 the values of credential headers (``Authorization``, ``X-API-Key``, ``api-key``,
 ``Cookie``), anything after ``Bearer`` / ``Basic``, and the plain keys the config holds are
-replaced by ``***``, in the message and in the exception text (the traceback is kept, as
-text). It sits on aiohttp's loggers (``install``) and, in a served process, on the root
+replaced by ``***``, in the message and in the exception text (the formatted traceback,
+``exc_text``, which formatters print instead of formatting the exception again). It sits on aiohttp's loggers (``install``) and, in a served process, on the root
 handler too (``logging_setup``), so ollamux's own loggers are covered as well.
 """
 
@@ -76,9 +76,10 @@ class RedactingFilter(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, None
         if record.exc_info and record.exc_info[0] is not None:
+            # Formatters print ``exc_text`` when it is set instead of formatting
+            # ``exc_info`` again; ``exc_info`` stays for whoever inspects the record.
             text = logging.Formatter().formatException(record.exc_info)
             record.exc_text = self.redact(text)
-            record.exc_info = None  # formatters would print the raw one again
         elif record.exc_text:
             record.exc_text = self.redact(record.exc_text)
         record._ollamux_redacted = True
