@@ -28,6 +28,7 @@ from ollamux.config_loader import build_config
 from ollamux.plugin_manager import build_plugin_manager
 from tests.auth_support import ADMIN, ALICE, PluginRoutes, keyed
 from tests.fakes.ollama_backend import FakeOllama
+from tests.fakes.openai_backend import FakeOpenAI
 
 SEGMENTS = [
     "api", "v1", "ollamux", "__proxy", "tasks", "jobs", "metrics", "status", "health",
@@ -53,10 +54,12 @@ async def _refuse_what_the_fake_cannot_parse(
 
 
 class _Server:
-    """A gateway and a fake Ollama served from a background thread."""
+    """A gateway and a fake backend (Ollama, or OpenAI-compatible) served from a
+    background thread."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, api: str = "ollama") -> None:
         self.tmp = tmp
+        self.api = api
         self.port = 0
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -65,14 +68,14 @@ class _Server:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        backend = FakeOllama().app()
+        backend = FakeOllama().app() if self.api == "ollama" else FakeOpenAI().app()
         backend.middlewares.append(_refuse_what_the_fake_cannot_parse)
         fake = web.AppRunner(backend)
         await fake.setup()
         fake_site = web.TCPSite(fake, "127.0.0.1", 0)
         await fake_site.start()
         fake_port = fake.addresses[0][1]
-        data = keyed(f"http://127.0.0.1:{fake_port}")
+        data = keyed(f"http://127.0.0.1:{fake_port}", api=self.api)
         data |= {"cors": {"allow_origins": ["https://a.example"]}}
         data |= {"server": {"max_body_mb": 0.05, "body_timeout_s": 5}}
         cfg = build_config(testing.test_config(data, self.tmp))
@@ -196,3 +199,87 @@ def test_no_request_gets_a_500_or_hangs(
     status = int(status_line.split()[1])
     assert status != 500, answer[:500]
     assert b"Traceback" not in answer
+
+
+# -- wrong types and deep nesting in the fields the gateway reads ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
+    with _Server(tmp_path_factory.mktemp("fuzz-openai"), api="openai") as s:
+        yield s
+
+
+DEEP_MARK = "__deep__"
+ANY_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+# Any JSON value, or a marker replaced by lists nested that deep (around the limit, and far
+# beyond what a recursive walk survives).
+DEPTHS = (50, 99, 100, 101, 500, 900, 990, 3000)
+FIELD_VALUES = st.one_of(ANY_JSON, st.sampled_from(DEPTHS))
+FIELDS = ["model", "stream", "messages", "prompt", "options", "keep_alive", "format", "input"]
+# No translation on these: Ollama paths to an Ollama backend, OpenAI paths to an OpenAI one.
+OLLAMA_PATHS = ["/api/chat", "/api/generate", "/api/embed", "/api/show", "/jobs", "/api/v1/prompt"]
+OPENAI_PATHS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/jobs"]
+
+
+def _typed_body(fields: dict[str, Any], nest_in_job: bool, job_path: str) -> bytes:
+    depths: dict[str, int] = {}
+    body: dict[str, Any] = {}
+    for key, value in fields.items():
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and value in (50, 99, 100, 101, 990, 3000)
+        ):
+            depths[f"{DEEP_MARK}{key}"] = value
+            body[key] = f"{DEEP_MARK}{key}"
+        else:
+            body[key] = value
+    doc: Any = {"path": job_path, "body": body} if nest_in_job else body
+    text = json.dumps(doc)
+    for mark, depth in depths.items():
+        text = text.replace(json.dumps(mark), "[" * depth + "]" * depth)
+    return text.encode()
+
+
+def _no_gateway_5xx(port: int, path: str, body: bytes) -> None:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN}"}
+    answer = _send(port, "POST", path, headers, body)
+    status = int(answer.split(b"\r\n", 1)[0].split()[1])
+    assert status < 500, answer[:500]
+    assert b"Traceback" not in answer
+
+
+typed_fields = st.dictionaries(st.sampled_from(FIELDS), FIELD_VALUES, max_size=5)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(path=st.sampled_from(OLLAMA_PATHS), fields=typed_fields)
+def test_wrong_types_and_deep_nesting_on_ollama_paths_get_no_5xx(
+    server: _Server, path: str, fields: dict[str, Any]
+) -> None:
+    body = _typed_body(fields, path == "/jobs", "/api/chat")
+    _no_gateway_5xx(server.port, path, body)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(path=st.sampled_from(OPENAI_PATHS), fields=typed_fields)
+def test_wrong_types_and_deep_nesting_on_openai_paths_get_no_5xx(
+    openai_server: _Server, path: str, fields: dict[str, Any]
+) -> None:
+    body = _typed_body(fields, path == "/jobs", "/v1/chat/completions")
+    _no_gateway_5xx(openai_server.port, path, body)
