@@ -266,3 +266,20 @@ def test_a_url_with_credentials_and_an_api_key_is_a_config_error(extra: dict[str
     assert err.value.key == "backends[0].url"
     assert PASSWORD not in str(err.value)
     assert len(str(err.value).splitlines()) == 1
+
+
+async def test_an_endless_probe_answer_marks_the_backend_unhealthy_in_bounded_memory(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    fake, url = await _scripted(aiohttp_server, 200)
+    before = _rss_mb()
+    client = await gateway_client(keyed(url) | {"routing": {"health_interval_s": 0.05}})
+
+    async def probe_failed() -> Any:
+        resp = await client.get("/ollamux/backends", headers=bearer(ADMIN))
+        (backend,) = (await resp.json())["backends"]
+        return backend["last_error"]
+
+    assert "larger than" in await eventually(probe_failed)
+    await asyncio.wait_for(fake.closed.wait(), 5)
+    assert _rss_mb() - before < 100
