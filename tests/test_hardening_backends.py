@@ -31,7 +31,7 @@ def _rss_mb() -> float:
 
 
 class Scripted:
-    """A backend whose every answer is one scripted coroutine (``self.answer``)."""
+    """A backend answering every request with ``self.status`` and a body that never ends."""
 
     def __init__(self) -> None:
         self.status = 500

@@ -101,6 +101,9 @@ class HttpSink(Sink):
             raise
         finally:
             self._since = None
+            if self._handle is not None:  # done: the timer must not keep the request alive
+                self._handle.cancel()
+                self._handle = None
         if self._timed_out:
             raise asyncio.CancelledError
 
