@@ -362,6 +362,19 @@ async def test_a_cross_site_read_is_not_refused(gateway_client: Any, fake_ollama
     assert resp.status == 200
 
 
+async def test_a_refused_cross_site_request_is_a_finished_request_event(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    finished = Finished()
+    client = await gateway_client(keyed(url), plugins=[("finished", finished)])
+    body = json.dumps({"model": MODEL, "prompt": "hi"})
+    resp = await client.post("/api/generate", data=body, headers=_simple_post(ALICE, Origin=EVIL))
+    assert resp.status == 403
+    exchange = await finished.last()
+    assert (exchange.status, exchange.outcome) == (403, TaskState.FAILED)
+
+
 # -- 7. keys in the log ----------------------------------------------------------------------
 
 

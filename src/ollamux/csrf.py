@@ -24,6 +24,8 @@ from aiohttp.typedefs import Handler, Middleware
 from .dialect import Dialect
 from .errors import GatewayError
 from .gateway import Gateway
+from .permissions import PROXY
+from .pipeline import refuse
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -49,6 +51,8 @@ def csrf_middleware(gateway: Gateway) -> Middleware:
             " (cors.allow_origins)",
             code="cross_origin_refused",
         )
+        if gateway.routes.action_of(request) == PROXY:
+            return await refuse(gateway, request, err)  # a request event like any refusal
         return err.response(Dialect.of_path(request.path))
 
     return cross_origin_guard
