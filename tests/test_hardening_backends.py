@@ -80,7 +80,7 @@ async def test_an_endless_5xx_body_is_cut_and_answered_in_bounded_memory(
     assert "error" in await resp.json()
     assert len(await resp.read()) < 256 * 1024
     await asyncio.wait_for(fake.closed.wait(), 5)  # the gateway stopped reading
-    assert _rss_mb() < 200 and _rss_mb() - before < 100
+    assert _rss_mb() - before < 100  # an endless body read whole would add gigabytes
 
 
 async def test_an_endless_4xx_body_is_cut_and_relayed_in_the_dialect(
