@@ -8,6 +8,7 @@ import json
 import logging
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from aiohttp import web
@@ -81,6 +82,32 @@ async def test_an_endless_5xx_body_is_cut_and_answered_in_bounded_memory(
     assert len(await resp.read()) < 256 * 1024
     await asyncio.wait_for(fake.closed.wait(), 5)  # the gateway stopped reading
     assert _rss_mb() - before < 100  # an endless body read whole would add gigabytes
+
+
+def _process_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_a_served_gateway_stays_under_200_mb_behind_an_endless_5xx_body(
+    spawn_gateway: Any, aiohttp_server: Any
+) -> None:
+    _fake, url = await _scripted(aiohttp_server, 500)
+    config = {"backends": [{"url": url}], "routing": {"retries": 0, "read_timeout_s": 5}}
+    gateway = await spawn_gateway(config)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            async with (
+                asyncio.timeout(5),
+                session.post(gateway.url + "/api/generate", json=GENERATE) as resp,
+            ):
+                assert resp.status == 500
+                await resp.read()
+    assert gateway.proc is not None
+    assert _process_rss_mb(gateway.proc.pid) < 200
 
 
 async def test_an_endless_4xx_body_is_cut_and_relayed_in_the_dialect(
