@@ -343,6 +343,21 @@ async def test_the_jobs_page_same_origin_submission_is_accepted(
     assert resp.status == 202
 
 
+async def test_a_same_origin_submission_through_a_reverse_proxy_is_accepted(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client(keyed(url))
+    job = {"path": "/api/generate", "body": {"model": "llama3.2:latest", "prompt": "hi"}}
+    headers = basic(ALICE) | {
+        "Origin": "https://gw.example",
+        "X-Forwarded-Host": "gw.example",
+        "Sec-Fetch-Site": "same-origin",
+    }
+    resp = await client.post("/jobs", json=job, headers=headers)
+    assert resp.status == 202
+
+
 async def test_a_cross_origin_request_from_an_allowed_cors_origin_is_accepted(
     gateway_client: Any, fake_ollama: Any
 ) -> None:

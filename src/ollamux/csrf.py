@@ -10,8 +10,8 @@ right after the path guard, refuses with 403 (in the endpoint's dialect) any ``P
 (``ollamux_cross_origin_allowed``: the ``cors`` plugin does for ``cors.allow_origins``).
 
 API clients (SDKs, curl) send neither header and are not affected. The own origin is the
-``Host`` the request was sent to, with either scheme (behind a TLS-terminating proxy the
-gateway itself speaks plain HTTP).
+``Host`` the request was sent to (or the ``X-Forwarded-Host`` of a reverse proxy), with
+either scheme (behind a TLS-terminating proxy the gateway itself speaks plain HTTP).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def csrf_middleware(gateway: Gateway) -> Middleware:
         headers = request.headers
         origin = headers.get("Origin")
         cross_site = headers.get("Sec-Fetch-Site", "").lower() == "cross-site"
-        if not cross_site and (origin is None or same_origin(origin, request.host)):
+        if not cross_site and (origin is None or _own(origin, request)):
             return await handler(request)
         if origin is not None and await hooks.cross_origin_allowed(gateway, origin):
             return await handler(request)
@@ -56,6 +56,16 @@ def csrf_middleware(gateway: Gateway) -> Middleware:
         return err.response(Dialect.of_path(request.path))
 
     return cross_origin_guard
+
+
+def _own(origin: str, request: web.Request) -> bool:
+    """Whether ``origin`` is the gateway's own: the ``Host`` the request was sent to, or
+    the ``X-Forwarded-Host`` a reverse proxy in front set (a page cannot set that header
+    on a cross-site request without a preflight, which CORS refuses)."""
+    if same_origin(origin, request.host):
+        return True
+    forwarded = request.headers.get("X-Forwarded-Host")
+    return forwarded is not None and same_origin(origin, forwarded.split(",")[0].strip())
 
 
 def same_origin(origin: str, host: str) -> bool:
