@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ollamux import testing
@@ -57,9 +57,10 @@ class _Server:
     """A gateway and a fake backend (Ollama, or OpenAI-compatible) served from a
     background thread."""
 
-    def __init__(self, tmp: Path, api: str = "ollama") -> None:
+    def __init__(self, tmp: Path, api: str = "ollama", debug_payloads: bool = False) -> None:
         self.tmp = tmp
         self.api = api
+        self.debug_payloads = debug_payloads
         self.port = 0
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -77,7 +78,13 @@ class _Server:
         fake_port = fake.addresses[0][1]
         data = keyed(f"http://127.0.0.1:{fake_port}", api=self.api)
         data |= {"cors": {"allow_origins": ["https://a.example"]}}
-        data |= {"server": {"max_body_mb": 0.05, "body_timeout_s": 5}}
+        data |= {
+            "server": {
+                "max_body_mb": 0.05,
+                "body_timeout_s": 5,
+                "debug_payloads": self.debug_payloads,
+            }
+        }
         cfg = build_config(testing.test_config(data, self.tmp))
         pm = build_plugin_manager(cfg)
         pm.register(PluginRoutes(), name="routes")
@@ -210,6 +217,14 @@ def openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]
         yield s
 
 
+@pytest.fixture(scope="module")
+def payload_log_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
+    """An Ollama gateway logging payloads (``server.debug_payloads``): the payload log
+    walks every body it logs."""
+    with _Server(tmp_path_factory.mktemp("fuzz-debug"), debug_payloads=True) as s:
+        yield s
+
+
 DEEP_MARK = "__deep__"
 ANY_JSON = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
@@ -220,8 +235,17 @@ ANY_JSON = st.recursive(
 )
 # Any JSON value, or a marker replaced by lists nested that deep (around the limit, and far
 # beyond what a recursive walk survives).
-DEPTHS = (50, 99, 100, 101, 500, 900, 990, 3000)
-FIELD_VALUES = st.one_of(ANY_JSON, st.sampled_from(DEPTHS))
+# Hypothesis raises the recursion limit (to about 2 000) while it runs a test, and the
+# gateway's thread shares it: the depths that a parser accepts but a recursive walk of the
+# body cannot survive lie between about half that limit and the limit.
+DEPTHS = (50, 99, 100, 101, 500, 900, 1200, 1500, 1900, 3000)
+
+
+class Deep(int):
+    """A field sent as lists nested this deep."""
+
+
+FIELD_VALUES = st.one_of(ANY_JSON, st.sampled_from(DEPTHS).map(Deep))
 FIELDS = ["model", "stream", "messages", "prompt", "options", "keep_alive", "format", "input"]
 # No translation on these: Ollama paths to an Ollama backend, OpenAI paths to an OpenAI one.
 OLLAMA_PATHS = ["/api/chat", "/api/generate", "/api/embed", "/api/show", "/jobs", "/api/v1/prompt"]
@@ -232,11 +256,7 @@ def _typed_body(fields: dict[str, Any], nest_in_job: bool, job_path: str) -> byt
     depths: dict[str, int] = {}
     body: dict[str, Any] = {}
     for key, value in fields.items():
-        if (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and value in (50, 99, 100, 101, 990, 3000)
-        ):
+        if isinstance(value, Deep):
             depths[f"{DEEP_MARK}{key}"] = value
             body[key] = f"{DEEP_MARK}{key}"
         else:
@@ -256,7 +276,13 @@ def _no_gateway_5xx(port: int, path: str, body: bytes) -> None:
     assert b"Traceback" not in answer
 
 
-typed_fields = st.dictionaries(st.sampled_from(FIELDS), FIELD_VALUES, max_size=5)
+# A model the backend has most of the time, so that most bodies get past the model check
+# into the code that walks them (payload log, tasks, jobs).
+typed_fields = st.builds(
+    lambda model, rest: {"model": model, **rest},
+    st.one_of(st.just("llama3.2:latest"), FIELD_VALUES),
+    st.dictionaries(st.sampled_from(FIELDS[1:]), FIELD_VALUES, max_size=4),
+)
 
 
 @settings(
@@ -265,11 +291,13 @@ typed_fields = st.dictionaries(st.sampled_from(FIELDS), FIELD_VALUES, max_size=5
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(path=st.sampled_from(OLLAMA_PATHS), fields=typed_fields)
+# Found before: a body the parser accepts but the payload log's walk cannot.
+@example(path="/api/chat", fields={"model": "llama3.2:latest", "messages": Deep(1500)})
 def test_wrong_types_and_deep_nesting_on_ollama_paths_get_no_5xx(
-    server: _Server, path: str, fields: dict[str, Any]
+    payload_log_server: _Server, path: str, fields: dict[str, Any]
 ) -> None:
     body = _typed_body(fields, path == "/jobs", "/api/chat")
-    _no_gateway_5xx(server.port, path, body)
+    _no_gateway_5xx(payload_log_server.port, path, body)
 
 
 @settings(
