@@ -1,5 +1,7 @@
 # ollamux in a container: docker build -t ollamux . && docker run -p 11535:11535 \
 #   -e OLLAMUX_BACKENDS=http://gpu1:11434,http://gpu2:11434 ollamux
+# With no keys configured it refuses to listen on 0.0.0.0: add keys (a config file) or,
+# on a private network only, -e OLLAMUX_AUTH__ALLOW_ANONYMOUS=true.
 # With a config file: -v ./ollamux.yaml:/etc/ollamux/ollamux.yaml -e OLLAMUX_CONFIG=/etc/ollamux/ollamux.yaml
 FROM python:3.12-slim
 

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ollamux import testing
@@ -28,6 +28,7 @@ from ollamux.config_loader import build_config
 from ollamux.plugin_manager import build_plugin_manager
 from tests.auth_support import ADMIN, ALICE, PluginRoutes, keyed
 from tests.fakes.ollama_backend import FakeOllama
+from tests.fakes.openai_backend import FakeOpenAI
 
 SEGMENTS = [
     "api", "v1", "ollamux", "__proxy", "tasks", "jobs", "metrics", "status", "health",
@@ -53,10 +54,13 @@ async def _refuse_what_the_fake_cannot_parse(
 
 
 class _Server:
-    """A gateway and a fake Ollama served from a background thread."""
+    """A gateway and a fake backend (Ollama, or OpenAI-compatible) served from a
+    background thread."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, api: str = "ollama", debug_payloads: bool = False) -> None:
         self.tmp = tmp
+        self.api = api
+        self.debug_payloads = debug_payloads
         self.port = 0
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -65,16 +69,22 @@ class _Server:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        backend = FakeOllama().app()
+        backend = FakeOllama().app() if self.api == "ollama" else FakeOpenAI().app()
         backend.middlewares.append(_refuse_what_the_fake_cannot_parse)
         fake = web.AppRunner(backend)
         await fake.setup()
         fake_site = web.TCPSite(fake, "127.0.0.1", 0)
         await fake_site.start()
         fake_port = fake.addresses[0][1]
-        data = keyed(f"http://127.0.0.1:{fake_port}")
+        data = keyed(f"http://127.0.0.1:{fake_port}", api=self.api)
         data |= {"cors": {"allow_origins": ["https://a.example"]}}
-        data |= {"server": {"max_body_mb": 0.05, "body_timeout_s": 5}}
+        data |= {
+            "server": {
+                "max_body_mb": 0.05,
+                "body_timeout_s": 5,
+                "debug_payloads": self.debug_payloads,
+            }
+        }
         cfg = build_config(testing.test_config(data, self.tmp))
         pm = build_plugin_manager(cfg)
         pm.register(PluginRoutes(), name="routes")
@@ -196,3 +206,108 @@ def test_no_request_gets_a_500_or_hangs(
     status = int(status_line.split()[1])
     assert status != 500, answer[:500]
     assert b"Traceback" not in answer
+
+
+# -- wrong types and deep nesting in the fields the gateway reads ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
+    with _Server(tmp_path_factory.mktemp("fuzz-openai"), api="openai") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def payload_log_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
+    """An Ollama gateway logging payloads (``server.debug_payloads``): the payload log
+    walks every body it logs."""
+    with _Server(tmp_path_factory.mktemp("fuzz-debug"), debug_payloads=True) as s:
+        yield s
+
+
+DEEP_MARK = "__deep__"
+ANY_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+# Any JSON value, or a marker replaced by lists nested that deep (around the limit, and far
+# beyond what a recursive walk survives).
+# Hypothesis raises the recursion limit (to about 2 000) while it runs a test, and the
+# gateway's thread shares it: the depths that a parser accepts but a recursive walk of the
+# body cannot survive lie between about half that limit and the limit.
+DEPTHS = (50, 99, 100, 101, 500, 900, 1200, 1500, 1900, 3000)
+
+
+class Deep(int):
+    """A field sent as lists nested this deep."""
+
+
+FIELD_VALUES = st.one_of(ANY_JSON, st.sampled_from(DEPTHS).map(Deep))
+FIELDS = ["model", "stream", "messages", "prompt", "options", "keep_alive", "format", "input"]
+# No translation on these: Ollama paths to an Ollama backend, OpenAI paths to an OpenAI one.
+OLLAMA_PATHS = ["/api/chat", "/api/generate", "/api/embed", "/api/show", "/jobs", "/api/v1/prompt"]
+OPENAI_PATHS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/jobs"]
+
+
+def _typed_body(fields: dict[str, Any], nest_in_job: bool, job_path: str) -> bytes:
+    depths: dict[str, int] = {}
+    body: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, Deep):
+            depths[f"{DEEP_MARK}{key}"] = value
+            body[key] = f"{DEEP_MARK}{key}"
+        else:
+            body[key] = value
+    doc: Any = {"path": job_path, "body": body} if nest_in_job else body
+    text = json.dumps(doc)
+    for mark, depth in depths.items():
+        text = text.replace(json.dumps(mark), "[" * depth + "]" * depth)
+    return text.encode()
+
+
+def _no_gateway_5xx(port: int, path: str, body: bytes) -> None:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN}"}
+    answer = _send(port, "POST", path, headers, body)
+    status = int(answer.split(b"\r\n", 1)[0].split()[1])
+    assert status < 500, answer[:500]
+    assert b"Traceback" not in answer
+
+
+# A model the backend has most of the time, so that most bodies get past the model check
+# into the code that walks them (payload log, tasks, jobs).
+typed_fields = st.builds(
+    lambda model, rest: {"model": model, **rest},
+    st.one_of(st.just("llama3.2:latest"), FIELD_VALUES),
+    st.dictionaries(st.sampled_from(FIELDS[1:]), FIELD_VALUES, max_size=4),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(path=st.sampled_from(OLLAMA_PATHS), fields=typed_fields)
+# Found before: a body the parser accepts but the payload log's walk cannot.
+@example(path="/api/chat", fields={"model": "llama3.2:latest", "messages": Deep(1500)})
+def test_wrong_types_and_deep_nesting_on_ollama_paths_get_no_5xx(
+    payload_log_server: _Server, path: str, fields: dict[str, Any]
+) -> None:
+    body = _typed_body(fields, path == "/jobs", "/api/chat")
+    _no_gateway_5xx(payload_log_server.port, path, body)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(path=st.sampled_from(OPENAI_PATHS), fields=typed_fields)
+def test_wrong_types_and_deep_nesting_on_openai_paths_get_no_5xx(
+    openai_server: _Server, path: str, fields: dict[str, Any]
+) -> None:
+    body = _typed_body(fields, path == "/jobs", "/v1/chat/completions")
+    _no_gateway_5xx(openai_server.port, path, body)

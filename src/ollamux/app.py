@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import hardening, openapi
+from . import hardening, openapi, redact
 from .access_log import access_middleware
 from .config import Config
+from .csrf import csrf_middleware
 from .gateway import Gateway
 from .hooks import PluginManager
 from .identity import identity_middleware
@@ -21,6 +22,7 @@ from .routes import RouteTable, UndeclaredRoute
 def create_app(config: Config, pm: PluginManager | None = None) -> web.Application:
     """Build the app. Pass ``pm`` to use a plugin manager you prepared (tests do)."""
     pm = pm if pm is not None else build_plugin_manager(config)
+    redact.install(config)  # before the auth plugin replaces plain keys by digests
     gateway = Gateway(config, pm)
     app = web.Application(client_max_size=int(config.server.max_body_mb * 1024 * 1024))
     app[GATEWAY] = gateway
@@ -28,6 +30,7 @@ def create_app(config: Config, pm: PluginManager | None = None) -> web.Applicati
     gateway.routes = routes = RouteTable(app)
     app.middlewares.append(access_middleware(gateway))
     hardening.install_outer(app)
+    app.middlewares.append(csrf_middleware(gateway))
     gateway.hooks.register_routes(gateway, app)
     app.middlewares.append(identity_middleware(gateway))
     hardening.install_inner(app, config)

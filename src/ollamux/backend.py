@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .config import BackendConfig
 from .dialect import Dialect
+from .redact import mask_url_passwords
 
 
 @dataclass(eq=False)
@@ -59,10 +61,15 @@ class Backend:
             out["Authorization"] = f"Bearer {self.api_key}"
         return out
 
+    @property
+    def display_url(self) -> str:
+        """The URL as shown (backend table, logs): a password in it is ``***``."""
+        return mask_url_passwords(self.url)
+
     def describe(self) -> dict[str, object]:
         return {
             "name": self.name,
-            "url": self.url,
+            "url": self.display_url,
             "api": str(self.api),
             "healthy": self.healthy,
             "draining": self.draining,
@@ -73,8 +80,14 @@ class Backend:
             "loaded_models": sorted(self.loaded_models),
             "last_probe": self.last_probe,
             "failures": self.failures,
-            "last_error": self.last_error,
+            "last_error": self._masked(self.last_error),
         }
+
+    def _masked(self, text: str) -> str:
+        """``text`` (an error, which may quote the URL) without the URL's password."""
+        text = mask_url_passwords(text)
+        password = urlsplit(self.url).password if "@" in self.url else None
+        return text.replace(password, "***") if password else text
 
 
 def with_latest(model: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 import yaml
 
 from . import __version__, cli_fleet, cli_keys
+from .config import Config
 from .config_loader import ConfigError, backend_from_url, load_config, masked
 
 
@@ -34,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
     serve.add_argument("--log-level", help="debug, info, warning, error")
+    serve.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        default=None,
+        help="serve on a non-loopback address with no keys (anyone may use the backends)",
+    )
 
     check = sub.add_parser(
         "check", help="validate a config and its plugins; print the effective config"
@@ -59,6 +67,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             server[flag] = value
     out: dict[str, Any] = {"server": server} if server else {}
+    if getattr(args, "allow_anonymous", None):
+        out["auth"] = {"allow_anonymous": True}
     if getattr(args, "backend", None):
         out["backends"] = [backend_from_url(u) for u in args.backend]
     return out
@@ -96,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 hooks = ", ".join(row["hooks"]) or "-"
                 print(f"{row['name']:<{name_w}}  {row['origin']:<{origin_w}}  {hooks}")
         return 0
+    refusal = open_to_anyone(config)
+    if refusal:
+        print(f"ollamux: {refusal}", file=sys.stderr)
+        return 2
     from .server import serve
 
     try:
@@ -104,6 +118,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         host, port = config.server.host, config.server.port
         print(f"ollamux: cannot serve on {host}:{port}: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost; anything else (``0.0.0.0``, ``::``, a name, an
+    interface address) is reachable from elsewhere."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def open_to_anyone(config: Config) -> str:
+    """Why serving ``config`` would open the backends to anyone on the network ("" when
+    it would not): auth off (no keys) on a non-loopback address, without an opt-in."""
+    auth = config.sections.get("auth")
+    if auth is None or is_loopback(config.server.host) or auth.allow_anonymous:
+        return ""  # (no auth section: the built-in auth is disabled, another plugin decides)
+    if auth.keys or any(auth.admin_keys):
+        return ""
+    return (
+        f"refusing to serve on {config.server.host} with no keys (anyone could use the"
+        " backends): add keys (ollamux keys new --name NAME, then auth.keys in the config)"
+        " or opt in with --allow-anonymous (auth.allow_anonymous: true)"
+    )
 
 
 def _one_line(exc: Exception) -> str:

@@ -81,7 +81,7 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     async with aiohttp.ClientSession(
         base_url=args.url.rstrip("/") + "/", headers=headers, timeout=timeout
     ) as session:
-        backends = await fetch_backends(session)
+        backends = await fetch_backends(session, key_given=bool(args.key))
         if args.command == "models":
             return show_models(backends, console, as_json=args.json)
         if args.command == "pull":
@@ -90,13 +90,20 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
         return await remove(session, args.model, backends, args.backend, console)
 
 
-async def fetch_backends(session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+async def fetch_backends(
+    session: aiohttp.ClientSession, *, key_given: bool = True
+) -> list[dict[str, Any]]:
     """The gateway's backend table (``/ollamux/backends``, else ``/ollamux/stats``)."""
     for path in ("ollamux/backends", "ollamux/stats"):
         try:
             async with session.get(path) as resp:
                 if resp.status == 404:
                     continue
+                if resp.status in (401, 403) and not key_given:
+                    raise FleetError(
+                        f"the gateway needs an admin key ({resp.status}) and none was given:"
+                        " pass --key, or set $OLLAMUX_ADMIN_KEY (read when --key is absent)"
+                    )
                 if resp.status in (401, 403):
                     raise FleetError(f"the gateway refused the admin key ({resp.status})")
                 if resp.status != 200:

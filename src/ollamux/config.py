@@ -23,6 +23,7 @@ class ServerConfig:
     port: int = 11535
     max_body_mb: float = 64
     body_timeout_s: float = 60  # a request body must arrive within this (slow clients: 408)
+    write_timeout_s: float = 60  # a client not reading for this long is dropped
     shutdown_timeout_s: float = 30
     log_format: Literal["text", "json"] = "text"
     log_level: str = "info"

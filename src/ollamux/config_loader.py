@@ -242,6 +242,14 @@ def _finish(config: Config, backends_supplied: bool) -> None:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"{key}.url", f"{b.url!r} is not an http(s) URL")
         b.url = b.url.rstrip("/")
+        if (parts.username or parts.password) and (
+            b.api_key or any(h.lower() == "authorization" for h in b.headers)
+        ):
+            raise ConfigError(
+                f"{key}.url",
+                "credentials in the URL cannot be combined with api_key or an Authorization"
+                " header: give one of them",
+            )
         if not b.name:
             b.name = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         if b.name in seen:
@@ -258,6 +266,8 @@ def _finish(config: Config, backends_supplied: bool) -> None:
         raise ConfigError("server.max_body_mb", "must be > 0")
     if s.body_timeout_s <= 0:
         raise ConfigError("server.body_timeout_s", "must be > 0")
+    if s.write_timeout_s <= 0:
+        raise ConfigError("server.write_timeout_s", "must be > 0")
     if s.workers < 1:
         raise ConfigError("server.workers", "must be >= 1")
     if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -378,11 +388,17 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+# Keys that name a secret wherever they appear (a plugin's ``token``, ``password``, ...).
+_SECRET_NAME = re.compile(
+    r"(?i)(^|[_-])(token|password|passwd|secret|api_?key|credentials?)([_-]|$)"
+)
+
+
 def masked(config: Config) -> dict[str, Any]:
     """The effective config as plain data with every secret replaced by ``***``."""
 
     def walk(value: Any, key: str | None) -> Any:
-        if key in SECRET_KEYS and value:
+        if key is not None and (key in SECRET_KEYS or _SECRET_NAME.search(str(key))) and value:
             if isinstance(value, list):
                 return ["***"] * len(value)
             if isinstance(value, dict):

@@ -117,9 +117,19 @@ def _message(exc: web.HTTPException) -> str:
 
 
 def body_deadline(timeout_s: float, max_body_mb: float) -> Middleware:
+    limit = int(max_body_mb * 1024 * 1024)
+
     @web.middleware
     async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.body_exists:
+            declared = request.content_length
+            if declared is not None and declared > limit:
+                # Said too big up front: refused before a byte is read (and no 100 sent).
+                response = _error(413, f"request body exceeds {max_body_mb:g} MB", request.path)
+                response.force_close()
+                return response
+            if request.headers.get("Expect", "").lower() == "100-continue":
+                await _send_continue(request)
             try:
                 # aiohttp keeps the body: handlers read it again for free. A small body
                 # usually came in with the headers; then there is nothing to wait for and
@@ -138,6 +148,22 @@ def body_deadline(timeout_s: float, max_body_mb: float) -> Middleware:
         return await handler(request)
 
     return read_body
+
+
+async def expect_later(request: web.Request) -> None:
+    """Every route's ``expect_handler``: aiohttp would answer ``100 Continue`` to any
+    ``Expect: 100-continue`` before any middleware ran (before auth and the size check);
+    the 100 is sent by ``body_deadline`` instead, once the body is really wanted."""
+    expect = request.headers.get("Expect", "")
+    if expect.lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+
+
+async def _send_continue(request: web.Request) -> None:
+    writer = request.writer
+    if writer is not None and not request.content.is_eof():
+        await writer.write(b"HTTP/%d.%d 100 Continue\r\n\r\n" % request.version)
+        await writer.drain()
 
 
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:

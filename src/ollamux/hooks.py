@@ -192,6 +192,9 @@ class Hooks:
     async def fleet_changed(self, gateway: Gateway) -> None:
         await self.notify("ollamux_fleet_changed", gateway)
 
+    async def cross_origin_allowed(self, gateway: Gateway, origin: str) -> bool:
+        return (await self.call_first("ollamux_cross_origin_allowed", gateway, origin)) is True
+
     # -- the request path ---------------------------------------------------------------
 
     async def admit(self, exchange: Exchange) -> None:

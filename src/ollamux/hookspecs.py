@@ -176,6 +176,17 @@ def ollamux_resolve_principal(gateway: Gateway, name: str) -> Principal | None:
     """
 
 
+@hookspec(firstresult=True)
+def ollamux_cross_origin_allowed(gateway: Gateway, origin: str) -> bool | None:
+    """May a page on ``origin`` (another site) send state-changing requests (``POST``,
+    ``PUT``, ``PATCH``, ``DELETE``) here? Asked by the core's cross-origin guard before
+    refusing such a request with 403 (a browser sends cached credentials along with a
+    cross-site form post). Return ``True`` to let it through, ``None`` for no opinion
+    (refused when nobody says ``True``). The built-in ``cors`` plugin answers ``True`` for
+    ``cors.allow_origins``. Stops at the first non-``None`` result.
+    """
+
+
 # ---------------------------------------------------------------------------------------
 # The request path
 # ---------------------------------------------------------------------------------------

@@ -20,9 +20,13 @@ from .endpoints import ENDPOINTS, Kind
 from .errors import GatewayError
 from .exchange import Exchange, LocalResponse, ResponseHead
 from .headers import client_headers
-from .proxy import request_args, upstream_request
+from .proxy import BodyTooLarge, read_whole, request_args, upstream_request
 
 log = logging.getLogger("ollamux.listing")
+
+# The largest listing one backend may answer (a few thousand models): a backend sending an
+# endless or huge answer counts as failed instead of filling the gateway's memory.
+LISTING_LIMIT = 8 * 1024 * 1024
 
 # (method, path) -> (key of the list in the answer, key naming each entry)
 LISTING_PATHS: dict[tuple[str, str], tuple[str, str]] = {
@@ -64,7 +68,7 @@ async def _ask(exchange: Exchange, backend: Backend) -> dict[str, Any] | None:
             body = up.body
         else:
             async with gw.session.request(**request_args(exchange, backend, up, None)) as resp:
-                body = await resp.read()
+                body = await read_whole(resp, LISTING_LIMIT)
                 head = ResponseHead(resp.status, client_headers(resp.headers))
         if head.status >= 400:
             log.info("listing from %s failed with %d", backend.name, head.status)
@@ -73,7 +77,7 @@ async def _ask(exchange: Exchange, backend: Backend) -> dict[str, Any] | None:
             head = t.head(head)
             body = t.feed(body) + t.end()
         data = json.loads(body)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+    except (aiohttp.ClientError, TimeoutError, ValueError, BodyTooLarge) as exc:
         log.info("listing from %s failed: %s", backend.name, exc)
         return None
     return data if isinstance(data, dict) else None

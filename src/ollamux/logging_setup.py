@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from .redact import REDACTOR
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -19,7 +21,9 @@ class JsonFormatter(logging.Formatter):
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             data.update(extra)
-        if record.exc_info:
+        if record.exc_text:  # already formatted (and redacted) by ``redact``
+            data["exc"] = record.exc_text
+        elif record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, default=str)
 
@@ -32,6 +36,7 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
         formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         formatter.converter = time.gmtime
         handler.setFormatter(formatter)
+    handler.addFilter(REDACTOR)  # every logger's lines, not only aiohttp's
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

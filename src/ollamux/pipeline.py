@@ -40,7 +40,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     exchange = Exchange(
         gateway=gateway,
         request=request,
-        sink=HttpSink(request),
+        sink=HttpSink(request, gateway.config.server.write_timeout_s),
         method=request.method,
         path=request.path,
         query=request.query_string,
@@ -92,7 +92,7 @@ async def refuse(gateway: Gateway, request: web.Request, err: GatewayError) -> w
     exchange = Exchange(
         gateway=gateway,
         request=request,
-        sink=HttpSink(request),
+        sink=HttpSink(request, gateway.config.server.write_timeout_s),
         method=request.method,
         path=request.path,
         query=request.query_string,
@@ -141,6 +141,8 @@ def parse_body(exchange: Exchange) -> None:
         except GatewayError:
             if endpoint(exchange.path) is not None or "json" in ct:
                 raise
+        else:
+            check_field_names(exchange.json)
     _read_model_and_stream(exchange)
 
 
@@ -153,7 +155,74 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise GatewayError(400, "invalid JSON in request body: nested too deeply") from exc
     if not isinstance(data, dict):
         raise GatewayError(400, "request body must be a JSON object")
+    # Only a body with many brackets can be deep: counting them is cheap, walking is not.
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
+        raise GatewayError(
+            400, f"invalid JSON in request body: nested deeper than {MAX_JSON_DEPTH} levels"
+        )
     return data
+
+
+# Deeper bodies are refused: whatever walks them later (payload log, translation, stores)
+# would otherwise run out of stack on one a little shallower than the parser's own limit.
+MAX_JSON_DEPTH = 100
+
+
+def _depth(value: Any) -> int:
+    """The nesting depth of a parsed JSON value (iterative: no recursion to run out of)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            items: Any = item.values()
+        elif isinstance(item, list):
+            items = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((v, level + 1) for v in items if isinstance(v, (dict, list)))
+    return deepest
+
+
+# The top-level fields of the requests ollamux proxies (both dialects). Ollama's decoder
+# (Go's encoding/json) matches keys case-insensitively and the last one wins, so
+# ``{"model": "a", "Model": "b"}`` would reach the backend as model ``b`` while ollamux
+# checked ``a``: a key that differs from a known field (or from another key) only by case
+# is refused instead.
+KNOWN_FIELDS = frozenset(
+    {
+        "model", "name", "stream", "messages", "prompt", "suffix", "system", "template",
+        "context", "raw", "images", "format", "options", "keep_alive", "think", "tools",
+        "input", "truncate", "dimensions", "source", "destination", "insecure", "quantize",
+        "from", "files", "adapters", "license", "parameters", "verbose", "n", "stop",
+        "temperature", "top_p", "max_tokens", "max_completion_tokens", "stream_options",
+        "response_format", "tool_choice", "functions", "function_call", "logprobs",
+        "top_logprobs", "seed", "user", "presence_penalty", "frequency_penalty",
+        "logit_bias", "encoding_format", "echo", "best_of", "reasoning_effort",
+        "parallel_tool_calls", "modalities", "metadata", "store", "service_tier",
+    }
+)  # fmt: skip
+
+
+def check_field_names(data: dict[str, Any]) -> None:
+    """400, naming the key, for a top-level key that differs only by case from a known
+    field or from another key of the body: the backend must see the fields ollamux read."""
+    seen: dict[str, str] = {}
+    for key in data:
+        folded = key.casefold()
+        other = seen.get(folded)
+        if other is not None:
+            raise GatewayError(400, f"keys {other!r} and {key!r} differ only by case", param=key)
+        seen[folded] = key
+        if folded != key and folded in KNOWN_FIELDS:
+            raise GatewayError(
+                400,
+                f"unknown key {key!r}: did you mean {folded!r}? (keys are case-sensitive)",
+                param=key,
+            )
 
 
 def _read_model_and_stream(exchange: Exchange) -> None:

@@ -118,7 +118,11 @@ async def _relay(
 ) -> web.StreamResponse:
     head = ResponseHead(upstream.status, client_headers(upstream.headers))
     if upstream.status >= 500:
-        body = await _read_quietly(upstream)
+        body, timed_out = await read_bounded(upstream, ERROR_BODY_LIMIT)
+        if timed_out:
+            raise AttemptFailed(
+                Outcome.TIMEOUT, f"backend {backend.name} timed out sending its error answer", 504
+            )
         busy = upstream.status == 503 and backend.api is Dialect.OLLAMA
         raise AttemptFailed(
             Outcome.BUSY if busy else Outcome.SERVER_ERROR,
@@ -131,6 +135,12 @@ async def _relay(
         relay = await _upstream_started(exchange, backend, head)
     except BadUpstreamAnswer as exc:
         raise AttemptFailed(Outcome.SERVER_ERROR, _unreadable(backend, exc), 502) from exc
+    if upstream.status >= 400:
+        # An error answer is read whole (to put it in the dialect) but only so far: a body
+        # that never ends cannot fill the gateway's memory.
+        body, _ = await read_bounded(upstream, ERROR_BODY_LIMIT)
+        await relay.finish(body)
+        return exchange.sink.answer()
     watch_errors = (
         relay.head.status < 400
         and backend.api is Dialect.OLLAMA
@@ -305,11 +315,52 @@ async def relay_failure(exchange: Exchange, failure: AttemptFailed) -> web.Strea
     return exchange.sink.answer()
 
 
-async def _read_quietly(upstream: aiohttp.ClientResponse) -> bytes:
+# The most of a backend's error answer the gateway reads: the message is near the start,
+# and an answer that never ends must not fill the gateway's memory.
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+class BodyTooLarge(Exception):
+    """A body the gateway must read whole was larger than it accepts."""
+
+
+async def read_bounded(upstream: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of ``upstream``'s body, and whether the read timed out.
+
+    Reading stops there (the caller closes the response, dropping the rest with the
+    connection); a body cut short by an error or a timeout is what arrived until then."""
+    parts: list[bytes] = []
+    size = 0
     try:
-        return await upstream.read()
-    except (aiohttp.ClientError, TimeoutError):
-        return b""
+        while size < limit:
+            data = await upstream.content.read(limit - size)
+            if not data:
+                break
+            parts.append(data)
+            size += len(data)
+    except TimeoutError:
+        return b"".join(parts), True
+    except aiohttp.ClientError:
+        pass
+    if size >= limit and not upstream.content.at_eof():
+        upstream.close()  # the rest is not wanted: drop the connection
+    return b"".join(parts), False
+
+
+async def read_whole(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
+    """``upstream``'s whole body, which must be at most ``limit`` bytes (``BodyTooLarge``);
+    errors and timeouts propagate."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        data = await upstream.content.read(limit + 1 - size)
+        if not data:
+            return b"".join(parts)
+        parts.append(data)
+        size += len(data)
+        if size > limit:
+            upstream.close()
+            raise BodyTooLarge(f"answer larger than {limit} bytes")
 
 
 def _unreadable(backend: Backend, exc: BadUpstreamAnswer) -> str:

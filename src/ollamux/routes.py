@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .hardening import expect_later as hardening_expect
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -45,13 +47,17 @@ class RouteTable:
     ) -> web.AbstractRoute:
         """Add a route needing ``action``; ``openapi`` is its operation object (summary,
         parameters, ...), merged into ``/ollamux/openapi.json``."""
+        # No ``100 Continue`` before auth and the size check: hardening sends it later.
+        expect = hardening_expect
         if method == "GET":
-            route = self.app.router.add_get(path, handler, allow_head=allow_head)
+            route = self.app.router.add_get(
+                path, handler, allow_head=allow_head, expect_handler=expect
+            )
             if allow_head:
                 head = next(r for r in route.resource or () if r.method == "HEAD")
                 self._info[head] = RouteInfo(action, plugin)
         else:
-            route = self.app.router.add_route(method, path, handler)
+            route = self.app.router.add_route(method, path, handler, expect_handler=expect)
         self._info[route] = RouteInfo(action, plugin)
         if openapi is not None and method != "*":
             if action == "public":

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from .app import create_app
 from .config import Config
+from .config_loader import mask_url
 from .gateway import Gateway
 from .hooks import PluginManager
 from .logging_setup import setup_logging
@@ -88,7 +89,9 @@ async def run(
         )
         await site.start()
         port = _bound_port(runner, config.server.port)
-        backends = ", ".join(f"{b.name}={b.url} ({b.api})" for b in config.backends) or "none"
+        backends = (
+            ", ".join(f"{b.name}={mask_url(b.url)} ({b.api})" for b in config.backends) or "none"
+        )
         log.info(
             "ollamux listening on http://%s:%d%s; backends: %s",
             config.server.host,

@@ -7,6 +7,7 @@ answer through a sink, so the same hook chain serves a live request and
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -38,15 +39,33 @@ class Sink:
 
 
 class HttpSink(Sink):
-    """A live client: a streamed aiohttp response, prepared on ``start``."""
+    """A live client: a streamed aiohttp response, prepared on ``start``.
 
-    __slots__ = ("remote", "request", "response", "started")
+    A client that stops reading makes writes wait for it; after ``write_timeout_s``
+    without progress its connection is dropped and the write raises ``CancelledError``,
+    as when the client goes away: the upstream request is cancelled and the backend's
+    slot freed. One timer per answer, armed by the first write (not one per chunk)."""
 
-    def __init__(self, request: web.Request) -> None:
+    __slots__ = (
+        "_handle",
+        "_since",
+        "_timed_out",
+        "remote",
+        "request",
+        "response",
+        "started",
+        "write_timeout_s",
+    )
+
+    def __init__(self, request: web.Request, write_timeout_s: float | None = None) -> None:
         self.request = request
         self.remote = request.remote
         self.response: web.StreamResponse | None = None
         self.started = False
+        self.write_timeout_s = write_timeout_s
+        self._since: float | None = None  # when the write in progress began
+        self._handle: asyncio.TimerHandle | None = None
+        self._timed_out = False
 
     def gone(self) -> bool:
         transport = self.request.transport
@@ -59,15 +78,61 @@ class HttpSink(Sink):
 
     async def write(self, data: bytes) -> None:
         assert self.response is not None
-        await self.response.write(data)
+        self._writing()
+        try:
+            await self.response.write(data)
+        except ConnectionError as exc:
+            if self._timed_out:
+                raise asyncio.CancelledError from exc
+            raise
+        finally:
+            self._since = None
+        if self._timed_out:
+            raise asyncio.CancelledError
 
     async def end(self, data: bytes = b"") -> None:
         assert self.response is not None
-        await self.response.write_eof(data)
+        self._writing()
+        try:
+            await self.response.write_eof(data)
+        except ConnectionError as exc:
+            if self._timed_out:
+                raise asyncio.CancelledError from exc
+            raise
+        finally:
+            self._since = None
+            if self._handle is not None:  # done: the timer must not keep the request alive
+                self._handle.cancel()
+                self._handle = None
+        if self._timed_out:
+            raise asyncio.CancelledError
 
     def answer(self) -> web.StreamResponse:
         assert self.response is not None
         return self.response
+
+    def _writing(self) -> None:
+        if not self.write_timeout_s:
+            return
+        loop = asyncio.get_running_loop()
+        self._since = loop.time()
+        if self._handle is None:
+            self._handle = loop.call_at(self._since + self.write_timeout_s, self._check)
+
+    def _check(self) -> None:
+        """The timer: re-armed while writes go on, dropping the client when one is stuck."""
+        self._handle = None
+        since, timeout = self._since, self.write_timeout_s
+        if since is None or timeout is None:
+            return  # no write in progress: the next one arms the timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() < since + timeout:
+            self._handle = loop.call_at(since + timeout, self._check)
+            return
+        self._timed_out = True
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()  # drops what is buffered; the stuck write returns
 
 
 class CollectSink(Sink):

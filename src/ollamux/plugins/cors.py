@@ -114,3 +114,11 @@ def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
 def ollamux_config_reloaded(gateway: Gateway, new: Config) -> None:
     if gateway.app is not None and CORS in gateway.app:
         gateway.app[CORS].configure(settings(new))
+
+
+@hookimpl
+def ollamux_cross_origin_allowed(gateway: Gateway, origin: str) -> bool | None:
+    """Pages on ``cors.allow_origins`` may send state-changing requests (the core's
+    cross-origin guard refuses other sites')."""
+    cors = gateway.app.get(CORS) if gateway.app is not None else None
+    return True if cors is not None and cors.enabled and cors.allowed(origin) else None

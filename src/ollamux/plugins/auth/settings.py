@@ -27,6 +27,7 @@ class AuthConfig:
     admin_keys: list[str] = field(default_factory=list)  # plain keys, or "sha256:<hex>"
     redis_url: str = ""  # share rpm / concurrency limits across instances
     redis_prefix: str = "ollamux:limits:"
+    allow_anonymous: bool = False  # serve without keys on a non-loopback address
 
 
 def _validate(auth: AuthConfig) -> None:

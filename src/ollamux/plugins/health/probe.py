@@ -8,6 +8,7 @@ server (a dead SSH tunnel that accepts and never answers) costs at most that lon
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ import aiohttp
 from ... import __version__
 from ...backend import Backend
 from ...dialect import Dialect
+from ...listing import LISTING_LIMIT
+from ...proxy import BodyTooLarge, read_whole
 
 
 @dataclass
@@ -89,10 +92,10 @@ async def _get_json(
         async with session.get(url, headers={**PROBE_HEADERS, **headers}, timeout=limit) as resp:
             if resp.status != 200:
                 return f"GET {url} answered {resp.status}"
-            data = await resp.json(content_type=None)
+            data = json.loads(await read_whole(resp, LISTING_LIMIT))
     except TimeoutError:
         return f"GET {url} timed out"
-    except (aiohttp.ClientError, ValueError) as exc:
+    except (aiohttp.ClientError, ValueError, BodyTooLarge) as exc:
         return f"GET {url} failed: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
     if not isinstance(data, dict):
         return f"GET {url}: not a JSON object"

@@ -7,6 +7,7 @@ from typing import Any
 
 from ...endpoints import ENDPOINTS, Kind
 from ...errors import GatewayError
+from ...pipeline import check_field_names
 
 # The endpoints a job may call, and the field each needs besides ``model``.
 JOB_PATHS: dict[str, str] = {
@@ -50,6 +51,7 @@ def parse_job(data: dict[str, Any]) -> Submission:
     body = data.get("body")
     if not isinstance(body, dict):
         raise GatewayError(400, "body must be a JSON object (the endpoint's request)")
+    check_field_names(body)
     _model(body)
     needed = JOB_PATHS[path]
     if body.get(needed) in (None, "", []):
@@ -59,6 +61,7 @@ def parse_job(data: dict[str, Any]) -> Submission:
 
 def parse_prompt(data: dict[str, Any], default_model: str) -> Submission:
     """The simple form: ``{"prompt", "model"?, "priority"?}`` → ``/api/generate``."""
+    check_field_names(data)
     prompt = data.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise GatewayError(400, "prompt is required (a non-empty string)", param="prompt")

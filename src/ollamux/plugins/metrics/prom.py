@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ...backend import with_latest
 from ...endpoints import ENDPOINTS
 
 if TYPE_CHECKING:
@@ -40,6 +41,20 @@ def endpoint_label(path: str) -> str:
     for prefix, label in _PREFIXES:
         if path.startswith(prefix):
             return label
+    return "other"
+
+
+def model_label(gateway: Gateway, model: str | None) -> str:
+    """``model`` when a backend's catalog lists it (configured, or read from the backend),
+    else ``other``: the label values are bounded by the fleet's catalog, not by clients.
+    (``loaded_models`` is not enough: the balancer notes there whatever a backend with an
+    unknown catalog just ran.)"""
+    if not model:
+        return ""
+    tagged = with_latest(model)
+    for b in gateway.backends.values():
+        if model in b.models or tagged in b.models:
+            return model
     return "other"
 
 
@@ -97,9 +112,10 @@ class RequestMetrics:
 
     def observe(self, exchange: Exchange, usage: dict[str, int], wait_s: float | None) -> None:
         backend = exchange.backend.name if exchange.backend is not None else ""
-        # Only models that reached a backend are labels: a client cannot invent series.
-        model = (exchange.model or "") if backend else ""
-        key = (exchange.path, exchange.status, model, backend)
+        # Only models that reached a backend and that some backend lists are labels: a
+        # client cannot invent series (a backend whose catalog is unknown takes any name).
+        model = model_label(exchange.gateway, exchange.model) if backend else ""
+        key = (endpoint_label(exchange.path), exchange.status, model, backend)
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = self._children(*key)
@@ -116,12 +132,11 @@ class RequestMetrics:
         if usage.get("completion_tokens"):
             tokens_out.inc(usage["completion_tokens"])
 
-    def _children(self, path: str, status: int, model: str, backend: str) -> _Series:
+    def _children(self, endpoint: str, status: int, model: str, backend: str) -> _Series:
         """The labelled series one kind of request updates (looked up once, then cached:
         ``labels()`` takes a lock and builds a tuple on every call)."""
         if len(self._series) >= _MAX_CACHED:
             self._series.clear()
-        endpoint = endpoint_label(path)
         return (
             self.requests.labels(endpoint, str(status), model, backend),
             self.duration.labels(endpoint, model),

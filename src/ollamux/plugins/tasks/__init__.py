@@ -72,7 +72,13 @@ def ollamux_request_started(exchange: Exchange) -> Awaitable[None] | None:
     tracker = _tracker(exchange.gateway)
     if tracker is None:
         return None
-    given = exchange.task_id or exchange.headers.get(HEADER)
+    if exchange.request is None and exchange.task_id:
+        # Chosen by the gateway itself (``gateway.dispatch``: a job's id), not by a client:
+        # the work is the owner's whatever another key did with that id before, so no
+        # claim is asked for (a client squatting the id cannot make the job fail).
+        _start(tracker, exchange, exchange.task_id)
+        return None
+    given = exchange.headers.get(HEADER)
     if given is None:
         _start(tracker, exchange, new_task_id())
         return None
