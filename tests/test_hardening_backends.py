@@ -310,3 +310,24 @@ async def test_an_endless_probe_answer_marks_the_backend_unhealthy_in_bounded_me
     assert "larger than" in await eventually(probe_failed)
     await asyncio.wait_for(fake.closed.wait(), 5)
     assert _rss_mb() - before < 100
+
+
+# -- mixed fleets -------------------------------------------------------------------------
+
+
+async def test_a_request_without_a_model_goes_to_an_ollama_backend_in_a_mixed_fleet(
+    gateway_client: Any, fake_ollama: Any, fake_openai: Any
+) -> None:
+    _ollama, ollama_url = fake_ollama
+    _openai, openai_url = fake_openai
+    client = await gateway_client(
+        {
+            "backends": [
+                {"name": "a-openai", "url": openai_url, "api": "openai"},  # first by name
+                {"name": "b-ollama", "url": ollama_url},
+            ]
+        }
+    )
+    for _ in range(3):
+        resp = await client.head("/api/version")
+        assert resp.status == 200

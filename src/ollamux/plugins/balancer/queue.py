@@ -18,6 +18,7 @@ from collections.abc import Set as AbstractSet
 
 from ...backend import Backend
 from ...config import Config
+from ...dialect import Dialect
 from ...endpoints import ENDPOINTS, Kind
 from ...errors import GatewayError
 from ...exchange import Exchange, Outcome
@@ -118,8 +119,13 @@ class Slots:
         choose = self._policy_choose
         if choose is None:
             raise RuntimeError("the balancer has no selection policy (not started?)")
+        backends = self.fleet.ordered()
+        if exchange.model is None and exchange.dialect is Dialect.OLLAMA:
+            # No model to route by (HEAD /api/version, HEAD /): an Ollama backend answers
+            # Ollama's API itself, where an OpenAI-compatible server would say 501.
+            backends = [b for b in backends if b.api is Dialect.OLLAMA] or backends
         return choose(
-            self.fleet.ordered(),
+            backends,
             exchange.model,
             exchange.tried,
             capped,
