@@ -155,3 +155,46 @@ async def test_an_unreachable_gateway_is_a_clear_error() -> None:
     code, out = await ollamux(f"http://127.0.0.1:{free_port()}", "models")
     assert code == 1
     assert "cannot reach the gateway" in out
+
+
+async def test_a_pulled_model_is_routable_at_once_without_waiting_for_a_probe(
+    gateway_client: Any, two_fakes: list[tuple[FakeOllama, str]]
+) -> None:
+    backends = [{"name": fake.name, "url": url} for fake, url in two_fakes]
+    client = await gateway_client({"backends": backends, "routing": {"health_interval_s": 3600}})
+    await until(lambda: all(b.models for b in gateway_of(client).backends.values()))
+    chat = {"model": "qwen3:0.6b", "messages": [], "stream": False}
+    assert (await client.post("/api/chat", json=chat)).status == 404
+    code, out = await ollamux(str(client.make_url("")), "pull", "qwen3:0.6b", "--backend", "gpu2")
+    assert code == 0, out
+    resp = await client.post("/api/chat", json=chat)
+    assert resp.status == 200
+    assert [r.path for r in two_fakes[1][0].received if r.path == "/api/chat"] == ["/api/chat"]
+    code, out = await ollamux(str(client.make_url("")), "models")
+    assert "qwen3:0.6b" in out
+
+
+async def test_a_failed_pull_does_not_mark_the_backend_down(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    async def refuse_pull(request: web.Request) -> web.Response:
+        return web.json_response({"error": "pull model manifest: 500 from registry"}, status=500)
+
+    async def tags(request: web.Request) -> web.Response:
+        return web.json_response({"models": [{"name": MODEL, "model": MODEL}]})
+
+    async def ps(request: web.Request) -> web.Response:
+        return web.json_response({"models": []})
+
+    app = web.Application()
+    app.router.add_get("/api/tags", tags)
+    app.router.add_get("/api/ps", ps)
+    app.router.add_post("/api/pull", refuse_pull)
+    server = await aiohttp_server(app)
+    client = await gateway_client(
+        {"backends": [{"name": "solo", "url": str(server.make_url("")).rstrip("/")}]}
+    )
+    resp = await client.post("/api/pull", json={"model": "nope:1b", "stream": False})
+    assert resp.status == 500
+    (solo,) = gateway_of(client).backends.values()
+    assert solo.healthy

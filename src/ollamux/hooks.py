@@ -189,6 +189,9 @@ class Hooks:
     async def backend_changed(self, gateway: Gateway, backend: Backend) -> None:
         await self.notify("ollamux_backend_changed", gateway, backend)
 
+    async def backend_models_changed(self, gateway: Gateway, backend: Backend) -> None:
+        await self.notify("ollamux_backend_models_changed", gateway, backend)
+
     async def fleet_changed(self, gateway: Gateway) -> None:
         await self.notify("ollamux_fleet_changed", gateway)
 

@@ -124,6 +124,17 @@ def ollamux_backend_changed(gateway: Gateway, backend: Backend) -> None:
 
 
 @hookspec
+def ollamux_backend_models_changed(gateway: Gateway, backend: Backend) -> None:
+    """``backend``'s stored models may have changed: a pull, push, create, copy or delete
+    went through ollamux to it and succeeded.
+
+    The ``health`` plugin probes it again at once, so the new model is routable and
+    listed without waiting for the next probe. Every implementation runs; errors are
+    logged.
+    """
+
+
+@hookspec
 def ollamux_fleet_changed(gateway: Gateway) -> None:
     """``gateway.backends`` gained or lost backends (discovery, a config reload), or
     discovery finished its first scan (``ollamux.fleet.fleet_of(gateway).discovery_ready``).

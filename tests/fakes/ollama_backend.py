@@ -271,7 +271,10 @@ class FakeOllama:
         return web.json_response({"embedding": [0.1, 0.2, 0.3]})
 
     async def pull(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request)
+        body = await self._record(request)
+        pulled = body.get("model") or body.get("name") if isinstance(body, dict) else None
+        if request.path == "/api/pull" and isinstance(pulled, str) and pulled not in self.models:
+            self.models.append(pulled)  # from now on it is listed, as a real pull would
         resp = web.StreamResponse(headers={"Content-Type": NDJSON})
         await resp.prepare(request)
         await resp.write(_line({"status": "pulling manifest"}))

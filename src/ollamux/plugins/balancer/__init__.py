@@ -14,6 +14,8 @@ the waiters here. See docs/routing.md.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from aiohttp import web
 
 from ...backend import Backend
@@ -68,6 +70,12 @@ async def ollamux_select_backend(exchange: Exchange) -> Backend | None:
 
 
 @hookimpl(trylast=True)
-def ollamux_backend_released(exchange: Exchange, backend: Backend, outcome: Outcome) -> None:
+def ollamux_backend_released(
+    exchange: Exchange, backend: Backend, outcome: Outcome
+) -> Awaitable[None] | None:
     # trylast: the slot is handed on after ``health`` learnt from the outcome.
-    slots_of(exchange.gateway).release(backend, outcome)
+    gateway = exchange.gateway
+    slots_of(gateway).release(backend, outcome)
+    if outcome is Outcome.OK and exchange.path in management.PATHS:
+        return gateway.hooks.backend_models_changed(gateway, backend)
+    return None

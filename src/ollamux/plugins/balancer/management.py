@@ -79,6 +79,10 @@ async def respond_all(exchange: Exchange, backends: list[Backend]) -> web.Stream
         return await _stream_pulls(exchange, backends)
     answers = await asyncio.gather(*(_call(exchange, b) for b in backends))
     results = dict(zip((b.name for b in backends), answers, strict=True))
+    gateway = exchange.gateway
+    for backend, (answered, _doc) in zip(backends, answers, strict=True):
+        if answered < 300:
+            await gateway.hooks.backend_models_changed(gateway, backend)
     statuses = [status for status, _ in answers]
     if all(s < 300 for s in statuses):
         status = 200
@@ -139,6 +143,10 @@ async def _stream_pulls(exchange: Exchange, backends: list[Backend]) -> web.Stre
     finally:
         for t in tasks:
             t.cancel()
+    gateway = exchange.gateway
+    for backend in backends:
+        if backend.name not in failed:
+            await gateway.hooks.backend_models_changed(gateway, backend)
     last: dict[str, Any] = (
         {"error": f"pull failed on: {', '.join(failed)}"} if failed else {"status": "success"}
     )

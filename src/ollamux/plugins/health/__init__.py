@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 
 from ...backend import Backend
 from ...config import Config, ConfigSection
-from ...endpoints import INFERENCE_PATHS
+from ...endpoints import INFERENCE_PATHS, is_management
 from ...exchange import Exchange, Outcome
 from ...fleet import fleet_of
 from ...gateway import Gateway
@@ -49,7 +49,12 @@ class Health:
         g["backends_in_flight"] = lambda: float(sum(b.in_flight for b in gateway.backends.values()))
 
     def learn(self, exchange: Exchange, backend: Backend, outcome: Outcome) -> bool:
-        """Learn from how an attempt went; True when the backend just turned unhealthy."""
+        """Learn from how an attempt went; True when the backend just turned unhealthy.
+
+        A model-management request that failed with an answer (a pull of a model the
+        registry does not have) says nothing about the backend's health."""
+        if outcome is Outcome.SERVER_ERROR and is_management(exchange.path):
+            return False
         if outcome in _FAILURES:
             was_healthy = backend.healthy
             self.mark_failed(backend, f"{outcome}: {exchange.error or exchange.path}")
@@ -135,6 +140,13 @@ async def ollamux_config_reloaded(gateway: Gateway, old: Config, new: Config) ->
 @hookimpl(trylast=True)
 def ollamux_fanout_backends(exchange: Exchange) -> list[Backend]:
     return health_of(exchange.gateway).listing_backends()
+
+
+@hookimpl
+async def ollamux_backend_models_changed(gateway: Gateway, backend: Backend) -> None:
+    """A pull or delete went through: probe the backend now, so its new model list is
+    routed and listed at once."""
+    await health_of(gateway).monitor.check(backend)
 
 
 @hookimpl

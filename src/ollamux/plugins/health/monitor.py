@@ -96,7 +96,7 @@ class Monitor:
             for b in list(self.gateway.backends.values())
             if not b.discovered and self._due.get(b.name, 0.0) <= now
         ]
-        jobs = [self._check(b) for b in due]
+        jobs = [self.check(b) for b in due]
         scanning = self.discovery is not None and self._next_scan <= now
         if scanning:
             jobs.append(self._scan())
@@ -118,7 +118,8 @@ class Monitor:
             async with asyncio.timeout(delay):
                 await self._poke.wait()
 
-    async def _check(self, backend: Backend) -> None:
+    async def check(self, backend: Backend) -> None:
+        """Probe ``backend`` now (also out of turn: its models changed)."""
         result = await probe(
             self.gateway.session, backend.url, backend.api, backend.auth_headers(), self.timeout_s
         )
