@@ -167,6 +167,9 @@ async def test_a_pulled_model_is_routable_at_once_without_waiting_for_a_probe(
     assert (await client.post("/api/chat", json=chat)).status == 404
     code, out = await ollamux(str(client.make_url("")), "pull", "qwen3:0.6b", "--backend", "gpu2")
     assert code == 0, out
+    # The backend is probed again as the pull ends, not at the next interval (an hour).
+    gpu2 = gateway_of(client).backends["gpu2"]
+    await until(lambda: "qwen3:0.6b" in gpu2.models)
     resp = await client.post("/api/chat", json=chat)
     assert resp.status == 200
     assert [r.path for r in two_fakes[1][0].received if r.path == "/api/chat"] == ["/api/chat"]
