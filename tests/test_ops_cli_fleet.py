@@ -165,16 +165,18 @@ async def test_a_pulled_model_is_routable_at_once_without_waiting_for_a_probe(
     await until(lambda: all(b.models for b in gateway_of(client).backends.values()))
     chat = {"model": "qwen3:0.6b", "messages": [], "stream": False}
     assert (await client.post("/api/chat", json=chat)).status == 404
-    code, out = await ollamux(str(client.make_url("")), "pull", "qwen3:0.6b", "--backend", "gpu2")
-    assert code == 0, out
+    pull = {"model": "qwen3:0.6b", "stream": False}
+    resp = await client.post("/api/pull", json=pull, headers={"X-Ollamux-Backend": "gpu2"})
+    assert resp.status == 200, await resp.text()
+    assert "qwen3:0.6b" in two_fakes[1][0].models
     # The backend is probed again as the pull ends, not at the next interval (an hour).
     gpu2 = gateway_of(client).backends["gpu2"]
-    await until(lambda: "qwen3:0.6b" in gpu2.models)
+    await until(lambda: "qwen3:0.6b" in gpu2.models, what="gpu2 re-probed after the pull")
     resp = await client.post("/api/chat", json=chat)
     assert resp.status == 200
     assert [r.path for r in two_fakes[1][0].received if r.path == "/api/chat"] == ["/api/chat"]
-    code, out = await ollamux(str(client.make_url("")), "models")
-    assert "qwen3:0.6b" in out
+    listed = await (await client.get("/api/tags")).json()
+    assert "qwen3:0.6b" in [m["name"] for m in listed["models"]]
 
 
 async def test_a_failed_pull_does_not_mark_the_backend_down(
