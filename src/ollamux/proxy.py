@@ -238,8 +238,12 @@ class _Relay:
         ex.stream_broken = True
         if not self.sink.started:
             await self._start()
+        words = next(
+            (w for w in (t.last_words(message) for t in self.transforms) if w is not None),
+            None,
+        )
         try:
-            await self.sink.write(stream_error_bytes(ex.dialect, message))
+            await self.sink.write(words or stream_error_bytes(ex.dialect, message))
             await self.sink.end()
         except (ConnectionError, aiohttp.ClientConnectionResetError):
             pass

@@ -40,6 +40,7 @@ _INFERENCE_PATHS = frozenset(
         "/v1/completions",
         "/v1/embeddings",
         "/v1/responses",
+        "/v1/messages",
     }
 )
 
