@@ -236,14 +236,38 @@ def think_of(body: dict[str, Any]) -> bool | None:
     if thinking is None:
         return None
     kind = thinking.get("type")
-    if kind in ("enabled", "adaptive"):
+    if kind in ("enabled", "adaptive", "between_tools"):
         budget = thinking.get("budget_tokens")
         if budget is not None and (not is_int(budget) or budget < 1):
             raise _err("thinking.budget_tokens", "must be a positive integer")
         return True
     if kind == "disabled":
         return False
-    raise _err("thinking.type", "must be 'enabled', 'adaptive' or 'disabled'")
+    raise _err("thinking.type", "must be 'enabled', 'adaptive', 'between_tools' or 'disabled'")
+
+
+_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+# what an OpenAI-compatible server takes (xhigh and max are Anthropic's and Ollama's)
+_OPENAI_EFFORT = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+
+
+def output_config_of(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """``output_config``: its ``effort`` and its ``format`` as chat's ``response_format``."""
+    config = want_dict(body, "output_config")
+    if config is None:
+        return None, None
+    effort = config.get("effort")
+    if effort is not None and effort not in _EFFORTS:
+        raise _err("output_config.effort", f"must be one of {', '.join(_EFFORTS)}")
+    fmt = config.get("format")
+    if fmt is None:
+        return effort, None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise _err("output_config.format.type", "must be 'json_schema'")
+    schema = fmt.get("schema")
+    if not isinstance(schema, dict):
+        raise _err("output_config.format.schema", "must be an object (a JSON schema)")
+    return effort, {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
 
 
 def _stops(body: dict[str, Any]) -> list[str] | None:
@@ -291,11 +315,19 @@ def chat_request(body: dict[str, Any], for_ollama: bool) -> dict[str, Any]:
         if choice is not None:
             out["tool_choice"] = choice
     think = think_of(body)
+    effort, fmt = output_config_of(body)
+    if fmt is not None:
+        out["response_format"] = fmt
     want_dict(body, "metadata")
-    if not for_ollama:
+    if for_ollama:
+        if effort is not None and think is not False:
+            out["reasoning_effort"] = effort  # Ollama's think level
+    else:
         if top_k is not None:
             out["top_k"] = top_k  # vLLM, llama.cpp and LiteLLM read it
-        if think:
+        if effort is not None and think is not False:
+            out["reasoning_effort"] = _OPENAI_EFFORT[effort]
+        elif think:
             out["reasoning_effort"] = "medium"
         if stream:
             out["stream_options"] = {"include_usage": True}
@@ -310,8 +342,8 @@ def ollama_extras(body: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     if top_k is not None:
         out["options"]["top_k"] = top_k
     think = think_of(body)
-    if think is not None:
-        out["think"] = think
+    if think is not None and not (think and "think" in out):
+        out["think"] = think  # a level from output_config.effort stays
     _choice, only = tool_choice_of(body)
     if only is not None and out.get("tools"):
         out["tools"] = [t for t in out["tools"] if t["function"]["name"] == only]
