@@ -152,7 +152,10 @@ class ResponseStream(_Base):
         )
 
     def _text(self) -> str:
-        return "".join(loads(p) for p in self.pieces)
+        """The open item's text: its pieces decoded at once (one parse, not one per piece)."""
+        if not self.pieces:
+            return ""
+        return "".join(loads(b"[" + b",".join(self.pieces) + b"]"))
 
     def _close(self) -> bytes:
         item, self.item = self.item, None
