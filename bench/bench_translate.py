@@ -215,7 +215,7 @@ def report(results: dict[str, Any]) -> str:
     fronts = [
         v
         for k, v in results["ratios"].items()
-        if any(k.startswith(f"cpu/chunk {front} / ") for front in FRONT_BASELINES)
+        if any(k.startswith(f"cpu/chunk {f} / {b} (") for f, b in FRONT_BASELINES.items())
     ]
     verdict = "met" if max(fronts) <= FRONTS_RATIO_TARGET else "MISSED"
     lines.append(

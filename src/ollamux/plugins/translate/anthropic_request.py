@@ -219,7 +219,9 @@ def tool_choice_of(body: dict[str, Any]) -> tuple[Any, str | None]:
     if choice is None:
         return None, None
     kind = choice.get("type")
-    want_bool(choice, "disable_parallel_tool_use", "tool_choice")
+    want_bool(
+        choice, "disable_parallel_tool_use", "tool_choice", "tool_choice.disable_parallel_tool_use"
+    )
     if kind in _CHOICES:
         return _CHOICES[kind], None
     if kind == "tool":

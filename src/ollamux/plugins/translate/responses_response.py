@@ -145,11 +145,16 @@ class ResponseStream(_Base):
         return _event(name, {"type": name, **obj})
 
     def _start(self) -> bytes:
+        """``response.created`` and ``response.in_progress``: one response object, encoded
+        once for both."""
         self.started = True
-        head = self.response("in_progress", [], None)
-        return self._event("response.created", {"response": head}) + self._event(
-            "response.in_progress", {"response": head}
-        )
+        head = json.dumps(self.response("in_progress", [], None)).encode()
+        out = []
+        for name in (b"response.created", b"response.in_progress"):
+            out.append(b"event: " + name + b'\ndata: {"type": "' + name + b'", "response": ' + head)
+            out.append(b', "sequence_number": ' + str(self.seq).encode() + b"}\n\n")
+            self.seq += 1
+        return b"".join(out)
 
     def _text(self) -> str:
         """The open item's text: its pieces decoded at once (one parse, not one per piece)."""
