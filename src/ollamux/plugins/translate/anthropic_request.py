@@ -250,6 +250,7 @@ def think_of(body: dict[str, Any]) -> bool | None:
 
 _EFFORTS = ("low", "medium", "high", "xhigh", "max")
 # what an OpenAI-compatible server takes (xhigh and max are Anthropic's and Ollama's)
+_OLLAMA_EFFORT = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "max"}
 _OPENAI_EFFORT = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 
 
@@ -321,16 +322,17 @@ def chat_request(body: dict[str, Any], for_ollama: bool) -> dict[str, Any]:
     if fmt is not None:
         out["response_format"] = fmt
     want_dict(body, "metadata")
+    # ``thinking`` decides when given; else ``output_config.effort`` asks for a level
     if for_ollama:
-        if effort is not None and think is not False:
-            out["reasoning_effort"] = effort  # Ollama's think level
+        if effort is not None and think is None:
+            out["reasoning_effort"] = _OLLAMA_EFFORT[effort]  # Ollama's think level
     else:
         if top_k is not None:
             out["top_k"] = top_k  # vLLM, llama.cpp and LiteLLM read it
-        if effort is not None and think is not False:
-            out["reasoning_effort"] = _OPENAI_EFFORT[effort]
-        elif think:
+        if think:
             out["reasoning_effort"] = "medium"
+        elif effort is not None and think is None:
+            out["reasoning_effort"] = _OPENAI_EFFORT[effort]
         if stream:
             out["stream_options"] = {"include_usage": True}
     return out
@@ -344,8 +346,8 @@ def ollama_extras(body: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     if top_k is not None:
         out["options"]["top_k"] = top_k
     think = think_of(body)
-    if think is not None and not (think and "think" in out):
-        out["think"] = think  # a level from output_config.effort stays
+    if think is not None:
+        out["think"] = think
     _choice, only = tool_choice_of(body)
     if only is not None and out.get("tools"):
         out["tools"] = [t for t in out["tools"] if t["function"]["name"] == only]
