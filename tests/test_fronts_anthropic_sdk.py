@@ -255,3 +255,69 @@ async def test_a_backend_dying_mid_stream_ends_with_an_error_event(front: Any) -
                 pass
     assert info.value.body["type"] == "error"  # type: ignore[index]
     assert "mid-stream" in info.value.body["error"]["message"]  # type: ignore[index]
+
+
+async def test_sync_stream(front: Any) -> None:
+    url, fake, _kind, model = front
+
+    def call() -> tuple[list[str], Any]:
+        client = anthropic.Anthropic(base_url=url, api_key="x", max_retries=0)
+        with client.messages.stream(
+            model=model, max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            return list(stream.text_stream), stream.get_final_message()
+
+    pieces, final = await asyncio.to_thread(call)
+    assert "".join(pieces) == _text(fake) == final.content[0].text
+
+
+async def test_a_coding_agents_request_shape_is_understood(front: Any) -> None:
+    """What coding agents send: system blocks with cache_control, metadata, a tool-result
+    turn with is_error and text blocks, thinking history with a signature."""
+    url, fake, kind, model = front
+    done = await _async(url).messages.create(
+        model=model,
+        max_tokens=8000,
+        metadata={"user_id": "u1"},
+        system=[
+            {"type": "text", "text": "You are an agent.", "cache_control": {"type": "ephemeral"}}
+        ],
+        tools=TOOLS,
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "run it"}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "use the tool", "signature": "sig"},
+                    {"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_9",
+                        "is_error": True,
+                        "content": [
+                            {
+                                "type": "text",
+                                "text": "failed",
+                                "cache_control": {"type": "ephemeral"},
+                            }
+                        ],
+                    }
+                ],
+            },
+        ],
+    )
+    assert done.content[0].text == _text(fake)  # type: ignore[union-attr]
+    sent = fake.last.body["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
+    assert sent[0]["content"] == "You are an agent."
+    assert sent[-1]["content"] == "failed"
+    if kind == "ollama":
+        assert sent[2]["thinking"] == "use the tool"
+        assert fake.last.body["options"]["num_predict"] == 8000
+    else:
+        assert sent[2]["reasoning"] == "use the tool"
