@@ -222,7 +222,7 @@ def tool_choice_of(body: dict[str, Any]) -> tuple[Any, str | None]:
     want_bool(
         choice, "disable_parallel_tool_use", "tool_choice", "tool_choice.disable_parallel_tool_use"
     )
-    if kind in _CHOICES:
+    if isinstance(kind, str) and kind in _CHOICES:
         return _CHOICES[kind], None
     if kind == "tool":
         name = choice.get("name")
