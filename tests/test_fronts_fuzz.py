@@ -13,14 +13,29 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ollamux.dialect import Dialect
 from ollamux.errors import GatewayError
 from ollamux.plugins.translate import anthropic_request as an_req
 from ollamux.plugins.translate import anthropic_response as an_res
 from ollamux.plugins.translate import openai_to_ollama_request as oa_req
 from ollamux.plugins.translate import responses_request as rs_req
 from ollamux.plugins.translate import responses_response as rs_res
+from ollamux.plugins.translate.stream import FrontTransform
 from ollamux.transforms import BadUpstreamAnswer
-from tests.test_translate_fuzz import O_FINAL, O_LINE, O_PATHS, Path, _replace, values
+from tests.test_translate_fuzz import (
+    A_CHUNK,
+    A_PATHS,
+    A_WHOLE,
+    A_WHOLE_PATHS,
+    O_FINAL,
+    O_LINE,
+    O_PATHS,
+    Path,
+    _exchange,
+    _replace,
+    _run,
+    values,
+)
 
 IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
 MESSAGES = {
@@ -216,3 +231,37 @@ def test_wrong_types_in_an_answer_are_unreadable_or_rendered(
             pass
         with contextlib.suppress(BadUpstreamAnswer):
             json.dumps(whole(obj))
+
+
+def _fronts(ollama: bool) -> list[FrontTransform]:
+    out = []
+    for path, _writer, whole in (
+        ("/v1/messages", an_res.MessageStream, lambda o: an_res.message(o, "m")),
+        ("/v1/responses", None, lambda o: rs_res.response(o, "m", rs_req.echo_of({}))),
+    ):
+        ex = _exchange(Dialect.of_path(path))
+        ex.model = "m"
+        ex.stream_broken = False
+        writer = an_res.MessageStream("m") if _writer else rs_res.ResponseStream("m", {})
+        out.append(FrontTransform(ex, ollama, whole, writer))
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_wrong_types_in_a_backends_wire_answer_are_unreadable_or_rendered(data: Any) -> None:
+    """Through the transforms, both backend kinds, streamed and whole: no other exception,
+    and nothing given up once bytes went out (the stream's error event instead)."""
+    line = _replace(O_LINE, data.draw(st.sampled_from(O_PATHS)), data.draw(values))
+    chunk = _replace(A_CHUNK, data.draw(st.sampled_from(A_PATHS)), data.draw(values))
+    whole = _replace(A_WHOLE, data.draw(st.sampled_from(A_WHOLE_PATHS)), data.draw(values))
+    o_lines = [json.dumps(o).encode() + b"\n" for o in (O_LINE, line, O_FINAL)]
+    a_events = [b"data: " + json.dumps(o).encode() + b"\n\n" for o in (A_CHUNK, chunk)]
+    for transform in _fronts(True):
+        _run(transform, "application/x-ndjson", o_lines)
+    for transform in _fronts(True):
+        _run(transform, "application/json", [json.dumps(line).encode()])
+    for transform in _fronts(False):
+        _run(transform, "text/event-stream", [*a_events, b"data: [DONE]\n\n"])
+    for transform in _fronts(False):
+        _run(transform, "application/json", [json.dumps(whole).encode()])
