@@ -20,6 +20,7 @@ from ollamux.plugins.translate import anthropic_response as an_res
 from ollamux.plugins.translate import openai_to_ollama_request as oa_req
 from ollamux.plugins.translate import responses_request as rs_req
 from ollamux.plugins.translate import responses_response as rs_res
+from ollamux.plugins.translate.common import ollama_extensions
 from ollamux.plugins.translate.stream import FrontTransform
 from ollamux.transforms import BadUpstreamAnswer
 from tests.test_translate_fuzz import (
@@ -162,7 +163,7 @@ def _messages(body: dict[str, Any], ollama: bool) -> dict[str, Any]:
 
 def _responses(body: dict[str, Any], ollama: bool) -> dict[str, Any]:
     chat = rs_req.chat_request(body, ollama)
-    return an_req.ollama_extensions(body, oa_req.chat_request(chat)) if ollama else chat
+    return ollama_extensions(body, oa_req.chat_request(chat)) if ollama else chat
 
 
 REQUESTS = [

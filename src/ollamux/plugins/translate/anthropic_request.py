@@ -18,6 +18,7 @@ from .common import (
     bad_request,
     check_base64,
     is_int,
+    ollama_extensions,
     want_bool,
     want_dict,
     want_list,
@@ -352,21 +353,6 @@ def ollama_extras(body: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     if only is not None and out.get("tools"):
         out["tools"] = [t for t in out["tools"] if t["function"]["name"] == only]
     return ollama_extensions(body, out)
-
-
-def ollama_extensions(body: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
-    """``options`` (under the converted ones) and ``keep_alive``, for an Ollama backend."""
-    options = want_dict(body, "options")
-    if options:
-        out["options"] = {**options, **out.get("options", {})}
-    keep_alive = body.get("keep_alive")
-    if keep_alive is not None:
-        if isinstance(keep_alive, bool) or not isinstance(keep_alive, int | float | str):
-            raise bad_request(
-                "'keep_alive' must be a number of seconds or a duration", "keep_alive"
-            )
-        out["keep_alive"] = keep_alive
-    return out
 
 
 # --- count_tokens ----------------------------------------------------------------------

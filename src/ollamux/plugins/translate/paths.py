@@ -31,7 +31,14 @@ from . import openai_to_ollama_request as oa_req
 from . import openai_to_ollama_response as to_ollama
 from . import responses_request as rs_req
 from . import responses_response as rs_res
-from .common import DEFAULT_MAX_LINE_BYTES, bad_request, is_number, is_zero_duration, now_iso
+from .common import (
+    DEFAULT_MAX_LINE_BYTES,
+    bad_request,
+    is_number,
+    is_zero_duration,
+    now_iso,
+    ollama_extensions,
+)
 from .stream import FrontStream, FrontTransform, ListingTransform, OllamaToOpenAI, OpenAIToOllama
 
 Factory = Callable[[Exchange], ResponseTransform]
@@ -131,7 +138,7 @@ async def _front(exchange: Exchange, backend: Backend, front: str) -> Result:
         echo = rs_req.echo_of(body)
         whole = lambda o: rs_res.response(o, model, echo)  # noqa: E731
         writer = lambda: rs_res.ResponseStream(model, echo)  # noqa: E731
-        extras = an_req.ollama_extensions
+        extras = ollama_extensions
     limit = max_line_bytes(exchange)
     _plan(exchange, lambda ex: FrontTransform(ex, ollama, whole, writer(), limit))
     if not ollama:
