@@ -396,6 +396,16 @@ def test_a_backend_dying_mid_stream_gets_the_fronts_last_words() -> None:
     assert words == an_res.error_event("backend died")
 
 
+def test_a_complete_stream_has_nothing_more_to_say() -> None:
+    transform = FrontTransform(
+        _exchange("/v1/messages"), True, lambda o: o, an_res.MessageStream("m")
+    )
+    _ndjson(transform)
+    final = b'{"model":"m","created_at":"x","message":{"role":"assistant","content":""},'
+    transform.feed(final + b'"done":true,"done_reason":"stop"}\n')
+    assert transform.last_words("gone after the end") == b""
+
+
 def test_a_whole_answer_has_no_last_words_of_its_own() -> None:
     transform = FrontTransform(
         _exchange("/v1/messages"), True, lambda o: o, an_res.MessageStream("m")

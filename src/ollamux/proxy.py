@@ -242,8 +242,11 @@ class _Relay:
             (w for w in (t.last_words(message) for t in self.transforms) if w is not None),
             None,
         )
+        if words is None:
+            words = stream_error_bytes(ex.dialect, message)
         try:
-            await self.sink.write(words or stream_error_bytes(ex.dialect, message))
+            if words:
+                await self.sink.write(words)
             await self.sink.end()
         except (ConnectionError, aiohttp.ClientConnectionResetError):
             pass

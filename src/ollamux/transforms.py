@@ -39,8 +39,9 @@ class ResponseTransform:
 
     def last_words(self, message: str) -> bytes | None:
         """The bytes that end a stream the backend broke mid-way (``None``: the core's
-        error event or line in the client's dialect). A transform that re-frames a stream
-        into events of its own (a translation) ends it with its own error event."""
+        error event or line in the client's dialect; ``b""``: nothing more). A transform
+        that re-frames a stream into events of its own (a translation) ends it with its own
+        error event, or with nothing when its answer was already complete."""
         return None
 
 

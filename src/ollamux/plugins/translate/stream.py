@@ -482,6 +482,8 @@ class FrontTransform(_Translating):
         return self.writer.error(message)
 
     def last_words(self, message: str) -> bytes | None:
+        """The front's error event; nothing once its answer was complete (the backend
+        went away after its last line)."""
         if self.mode != "stream":
             return None
-        return self.writer.error(message)
+        return b"" if self.writer.done else self.writer.error(message)
