@@ -4,6 +4,7 @@ is never rendered as a success."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -412,3 +413,41 @@ def test_a_whole_answer_has_no_last_words_of_its_own() -> None:
     )
     transform.head(ResponseHead(200, CIMultiDict({"Content-Type": "application/json"})))
     assert transform.last_words("x") is None
+
+
+def _sse(*chunks: dict[str, Any]) -> list[bytes]:
+    return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
+
+
+def _call_chunk(index: int, arguments: str, name: str = "") -> dict[str, Any]:
+    fn: dict[str, Any] = {"arguments": arguments}
+    call: dict[str, Any] = {"index": index, "function": fn}
+    if name:
+        call["id"], fn["name"] = f"call_{index}", name
+    return {"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
+
+
+def _responses_over_openai(pieces: list[bytes]) -> tuple[Any, bytes]:
+    exchange = _exchange("/v1/responses")
+    writer = rs_res.ResponseStream("m", rs_req.echo_of({}))
+    transform = FrontTransform(exchange, False, lambda o: o, writer)
+    transform.head(ResponseHead(200, CIMultiDict({"Content-Type": "text/event-stream"})))
+    out = b"".join(transform.feed(p) for p in pieces) + transform.end()
+    return exchange, out
+
+
+def test_tool_calls_one_after_another_are_passed_on_as_they_come() -> None:
+    pieces = _sse(_call_chunk(0, '{"a":', "f"), _call_chunk(0, " 1}"), _call_chunk(1, "{}", "g"))
+    exchange, out = _responses_over_openai([*pieces, b"data: [DONE]\n\n"])
+    assert out.count(b"event: response.function_call_arguments.delta") == 3
+    assert out.count(b"event: response.output_item.done") == 2
+    assert b"event: response.completed" in out and exchange.outcome is not TaskState.FAILED
+
+
+def test_a_tool_call_that_goes_on_after_the_next_began_fails_the_stream() -> None:
+    pieces = _sse(_call_chunk(0, "{", "f"), _call_chunk(1, "{}", "g"), _call_chunk(0, "}"))
+    exchange, out = _responses_over_openai([*pieces, b"data: [DONE]\n\n"])
+    assert b"event: response.completed" not in out
+    assert out.endswith(b"\n\n") and b"event: response.failed" in out
+    assert b"interleaved" in out
+    assert exchange.outcome is TaskState.FAILED

@@ -99,6 +99,16 @@ class MessageStream:
         self.usage = (0, 0)
         self._text_prefix = b""
 
+    # Tool input is sent whole, once the call is complete: Anthropic's input is a JSON
+    # object, checked (and wrapped when it is not one) before it goes out.
+    streams_calls = False
+
+    def call_open(self, call_id: str, name: str) -> bytes:
+        raise NotImplementedError
+
+    def call_arguments(self, fragment: str) -> bytes | None:
+        raise NotImplementedError
+
     def _start(self) -> bytes:
         self.started = True
         head = {

@@ -167,6 +167,8 @@ class ResponseStream(_Base):
         if item is None:
             return b""
         index = len(self.output)
+        if item["type"] == "function_call":
+            return self._call_done(index, {**item, "status": "completed"})
         text = self._text()
         self.pieces = []
         where = {"item_id": item["id"], "output_index": index, "content_index": 0}
@@ -243,20 +245,51 @@ class ResponseStream(_Base):
         return b"".join(out)
 
     def _call(self, call: dict[str, Any]) -> bytes:
+        """A whole tool call: its item, its arguments in one delta, its end."""
         out = self._close()
         index = len(self.output)
         item = _function_call(call)
         added = {**item, "status": "in_progress", "arguments": ""}
         out += self._event("response.output_item.added", {"output_index": index, "item": added})
-        where = {"item_id": item["id"], "output_index": index}
         args = item["arguments"]
+        where = {"item_id": item["id"], "output_index": index}
         out += self._event("response.function_call_arguments.delta", {**where, "delta": args})
-        out += self._event(
+        return out + self._call_done(index, item)
+
+    def _call_done(self, index: int, item: dict[str, Any]) -> bytes:
+        where = {"item_id": item["id"], "output_index": index}
+        out = self._event(
             "response.function_call_arguments.done",
-            {**where, "name": item["name"], "arguments": args},
+            {**where, "name": item["name"], "arguments": item["arguments"]},
         )
         self.output.append(item)
         return out + self._event("response.output_item.done", {"output_index": index, "item": item})
+
+    # A tool call whose arguments arrive in fragments (an OpenAI backend's stream): its item
+    # opens with the first fragment, each fragment is a delta, it ends when another item
+    # begins or the answer ends.
+    streams_calls = True
+
+    def call_open(self, call_id: str, name: str) -> bytes:
+        out = b"" if self.started else self._start()
+        out += self._close()
+        item = _function_call({"id": call_id, "function": {"name": name, "arguments": ""}})
+        added = {**item, "status": "in_progress"}
+        out += self._event(
+            "response.output_item.added", {"output_index": len(self.output), "item": added}
+        )
+        self.item = item
+        return out
+
+    def call_arguments(self, fragment: str) -> bytes | None:
+        """A fragment's delta; ``None`` when the call's item was ended already (text came
+        in between: the rest of its arguments cannot follow)."""
+        item = self.item
+        if item is None or item["type"] != "function_call":
+            return None
+        item["arguments"] += fragment
+        where = {"item_id": item["id"], "output_index": len(self.output)}
+        return self._event("response.function_call_arguments.delta", {**where, "delta": fragment})
 
     def _finish(self, obj: dict[str, Any]) -> bytes:
         out = self._close()

@@ -32,6 +32,7 @@ from .common import (
     answer_of,
     loads,
     loads_strict,
+    new_id,
 )
 
 Whole = Callable[[dict[str, Any]], dict[str, Any]]
@@ -323,8 +324,13 @@ class FrontStream(Protocol):
 
     done: bool
     usage: tuple[int, int]
+    streams_calls: bool  # whether tool call arguments are passed on fragment by fragment
 
     def text_raw(self, value: bytes) -> bytes: ...
+
+    def call_open(self, call_id: str, name: str) -> bytes: ...
+
+    def call_arguments(self, fragment: str) -> bytes | None: ...
 
     def feed(self, obj: dict[str, Any]) -> bytes: ...
 
@@ -399,6 +405,9 @@ class FrontTransform(_Translating):
         self.writer = writer
         self.upstream = None if ollama else to_ollama.ChatStream(model)
         self.event = b""
+        # tool calls passed on as their fragments come: index -> the arguments sent
+        self.calls_sent: dict[int, str] = {}
+        self.open_call = -1  # the index of the call being passed on
 
     @staticmethod
     def _from_openai(whole: Whole, model: str) -> Whole:
@@ -458,7 +467,7 @@ class FrontTransform(_Translating):
         payload = line[5:].strip()
         if payload == b"[DONE]":
             upstream.tick()
-            return b"".join([self._fed(o) for o in upstream.finish_stream()])
+            return self._finish_calls(upstream.finish_stream())
         event, self.event = self.event, b""
         obj = self._object(payload)
         text = chunk_content(obj)
@@ -467,7 +476,54 @@ class FrontTransform(_Translating):
         if event == b"error" or obj.get("error") is not None or obj.get("object") == "error":
             return self.stream_error(error_text(obj.get("error") or obj))
         upstream.tick()
-        return b"".join([self._fed(o) for o in upstream.feed(obj)])
+        out = b"".join([self._fed(o) for o in upstream.feed(obj)])
+        if upstream.calls and self.writer.streams_calls:
+            out += self._pass_calls(upstream.calls)
+        return out
+
+    def _pass_calls(self, calls: dict[int, dict[str, Any]]) -> bytes:
+        """Tool call fragments gathered so far, passed on: a call opens once its name is
+        known (closing the one before), its new argument text follows. Calls come one
+        after another (as vLLM, llama.cpp and OpenAI send them); one that goes on after a
+        later one began is caught at the end (``_finish_calls``)."""
+        out = []
+        for index in sorted(calls):
+            call = calls[index]
+            if index > self.open_call and call["name"]:
+                out.append(self.writer.call_open(call["id"] or new_id("call_"), call["name"]))
+                self.open_call = index
+                self.calls_sent[index] = ""
+            sent = self.calls_sent.get(index)
+            args = call["arguments"]
+            new = index == self.open_call and sent is not None and len(args) > len(sent)
+            if new and sent is not None and args.startswith(sent):
+                delta = self.writer.call_arguments(args[len(sent) :])
+                if delta is not None:  # else the end finds the call cut short
+                    out.append(delta)
+                    self.calls_sent[index] = args
+        return b"".join(out)
+
+    def _finish_calls(self, pieces: list[dict[str, Any]]) -> bytes:
+        """The end of an OpenAI stream: calls already passed on are left out of the whole
+        ones ``finish_stream`` gives; a call passed on whose arguments went on differently
+        (interleaved with another call or with text) fails the stream rather than leave it
+        wrong."""
+        upstream = self.upstream
+        assert upstream is not None
+        if self.calls_sent:
+            for index, sent in self.calls_sent.items():
+                if upstream.calls[index]["arguments"] != sent:
+                    return self.stream_error(
+                        "tool call arguments arrived interleaved with other output"
+                    )
+            keep = [i not in self.calls_sent for i in sorted(upstream.calls)]
+            for piece in pieces:
+                calls = piece.get("message", {}).get("tool_calls")
+                if calls:
+                    piece["message"]["tool_calls"] = [
+                        c for c, k in zip(calls, keep, strict=True) if k
+                    ]
+        return b"".join([self._fed(o) for o in pieces])
 
     def close(self, pending: bool) -> bytes:
         if not self.writer.done:
