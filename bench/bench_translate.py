@@ -8,11 +8,18 @@ answer from one fake backend (which speaks both dialects):
 - ``passthrough``: Ollama client -> ollamux -> Ollama backend (no translation)
 - ``openai->ollama``: OpenAI client -> ollamux -> Ollama backend (NDJSON -> SSE)
 - ``ollama->openai``: Ollama client -> ollamux -> OpenAI backend (SSE -> NDJSON)
+- ``messages->ollama`` / ``responses->ollama``: Anthropic Messages / OpenAI Responses
+  client -> ollamux -> Ollama backend (NDJSON -> named SSE events)
+- ``messages->openai`` / ``responses->openai``: the same fronts over the OpenAI backend
+  (SSE chunks -> named SSE events)
 
 in two modes: ``stream`` (chunks as fast as the backend makes them, often several per
 read) and ``paced`` (``--paced-delay`` between chunks, one read each, like a model's
-tokens). Prints medians and the ratio against the target (translated CPU per chunk
-<= 2x the relay's passthrough CPU per chunk).
+tokens). Prints medians and the ratios against the targets (translated CPU per chunk
+<= 2x the relay's passthrough CPU per chunk; the fronts' CPU per chunk <= 1.2x the
+chat-completions translation's, ``openai->ollama``, over the same backend kind; over the
+OpenAI backend the fronts are compared with ``ollama->openai``, the other SSE-reading
+translation). A chunk is an event the client receives (a named event counts once).
 
     python bench/bench_translate.py              # ~1 minute
     python bench/bench_translate.py --long --json results.json
@@ -21,6 +28,7 @@ tokens). Prints medians and the ratio against the target (translated CPU per chu
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -33,9 +41,43 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 from bench import harness
 
-CASES = ("relay", "passthrough", "openai->ollama", "ollama->openai")
+CASES = (
+    "relay",
+    "passthrough",
+    "openai->ollama",
+    "ollama->openai",
+    "messages->ollama",
+    "responses->ollama",
+    "messages->openai",
+    "responses->openai",
+)
 MODES = ("stream", "paced")
 CPU_RATIO_TARGET = 2.0
+FRONTS_RATIO_TARGET = 1.2
+# the chat-completions translation each front is compared with
+FRONT_BASELINES = {
+    "messages->ollama": "openai->ollama",
+    "responses->ollama": "openai->ollama",
+    "messages->openai": "ollama->openai",
+    "responses->openai": "ollama->openai",
+}
+# named SSE events (``event: x\ndata: ...\n\n``) have 3 newlines where the harness counts 2
+NAMED_EVENTS = frozenset(FRONT_BASELINES)
+
+
+def _messages_body(model: str) -> bytes:
+    return json.dumps(
+        {
+            "model": model,
+            "max_tokens": 4096,
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+        }
+    ).encode()
+
+
+def _responses_body(model: str) -> bytes:
+    return json.dumps({"model": model, "input": "hi", "stream": True}).encode()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,6 +115,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 harness.ollama_chat_body(True, model="bench"),
                 False,
             ),
+            "messages->ollama": (over_ollama, "/v1/messages", _messages_body("bench:latest"), True),
+            "responses->ollama": (
+                over_ollama,
+                "/v1/responses",
+                _responses_body("bench:latest"),
+                True,
+            ),
+            "messages->openai": (over_openai, "/v1/messages", _messages_body("bench"), True),
+            "responses->openai": (over_openai, "/v1/responses", _responses_body("bench"), True),
         }
 
         def case(name: str, mode: str) -> Callable[[], dict[str, float]]:
@@ -80,6 +131,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             url = proxy.url + path
             if mode == "paced":
                 url += f"?chunk_delay={args.paced_delay}"
+
+            named = 1.5 if name in NAMED_EVENTS else 1.0
 
             def measure() -> dict[str, float]:
                 r = harness.run_load(
@@ -94,9 +147,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 return {
                     "req_s": r.req_s,
-                    "chunks_s": r.chunks_s,
+                    "chunks_s": r.chunks_s / named,
                     "errors": r.errors,
-                    "cpu_per_chunk_us": r.cpu_per_chunk_us(proxy.pid),
+                    "cpu_per_chunk_us": r.cpu_per_chunk_us(proxy.pid) * named,
                     "client_cpu_share": r.client_cpu / r.seconds,
                 }
 
@@ -114,6 +167,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for c in CASES[1:]:
             ratios[f"cpu/chunk {c} / relay ({mode})"] = (
                 medians[f"{c}/{mode}"]["cpu_per_chunk_us"] / base if base else float("nan")
+            )
+        for front, baseline in FRONT_BASELINES.items():
+            under = medians[f"{baseline}/{mode}"]["cpu_per_chunk_us"]
+            ratios[f"cpu/chunk {front} / {baseline} ({mode})"] = (
+                medians[f"{front}/{mode}"]["cpu_per_chunk_us"] / under if under else float("nan")
             )
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
@@ -154,6 +212,16 @@ def report(results: dict[str, Any]) -> str:
     worst = max(v for k, v in results["ratios"].items() if k.startswith("cpu/chunk openai->ollama"))
     verdict = "met" if worst <= CPU_RATIO_TARGET else "MISSED"
     lines += ["", f"target: translated CPU/chunk <= {CPU_RATIO_TARGET:g}x relay: {verdict}"]
+    fronts = [
+        v
+        for k, v in results["ratios"].items()
+        if any(k.startswith(f"cpu/chunk {f} / {b} (") for f, b in FRONT_BASELINES.items())
+    ]
+    verdict = "met" if max(fronts) <= FRONTS_RATIO_TARGET else "MISSED"
+    lines.append(
+        f"target: fronts' CPU/chunk <= {FRONTS_RATIO_TARGET:g}x the chat-completions "
+        f"translation: {verdict} (worst {max(fronts):.2f})"
+    )
     return "\n".join(lines)
 
 

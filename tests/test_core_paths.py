@@ -86,7 +86,8 @@ async def test_untranslated_openai_paths_reach_the_backends_v1_layer(
     gateway_client: Any, fake_ollama: Any
 ) -> None:
     _fake, url = fake_ollama
-    client = await gateway_client({"backends": [{"url": url}]})
+    # /v1/responses is translated to /api/chat unless the backend answers it natively
+    client = await gateway_client({"backends": [{"url": url, "native": ["responses"]}]})
     resp = await client.post("/v1/responses?x=1", json={"model": MODEL, "input": "hi"})
     assert resp.status == 200
     assert await resp.json() == {

@@ -181,3 +181,41 @@ async def test_openai_sdk_passthrough_streams_from_llama_cpp(host: str) -> None:
 def test_model_file_is_small(tmp_path: Path) -> None:
     write_tiny_llama(tmp_path / "m.gguf")
     assert (tmp_path / "m.gguf").stat().st_size < 1_000_000
+
+
+# --- the Messages and Responses fronts over llama.cpp (as /v1/chat/completions) -------------
+
+
+async def test_anthropic_sdk_message_and_stream_from_llama_cpp(host: str) -> None:
+    anthropic = pytest.importorskip("anthropic")
+    sdk = anthropic.AsyncAnthropic(base_url=host, api_key="x", max_retries=0)
+    done = await sdk.messages.create(
+        model=MODEL, max_tokens=4, messages=[{"role": "user", "content": "hello"}]
+    )
+    assert done.stop_reason in ("max_tokens", "end_turn")
+    # the counts are the server's (llama-cpp-python's are off after a cached prompt)
+    assert done.usage.input_tokens > 0 and done.usage.output_tokens > 0
+    async with sdk.messages.stream(
+        model=MODEL, max_tokens=4, messages=[{"role": "user", "content": "hello"}]
+    ) as stream:
+        pieces = [text async for text in stream.text_stream]
+        final = await stream.get_final_message()
+    assert final.content[0].text == "".join(pieces)
+    assert pieces  # (how many: llama-cpp-python's limit drifts once its prompt cache is warm)
+    assert final.stop_reason in ("max_tokens", "end_turn")
+
+
+async def test_openai_responses_create_and_stream_from_llama_cpp(host: str) -> None:
+    sdk = openai.AsyncOpenAI(base_url=host + "/v1", api_key="x", max_retries=0)
+    done = await sdk.responses.create(
+        model=MODEL, instructions="be brief", input="hello", max_output_tokens=4
+    )
+    assert done.status in ("completed", "incomplete")
+    assert done.usage is not None and done.usage.output_tokens > 0
+    async with sdk.responses.stream(model=MODEL, input="hello", max_output_tokens=4) as stream:
+        events = [event async for event in stream]
+    assert events[0].type == "response.created"
+    deltas = [e for e in events if e.type == "response.output_text.delta"]
+    assert deltas
+    assert "".join(d.delta for d in deltas) == events[-1].response.output_text  # type: ignore[union-attr]
+    assert events[-1].type in ("response.completed", "response.incomplete")

@@ -40,7 +40,21 @@ async def test_untranslated_openai_paths_reach_ollamas_own_layer(
 ) -> None:
     fake, url = fake_ollama
     client = await gateway_client({"backends": [{"url": url}]})
+    resp = await client.post("/v1/images/generations", json={"model": MODEL, "prompt": "x"})
+    assert (await resp.json())["object"] == "ollama-openai-layer"
+    assert fake.last.path == "/v1/images/generations"
+
+
+async def test_responses_go_to_api_chat_unless_the_backend_answers_them_natively(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}]})
     resp = await client.post("/v1/responses", json={"model": MODEL, "input": "x"})
+    assert (await resp.json())["object"] == "response"
+    assert fake.last.path == "/api/chat"
+    native = await gateway_client({"backends": [{"url": url, "native": ["responses"]}]})
+    resp = await native.post("/v1/responses", json={"model": MODEL, "input": "x"})
     assert (await resp.json())["object"] == "ollama-openai-layer"
     assert fake.last.path == "/v1/responses"
 
@@ -190,7 +204,7 @@ async def test_loaded_models_over_a_mixed_fleet(
 
 
 async def test_same_dialect_is_left_alone() -> None:
-    exchange: Any = SimpleNamespace(dialect=Dialect.OPENAI, state={})
+    exchange: Any = SimpleNamespace(dialect=Dialect.OPENAI, path="/v1/chat/completions", state={})
     backend: Any = SimpleNamespace(api=Dialect.OPENAI)
     assert await translate.ollamux_translate_request(exchange, backend) is None
     assert translate.ollamux_transform_response(exchange, ResponseHead(200, CIMultiDict())) is None

@@ -21,6 +21,7 @@ class Backend:
     headers: dict[str, str] = field(default_factory=dict)
     models: set[str] = field(default_factory=set)
     configured_models: frozenset[str] = frozenset()
+    native: frozenset[str] = frozenset()  # fronts it answers itself: "messages", "responses"
     loaded_models: set[str] = field(default_factory=set)
     healthy: bool = True
     draining: bool = False
@@ -42,6 +43,7 @@ class Backend:
             headers=dict(cfg.headers),
             models=set(cfg.models),
             configured_models=frozenset(cfg.models),
+            native=frozenset(cfg.native),
         )
 
     @property

@@ -15,6 +15,8 @@ from typing import Any, Literal, TypeVar
 T = TypeVar("T")
 
 Api = Literal["ollama", "openai"]
+# Client fronts a backend answers itself (passed through instead of translated).
+NativeFront = Literal["messages", "responses"]
 
 
 @dataclass
@@ -41,6 +43,7 @@ class BackendConfig:
     api_key: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)
+    native: list[NativeFront] = field(default_factory=list)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The two API dialects ollamux speaks, and which one a path belongs to."""
+"""The API dialects ollamux speaks, and which one a path belongs to."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ import enum
 class Dialect(enum.StrEnum):
     OLLAMA = "ollama"
     OPENAI = "openai"
+    ANTHROPIC = "anthropic"  # a client dialect only (Messages API): no backend speaks it
 
     @classmethod
     def of_path(cls, path: str) -> Dialect:
-        """``/v1/...`` is OpenAI; everything else (``/api/...``, ``/``) is Ollama."""
-        return cls.OPENAI if path == "/v1" or path.startswith("/v1/") else cls.OLLAMA
+        """``/v1/messages*`` is Anthropic; other ``/v1/...`` is OpenAI; everything else
+        (``/api/...``, ``/``) is Ollama."""
+        if path == "/v1" or path.startswith("/v1/"):
+            if path == "/v1/messages" or path.startswith("/v1/messages/"):
+                return cls.ANTHROPIC
+            return cls.OPENAI
+        return cls.OLLAMA
 
 
 NDJSON = "application/x-ndjson"

@@ -41,6 +41,10 @@ def _openai(path: str, kind: Kind, **kw: object) -> Endpoint:
     return Endpoint(path, kind, Dialect.OPENAI, **kw)  # type: ignore[arg-type]
 
 
+def _anthropic(path: str, kind: Kind, **kw: object) -> Endpoint:
+    return Endpoint(path, kind, Dialect.ANTHROPIC, **kw)  # type: ignore[arg-type]
+
+
 ENDPOINTS: dict[str, Endpoint] = {
     e.path: e
     for e in (
@@ -72,7 +76,9 @@ ENDPOINTS: dict[str, Endpoint] = {
         _openai("/v1/chat/completions", Kind.INFERENCE, needs_model=True, input_field="messages"),
         _openai("/v1/completions", Kind.INFERENCE, needs_model=True, input_field="prompt"),
         _openai("/v1/embeddings", Kind.INFERENCE, needs_model=True, input_field="input"),
-        _openai("/v1/responses", Kind.INFERENCE),
+        _openai("/v1/responses", Kind.INFERENCE, needs_model=True, input_field="input"),
+        _anthropic("/v1/messages", Kind.INFERENCE, needs_model=True, input_field="messages"),
+        _anthropic("/v1/messages/count_tokens", Kind.METADATA, needs_model=True),
         _openai("/v1/models", Kind.LISTING, list_key="data", name_key="id"),
     )
 }

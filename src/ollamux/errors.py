@@ -1,7 +1,8 @@
 """Errors in the dialect of the endpoint that was called.
 
 Ollama paths answer ``{"error": "..."}``; OpenAI paths answer
-``{"error": {"message", "type", "param", "code"}}``. The status code is kept.
+``{"error": {"message", "type", "param", "code"}}``; Anthropic paths (``/v1/messages*``)
+answer ``{"type": "error", "error": {"type", "message"}}``. The status code is kept.
 """
 
 from __future__ import annotations
@@ -24,6 +25,20 @@ _OPENAI_TYPES = {
     502: "api_error",
     503: "service_unavailable",
     504: "timeout_error",
+}
+
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
 }
 
 
@@ -83,12 +98,19 @@ def error_payload(
             or ("invalid_request_error" if status < 500 else "api_error")
         )
         return {"error": {"message": message, "type": etype, "param": param, "code": code}}
+    if dialect is Dialect.ANTHROPIC:
+        atype = _ANTHROPIC_TYPES.get(status) or (
+            "invalid_request_error" if status < 500 else "api_error"
+        )
+        return {"type": "error", "error": {"type": atype, "message": message}}
     return {"error": message}
 
 
 def stream_error_bytes(dialect: Dialect, message: str, status: int = 502) -> bytes:
     """The last bytes of a stream that broke: an SSE error event or an NDJSON error line."""
     body = json.dumps(error_payload(dialect, message, status))
+    if dialect is Dialect.ANTHROPIC:
+        return f"event: error\ndata: {body}\n\n".encode()
     if dialect is Dialect.OPENAI:
         return f"data: {body}\n\n".encode()
     return f"{body}\n".encode()

@@ -254,8 +254,15 @@ class _Relay:
         ex.stream_broken = True
         if not self.sink.started:
             await self._start()
+        words = next(
+            (w for w in (t.last_words(message) for t in self.transforms) if w is not None),
+            None,
+        )
+        if words is None:
+            words = stream_error_bytes(ex.dialect, message)
         try:
-            await self.sink.write(stream_error_bytes(ex.dialect, message))
+            if words:
+                await self.sink.write(words)
             await self.sink.end()
         except (ConnectionError, aiohttp.ClientConnectionResetError):
             pass

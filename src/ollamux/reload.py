@@ -95,6 +95,7 @@ def _update(backend: Backend, cfg: BackendConfig) -> None:
     """Apply a backend's new settings, keeping its live state (in flight, health, models)."""
     fresh = Backend.from_config(cfg)
     backend.url, backend.api = fresh.url, fresh.api
+    backend.native = fresh.native
     backend.max_concurrency = fresh.max_concurrency
     backend.api_key, backend.headers = fresh.api_key, fresh.headers
     if fresh.configured_models != backend.configured_models:

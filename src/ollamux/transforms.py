@@ -37,6 +37,13 @@ class ResponseTransform:
         """Called once after the last chunk: flush anything held back."""
         return b""
 
+    def last_words(self, message: str) -> bytes | None:
+        """The bytes that end a stream the backend broke mid-way (``None``: the core's
+        error event or line in the client's dialect; ``b""``: nothing more). A transform
+        that re-frames a stream into events of its own (a translation) ends it with its own
+        error event, or with nothing when its answer was already complete."""
+        return None
+
 
 class WholeJsonTransform(ResponseTransform):
     """Rewrite a body that is one JSON document (a listing): held back, parsed once at the
@@ -185,4 +192,11 @@ def _in_dialect(obj: Any, dialect: Dialect) -> bool:
     error = obj.get("error")
     if dialect is Dialect.OPENAI:
         return isinstance(error, dict) and isinstance(error.get("message"), str)
+    if dialect is Dialect.ANTHROPIC:
+        return (
+            obj.get("type") == "error"
+            and isinstance(error, dict)
+            and isinstance(error.get("type"), str)
+            and isinstance(error.get("message"), str)
+        )
     return isinstance(error, str)

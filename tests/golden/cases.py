@@ -1,8 +1,9 @@
-"""The golden cases of the translations (``translate.yaml``) and the documentation table
-rendered from them (docs/translation.md holds the rendered table between markers, and
-``test_translate_golden.py`` checks it is current).
+"""The golden cases of the translations (``translate.yaml``; ``fronts.yaml`` for the
+Messages and Responses fronts) and the documentation tables rendered from them
+(docs/translation.md holds each file's tables between its markers;
+``test_translate_golden.py`` and ``test_fronts_golden.py`` check they are current).
 
-    python -m tests.golden.cases        # rewrite the table in docs/translation.md
+    python -m tests.golden.cases        # rewrite the tables in docs/translation.md
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ CASES_FILE = HERE / "translate.yaml"
 DOC_FILE = HERE.parent.parent / "docs" / "translation.md"
 BEGIN = "<!-- golden-table:begin (generated from tests/golden/translate.yaml) -->"
 END = "<!-- golden-table:end -->"
+FRONTS_FILE = HERE / "fronts.yaml"
+FRONTS_BEGIN = "<!-- fronts-table:begin (generated from tests/golden/fronts.yaml) -->"
+FRONTS_END = "<!-- fronts-table:end -->"
 
 
-def load() -> list[dict[str, Any]]:
-    data = yaml.safe_load(CASES_FILE.read_text())
+def load(path: Path = CASES_FILE) -> list[dict[str, Any]]:
+    data = yaml.safe_load(path.read_text())
     cases: list[dict[str, Any]] = data["cases"]
     return cases
 
@@ -31,7 +35,7 @@ def _cell(text: Any) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
-def render(cases: list[dict[str, Any]]) -> str:
+def render(cases: list[dict[str, Any]], begin: str = BEGIN, end: str = END) -> str:
     """One Markdown table per ``doc.table``, in the order the cases first name them; one
     row per case."""
     tables: dict[str, list[str]] = {}
@@ -45,24 +49,26 @@ def render(cases: list[dict[str, Any]]) -> str:
             case["id"],
         )
         tables.setdefault(doc["table"], []).append(row)
-    out = [BEGIN]
+    out = [begin]
     for title, rows in tables.items():
         out += ["", f"### {title}", ""]
         out += ["| field | becomes | when absent | notes | golden case |", "|---|---|---|---|---|"]
         out += rows
-    out += ["", END]
+    out += ["", end]
     return "\n".join(out)
 
 
-def doc_section(text: str) -> str:
-    start = text.index(BEGIN)
-    end = text.index(END) + len(END)
-    return text[start:end]
+def doc_section(text: str, begin: str = BEGIN, end: str = END) -> str:
+    start = text.index(begin)
+    stop = text.index(end) + len(end)
+    return text[start:stop]
 
 
 def write_doc() -> None:
     text = DOC_FILE.read_text()
     text = text.replace(doc_section(text), render(load()))
+    fronts = render(load(FRONTS_FILE), FRONTS_BEGIN, FRONTS_END)
+    text = text.replace(doc_section(text, FRONTS_BEGIN, FRONTS_END), fronts)
     DOC_FILE.write_text(text)
 
 
@@ -99,6 +105,7 @@ def answer_pieces(answer: dict[str, Any]) -> tuple[str, list[bytes]]:
 
 _PLACEHOLDERS: dict[str, Any] = {
     "<any>": lambda v: True,
+    "<str>": lambda v: isinstance(v, str) and v != "",
     "<id>": lambda v: isinstance(v, str) and re.fullmatch(r"(chatcmpl|cmpl)-[0-9a-z]+", v),
     "<call>": lambda v: isinstance(v, str) and re.fullmatch(r"call_[0-9a-z]+", v),
     "<ts>": lambda v: (

@@ -1,10 +1,13 @@
 """The ``translate`` built-in plugin: lets either dialect's clients use either kind of
-backend.
+backend, and Anthropic Messages (``/v1/messages``) and OpenAI Responses (``/v1/responses``)
+clients use both (as chat requests, unless the backend lists the front in ``native``).
 
 This module only wires the converters into the hook chain: ``paths`` decides what each
 path becomes; the pure converters live in ``openai_to_ollama_request``,
 ``ollama_to_openai_response``, ``ollama_to_openai_request`` and
-``openai_to_ollama_response``; ``stream`` re-frames bodies. A request whose dialect
+``openai_to_ollama_response``, and for the two fronts ``anthropic_request``,
+``anthropic_response``, ``responses_request``, ``responses_response``; ``stream``
+re-frames bodies. A request whose dialect
 matches its backend's API costs one comparison: both hooks return ``None`` at once.
 
 Settings (``plugins.config.translate``): ``fetch_image_urls`` (default false) lets
@@ -18,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...hookspecs import hookimpl
-from .paths import STATE, forget, translate
+from .paths import FRONTS, STATE, forget, translate
 
 if TYPE_CHECKING:
     from ...backend import Backend
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 async def ollamux_translate_request(
     exchange: Exchange, backend: Backend
 ) -> UpstreamRequest | LocalResponse | None:
-    if exchange.dialect is backend.api:
+    if exchange.dialect is backend.api and exchange.path not in FRONTS:
         if STATE in exchange.state:
             forget(exchange)
         return None

@@ -193,6 +193,21 @@ def check_base64(data: Any, param: str, label: str | None = None) -> str:
     return data
 
 
+def ollama_extensions(body: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """``options`` (under the converted ones) and ``keep_alive``, for an Ollama backend."""
+    options = want_dict(body, "options")
+    if options:
+        out["options"] = {**options, **out.get("options", {})}
+    keep_alive = body.get("keep_alive")
+    if keep_alive is not None:
+        if isinstance(keep_alive, bool) or not isinstance(keep_alive, int | float | str):
+            raise bad_request(
+                "'keep_alive' must be a number of seconds or a duration", "keep_alive"
+            )
+        out["keep_alive"] = keep_alive
+    return out
+
+
 _DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
 
 

@@ -17,17 +17,29 @@ import aiohttp
 from multidict import CIMultiDict
 
 from ...backend import Backend
+from ...dialect import Dialect
 from ...errors import GatewayError
 from ...exchange import Exchange, LocalResponse, UpstreamRequest
 from ...listing import LISTING_PATHS
 from ...proxy import request_args
 from ...transforms import ResponseTransform
+from . import anthropic_request as an_req
+from . import anthropic_response as an_res
 from . import ollama_to_openai_request as o2o_req
 from . import ollama_to_openai_response as to_openai
 from . import openai_to_ollama_request as oa_req
 from . import openai_to_ollama_response as to_ollama
-from .common import DEFAULT_MAX_LINE_BYTES, bad_request, is_number, is_zero_duration, now_iso
-from .stream import ListingTransform, OllamaToOpenAI, OpenAIToOllama
+from . import responses_request as rs_req
+from . import responses_response as rs_res
+from .common import (
+    DEFAULT_MAX_LINE_BYTES,
+    bad_request,
+    is_number,
+    is_zero_duration,
+    now_iso,
+    ollama_extensions,
+)
+from .stream import FrontStream, FrontTransform, ListingTransform, OllamaToOpenAI, OpenAIToOllama
 
 Factory = Callable[[Exchange], ResponseTransform]
 Result = UpstreamRequest | LocalResponse
@@ -35,6 +47,13 @@ Result = UpstreamRequest | LocalResponse
 STATE = "translate"
 DEFAULT_OLLAMA_VERSION = "0.12.0"
 _MAX_IMAGE_BYTES = 20 * 1024 * 1024
+# The client fronts translated for both backend kinds, by path, and the name a backend's
+# ``native`` list gives each (a backend that answers one itself gets it as it is).
+FRONTS = {
+    "/v1/messages": "messages",
+    "/v1/messages/count_tokens": "messages",
+    "/v1/responses": "responses",
+}
 
 
 def _listing(exchange: Exchange) -> ResponseTransform:
@@ -79,9 +98,56 @@ async def translate(exchange: Exchange, backend: Backend) -> Result | None:
         exchange.state[STATE] = _listing
         path = "/api/tags" if exchange.path == "/v1/models" else "/v1/models"
         return UpstreamRequest("GET", path)
+    front = FRONTS.get(exchange.path)
+    if front is not None and exchange.method == "POST":
+        if front in backend.native:
+            exchange.state.pop(STATE, None)
+            return None
+        return await _front(exchange, backend, front)
+    if exchange.dialect is Dialect.ANTHROPIC:
+        if "messages" in backend.native:
+            exchange.state.pop(STATE, None)
+            return None
+        raise GatewayError(404, f"{exchange.method} {exchange.path} is not available")
     if backend.api == "ollama":
         return await _to_ollama(exchange)
     return await _to_openai(exchange, backend)
+
+
+# --- Messages and Responses clients -> either backend ------------------------------------
+
+
+async def _front(exchange: Exchange, backend: Backend, front: str) -> Result:
+    """A Messages or Responses request as a chat request: ``/api/chat`` for an Ollama
+    backend, ``/v1/chat/completions`` for an OpenAI one; the answer in the front's shape."""
+    body = _body(exchange)
+    ollama = backend.api is Dialect.OLLAMA
+    model = exchange.model or ""
+    if exchange.path == "/v1/messages/count_tokens":
+        exchange.state.pop(STATE, None)
+        return LocalResponse.json({"input_tokens": an_req.count_tokens(body)})
+    whole: Callable[[dict[str, Any]], dict[str, Any]]
+    writer: Callable[[], FrontStream]
+    if front == "messages":
+        chat = an_req.chat_request(body, ollama)
+        whole = lambda o: an_res.message(o, model)  # noqa: E731
+        writer = lambda: an_res.MessageStream(model)  # noqa: E731
+        extras = an_req.ollama_extras
+    else:
+        chat = rs_req.chat_request(body, ollama)
+        echo = rs_req.echo_of(body)
+        whole = lambda o: rs_res.response(o, model, echo)  # noqa: E731
+        writer = lambda: rs_res.ResponseStream(model, echo)  # noqa: E731
+        extras = ollama_extensions
+    limit = max_line_bytes(exchange)
+    _plan(exchange, lambda ex: FrontTransform(ex, ollama, whole, writer(), limit))
+    if not ollama:
+        return _post(exchange, "/v1/chat/completions", chat)
+    allow_urls = bool(exchange.gateway.plugin_config(STATE).get("fetch_image_urls"))
+    out = extras(body, oa_req.chat_request(chat, allow_urls))
+    if allow_urls:
+        await _fetch_images(exchange, out["messages"])
+    return _post(exchange, "/api/chat", out)
 
 
 # --- OpenAI client -> Ollama backend -----------------------------------------------------

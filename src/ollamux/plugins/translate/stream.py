@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ...dialect import NDJSON, SSE, Dialect
 from ...errors import error_payload, upstream_error_message
@@ -24,7 +24,16 @@ from ...exchange import Exchange, ResponseHead, TaskState
 from ...transforms import ResponseTransform, WholeJsonTransform
 from . import ollama_to_openai_response as to_openai
 from . import openai_to_ollama_response as to_ollama
-from .common import DEFAULT_MAX_LINE_BYTES, Lines, LineTooLong, Unreadable, answer_of, loads
+from .common import (
+    DEFAULT_MAX_LINE_BYTES,
+    Lines,
+    LineTooLong,
+    Unreadable,
+    answer_of,
+    loads,
+    loads_strict,
+    new_id,
+)
 
 Whole = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -307,3 +316,230 @@ class ListingTransform(WholeJsonTransform):
         if self.path == "/api/ps" and "data" in obj:
             return to_ollama.ps_response(obj)
         return obj
+
+
+class FrontStream(Protocol):
+    """A front's stream writer (``anthropic_response.MessageStream``,
+    ``responses_response.ResponseStream``): fed ``/api/chat`` lines, writes its events."""
+
+    done: bool
+    usage: tuple[int, int]
+    streams_calls: bool  # whether tool call arguments are passed on fragment by fragment
+
+    def text_raw(self, value: bytes) -> bytes: ...
+
+    def call_open(self, call_id: str, name: str) -> bytes: ...
+
+    def call_arguments(self, fragment: str) -> bytes | None: ...
+
+    def feed(self, obj: dict[str, Any]) -> bytes: ...
+
+    def error(self, message: str) -> bytes: ...
+
+
+_OLLAMA_HEAD = b'"message":{"role":"assistant","content":'
+_OLLAMA_TAIL = b'},"done":false}'
+
+
+def raw_content(line: bytes) -> bytes | None:
+    """The content of a text-only ``/api/chat`` line as Ollama's server writes it (compact
+    JSON, ``message`` just before ``done``), as the JSON string it is: the line is not
+    parsed. ``None`` for any other line."""
+    if not line.endswith(_OLLAMA_TAIL):
+        return None
+    start = line.find(_OLLAMA_HEAD)
+    if start < 0:
+        return None
+    value = line[start + len(_OLLAMA_HEAD) : -len(_OLLAMA_TAIL)]
+    if len(value) < 3 or value[0] != 0x22 or value[-1] != 0x22:
+        return None
+    try:  # one valid JSON string, not several fields that start and end with quotes
+        loads_strict(value)
+    except ValueError:
+        return None
+    return value
+
+
+def chunk_content(obj: dict[str, Any]) -> str | None:
+    """The text of a text-only ``chat.completion.chunk`` (``None``: it needs the full
+    conversion)."""
+    choices = obj.get("choices")
+    if type(choices) is not list or len(choices) != 1 or obj.get("usage") is not None:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict:
+        return None
+    delta = choice.get("delta")
+    if choice.get("finish_reason") is not None or type(delta) is not dict:
+        return None
+    content = delta.get("content")
+    if not content or type(content) is not str:
+        return None
+    for key, value in delta.items():
+        if value and key != "content" and not (key == "role" and value == "assistant"):
+            return None
+    return content
+
+
+class FrontTransform(_Translating):
+    """Either backend's chat answer for a Messages or Responses client: whole answers and
+    stream lines are brought to ``/api/chat`` objects (an OpenAI backend's through
+    ``openai_to_ollama_response``), which the front's writer renders."""
+
+    client_type = SSE
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        ollama: bool,
+        whole: Whole,
+        writer: FrontStream,
+        max_line: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        model = exchange.model or ""
+        if not ollama:
+            whole = self._from_openai(whole, model)
+        super().__init__(exchange, self._with_usage(whole), max_line)
+        self.ollama = ollama
+        self.stream_type = NDJSON if ollama else SSE
+        self.writer = writer
+        self.upstream = None if ollama else to_ollama.ChatStream(model)
+        self.event = b""
+        # tool calls passed on as their fragments come: index -> the arguments sent
+        self.calls_sent: dict[int, str] = {}
+        self.open_call = -1  # the index of the call being passed on
+
+    @staticmethod
+    def _from_openai(whole: Whole, model: str) -> Whole:
+        return lambda obj: whole(to_ollama.chat_response(obj, model))
+
+    def _with_usage(self, whole: Whole) -> Whole:
+        def counted(obj: dict[str, Any]) -> dict[str, Any]:
+            out = whole(obj)
+            usage = out.get("usage") or {}
+            self.record_usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+            return out
+
+        return counted
+
+    def line(self, line: bytes) -> bytes:
+        if self.ollama:
+            return self._ollama_line(line)
+        return self._openai_line(line)
+
+    def _ollama_line(self, line: bytes) -> bytes:
+        value = raw_content(line)
+        if value is not None and not self.writer.done:
+            return self.writer.text_raw(value)
+        line = line.strip()
+        if not line:
+            return b""
+        obj = self._object(line)
+        if "error" in obj:
+            return self.stream_error(error_text(obj["error"]))
+        return self._fed(obj)
+
+    def _fed(self, obj: dict[str, Any]) -> bytes:
+        out = self.writer.feed(obj)
+        if self.writer.done:
+            self.record_usage(*self.writer.usage)
+        return out
+
+    @staticmethod
+    def _object(payload: bytes) -> dict[str, Any]:
+        try:
+            obj = loads(payload)
+        except ValueError as exc:
+            raise Unreadable("a line that is not JSON") from exc
+        if not isinstance(obj, dict):
+            raise Unreadable("a line that is not a JSON object")
+        return obj
+
+    def _openai_line(self, line: bytes) -> bytes:
+        upstream = self.upstream
+        assert upstream is not None
+        if not line.startswith(b"data:"):
+            if line.startswith(b"event:"):
+                self.event = line[6:].strip()
+            return b""
+        if upstream.done:
+            return b""
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            upstream.tick()
+            return self._finish_calls(upstream.finish_stream())
+        event, self.event = self.event, b""
+        obj = self._object(payload)
+        text = chunk_content(obj)
+        if text is not None:
+            return self.writer.text_raw(json.dumps(text).encode())
+        if event == b"error" or obj.get("error") is not None or obj.get("object") == "error":
+            return self.stream_error(error_text(obj.get("error") or obj))
+        upstream.tick()
+        out = b"".join([self._fed(o) for o in upstream.feed(obj)])
+        if upstream.calls and self.writer.streams_calls:
+            out += self._pass_calls(upstream.calls)
+        return out
+
+    def _pass_calls(self, calls: dict[int, dict[str, Any]]) -> bytes:
+        """Tool call fragments gathered so far, passed on: a call opens once its name is
+        known (closing the one before), its new argument text follows. Calls come one
+        after another (as vLLM, llama.cpp and OpenAI send them); one that goes on after a
+        later one began is caught at the end (``_finish_calls``)."""
+        out = []
+        for index in sorted(calls):
+            call = calls[index]
+            if index > self.open_call and call["name"]:
+                out.append(self.writer.call_open(call["id"] or new_id("call_"), call["name"]))
+                self.open_call = index
+                self.calls_sent[index] = ""
+            sent = self.calls_sent.get(index)
+            args = call["arguments"]
+            new = index == self.open_call and sent is not None and len(args) > len(sent)
+            if new and sent is not None and args.startswith(sent):
+                delta = self.writer.call_arguments(args[len(sent) :])
+                if delta is not None:  # else the end finds the call cut short
+                    out.append(delta)
+                    self.calls_sent[index] = args
+        return b"".join(out)
+
+    def _finish_calls(self, pieces: list[dict[str, Any]]) -> bytes:
+        """The end of an OpenAI stream: calls already passed on are left out of the whole
+        ones ``finish_stream`` gives; a call passed on whose arguments went on differently
+        (interleaved with another call or with text) fails the stream rather than leave it
+        wrong."""
+        upstream = self.upstream
+        assert upstream is not None
+        if self.calls_sent:
+            for index, sent in self.calls_sent.items():
+                if upstream.calls[index]["arguments"] != sent:
+                    return self.stream_error(
+                        "tool call arguments arrived interleaved with other output"
+                    )
+            keep = [i not in self.calls_sent for i in sorted(upstream.calls)]
+            for piece in pieces:
+                calls = piece.get("message", {}).get("tool_calls")
+                if calls:
+                    piece["message"]["tool_calls"] = [
+                        c for c, k in zip(calls, keep, strict=True) if k
+                    ]
+        return b"".join([self._fed(o) for o in pieces])
+
+    def close(self, pending: bool) -> bytes:
+        if not self.writer.done:
+            return self._broken("the stream ended before its end", pending)
+        return b""
+
+    def stream_error(self, message: str) -> bytes:
+        self._mark_failed(message)
+        ex = self.exchange
+        ex.outcome = TaskState.FAILED
+        ex.stream_broken = True
+        return self.writer.error(message)
+
+    def last_words(self, message: str) -> bytes | None:
+        """The front's error event; nothing once its answer was complete (the backend
+        went away after its last line)."""
+        if self.mode != "stream":
+            return None
+        return b"" if self.writer.done else self.writer.error(message)

@@ -1,0 +1,311 @@
+"""Answers in the OpenAI Responses shape, from Ollama chat answers (pure: dicts in, bytes or
+dicts out).
+
+As for the Messages front, both backend kinds' answers reach here as ``/api/chat``
+objects. A whole answer becomes a ``response`` object; a stream's lines become the
+Responses events: ``response.created``, ``response.in_progress``, per output item
+``response.output_item.added`` ... ``response.output_item.done`` (a reasoning item with
+``response.reasoning_text.delta``, a message with ``response.content_part.added`` /
+``response.output_text.delta`` / ``.done``, a function call with
+``response.function_call_arguments.delta`` / ``.done``), then ``response.completed`` (or
+``response.incomplete`` when the output limit cut it) with usage. Every event has its
+``sequence_number``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from .common import count_of, loads, need, new_id, text_of
+from .ollama_to_openai_response import _parts
+
+
+def _event(name: str, obj: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + json.dumps(obj).encode() + b"\n\n"
+
+
+def usage_of(obj: dict[str, Any]) -> dict[str, Any]:
+    prompt = count_of(obj, "prompt_eval_count")
+    completion = count_of(obj, "eval_count")
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + completion,
+    }
+
+
+def _arguments(args: Any) -> str:
+    return args if isinstance(args, str) else json.dumps(args or {})
+
+
+def _function_call(call: dict[str, Any], status: str = "completed") -> dict[str, Any]:
+    fn = call["function"]
+    return {
+        "id": new_id("fc_"),
+        "type": "function_call",
+        "status": status,
+        "call_id": call.get("id") or new_id("call_"),
+        "name": fn.get("name") or "",
+        "arguments": _arguments(fn.get("arguments")),
+    }
+
+
+def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": [_text_part(text)] if status == "completed" else [],
+    }
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "type": "reasoning",
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": text}] if text else [],
+    }
+
+
+class _Base:
+    def __init__(self, model: str, echo: dict[str, Any]) -> None:
+        self.id = new_id("resp_")
+        self.model = model
+        self.echo = echo
+        self.created = int(time.time())
+
+    def response(
+        self,
+        status: str,
+        output: list[dict[str, Any]],
+        usage: dict[str, Any] | None,
+        error: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        incomplete = {"reason": "max_output_tokens"} if status == "incomplete" else None
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created,
+            "status": status,
+            "background": False,
+            "error": error,
+            "incomplete_details": incomplete,
+            "model": self.model,
+            "output": output,
+            "store": False,
+            "usage": usage,
+            **self.echo,
+        }
+
+
+def status_of(obj: dict[str, Any]) -> str:
+    return "incomplete" if text_of(obj, "done_reason") == "length" else "completed"
+
+
+def response(obj: dict[str, Any], model: str, echo: dict[str, Any]) -> dict[str, Any]:
+    """A whole ``/api/chat`` answer -> a ``response`` object."""
+    need(isinstance(obj.get("message"), dict), "no 'message' object in a chat answer")
+    content, thinking, calls = _parts(obj["message"])
+    output: list[dict[str, Any]] = []
+    if thinking:
+        output.append(_reasoning_item(new_id("rs_"), thinking))
+    if content or not calls:
+        output.append(_message_item(new_id("msg_"), content))
+    output.extend(_function_call(call) for call in calls)
+    return _Base(model, echo).response(status_of(obj), output, usage_of(obj))
+
+
+class ResponseStream(_Base):
+    """``/api/chat`` lines -> Responses stream events (bytes)."""
+
+    def __init__(self, model: str, echo: dict[str, Any]) -> None:
+        super().__init__(model, echo)
+        self.seq = 0
+        self.started = False
+        self.done = False
+        self.output: list[dict[str, Any]] = []  # the items finished
+        self.item: dict[str, Any] | None = None  # the open item (message or reasoning)
+        self.pieces: list[bytes] = []  # the open item's text, as JSON strings
+        self.usage = (0, 0)
+        self._prefix = b""
+
+    def _event(self, name: str, obj: dict[str, Any]) -> bytes:
+        obj["sequence_number"] = self.seq
+        self.seq += 1
+        return _event(name, {"type": name, **obj})
+
+    def _start(self) -> bytes:
+        """``response.created`` and ``response.in_progress``: one response object, encoded
+        once for both."""
+        self.started = True
+        head = json.dumps(self.response("in_progress", [], None)).encode()
+        out = []
+        for name in (b"response.created", b"response.in_progress"):
+            out.append(b"event: " + name + b'\ndata: {"type": "' + name + b'", "response": ' + head)
+            out.append(b', "sequence_number": ' + str(self.seq).encode() + b"}\n\n")
+            self.seq += 1
+        return b"".join(out)
+
+    def _text(self) -> str:
+        """The open item's text: its pieces decoded at once (one parse, not one per piece)."""
+        if not self.pieces:
+            return ""
+        return "".join(loads(b"[" + b",".join(self.pieces) + b"]"))
+
+    def _close(self) -> bytes:
+        item, self.item = self.item, None
+        if item is None:
+            return b""
+        index = len(self.output)
+        if item["type"] == "function_call":
+            return self._call_done(index, {**item, "status": "completed"})
+        text = self._text()
+        self.pieces = []
+        where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        if item["type"] == "message":
+            done = _message_item(item["id"], text)
+            out = self._event("response.output_text.done", {**where, "text": text, "logprobs": []})
+            out += self._event("response.content_part.done", {**where, "part": _text_part(text)})
+        else:
+            done = _reasoning_item(item["id"], text)
+            out = self._event("response.reasoning_text.done", {**where, "text": text})
+        self.output.append(done)
+        return out + self._event("response.output_item.done", {"output_index": index, "item": done})
+
+    def _open_text(self, kind: str) -> bytes:
+        out = b"" if self.started else self._start()
+        out += self._close()
+        index = len(self.output)
+        if kind == "message":
+            item = _message_item(new_id("msg_"), "", "in_progress")
+            out += self._event("response.output_item.added", {"output_index": index, "item": item})
+            where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            out += self._event("response.content_part.added", {**where, "part": _text_part("")})
+            delta = "response.output_text.delta"
+        else:
+            item = _reasoning_item(new_id("rs_"), "")
+            out += self._event("response.output_item.added", {"output_index": index, "item": item})
+            delta = "response.reasoning_text.delta"
+        self.item = item
+        self._prefix = (
+            b"event: "
+            + delta.encode()
+            + b'\ndata: {"type": "'
+            + delta.encode()
+            + b'", "item_id": "'
+            + item["id"].encode()
+            + b'", "output_index": '
+            + str(index).encode()
+            + b', "content_index": 0, '
+            + (b'"logprobs": [], ' if kind == "message" else b"")
+            + b'"delta": '
+        )
+        return out
+
+    def _delta(self, value: bytes) -> bytes:
+        self.pieces.append(value)
+        seq = self.seq
+        self.seq += 1
+        return self._prefix + value + b', "sequence_number": ' + str(seq).encode() + b"}\n\n"
+
+    def text_raw(self, value: bytes) -> bytes:
+        """An output text delta whose text is ``value``, a JSON string as the backend wrote
+        it (the hot path: no dicts built, the string decoded only when the item ends)."""
+        if self.item is not None and self.item["type"] == "message":
+            return self._delta(value)
+        return self._open_text("message") + self._delta(value)
+
+    def feed(self, obj: dict[str, Any]) -> bytes:
+        """One ``/api/chat`` line (checked) -> its events."""
+        need(isinstance(obj.get("done", False), bool), "'done' is not a boolean")
+        if self.done:
+            return b""
+        content, thinking, calls = _parts(obj.get("message"))
+        out = [] if self.started else [self._start()]
+        if thinking:
+            if self.item is None or self.item["type"] != "reasoning":
+                out.append(self._open_text("reasoning"))
+            out.append(self._delta(json.dumps(thinking).encode()))
+        if content:
+            out.append(self.text_raw(json.dumps(content).encode()))
+        for call in calls:
+            out.append(self._call(call))
+        if obj.get("done") is True:
+            out.append(self._finish(obj))
+        return b"".join(out)
+
+    def _call(self, call: dict[str, Any]) -> bytes:
+        """A whole tool call: its item, its arguments in one delta, its end."""
+        out = self._close()
+        index = len(self.output)
+        item = _function_call(call)
+        added = {**item, "status": "in_progress", "arguments": ""}
+        out += self._event("response.output_item.added", {"output_index": index, "item": added})
+        args = item["arguments"]
+        where = {"item_id": item["id"], "output_index": index}
+        out += self._event("response.function_call_arguments.delta", {**where, "delta": args})
+        return out + self._call_done(index, item)
+
+    def _call_done(self, index: int, item: dict[str, Any]) -> bytes:
+        where = {"item_id": item["id"], "output_index": index}
+        out = self._event(
+            "response.function_call_arguments.done",
+            {**where, "name": item["name"], "arguments": item["arguments"]},
+        )
+        self.output.append(item)
+        return out + self._event("response.output_item.done", {"output_index": index, "item": item})
+
+    # A tool call whose arguments arrive in fragments (an OpenAI backend's stream): its item
+    # opens with the first fragment, each fragment is a delta, it ends when another item
+    # begins or the answer ends.
+    streams_calls = True
+
+    def call_open(self, call_id: str, name: str) -> bytes:
+        out = b"" if self.started else self._start()
+        out += self._close()
+        item = _function_call({"id": call_id, "function": {"name": name, "arguments": ""}})
+        added = {**item, "status": "in_progress"}
+        out += self._event(
+            "response.output_item.added", {"output_index": len(self.output), "item": added}
+        )
+        self.item = item
+        return out
+
+    def call_arguments(self, fragment: str) -> bytes | None:
+        """A fragment's delta; ``None`` when the call's item was ended already (text came
+        in between: the rest of its arguments cannot follow)."""
+        item = self.item
+        if item is None or item["type"] != "function_call":
+            return None
+        item["arguments"] += fragment
+        where = {"item_id": item["id"], "output_index": len(self.output)}
+        return self._event("response.function_call_arguments.delta", {**where, "delta": fragment})
+
+    def _finish(self, obj: dict[str, Any]) -> bytes:
+        out = self._close()
+        self.done = True
+        usage = usage_of(obj)
+        self.usage = (usage["input_tokens"], usage["output_tokens"])
+        status = status_of(obj)
+        final = self.response(status, self.output, usage)
+        name = "response.completed" if status == "completed" else "response.incomplete"
+        return out + self._event(name, {"response": final})
+
+    def error(self, message: str) -> bytes:
+        """A stream's last words when it broke: an ``error`` event, then ``response.failed``."""
+        out = b"" if self.started else self._start()
+        out += self._event("error", {"code": "server_error", "message": message, "param": None})
+        error = {"code": "server_error", "message": message}
+        failed = self.response("failed", self.output, None, error)
+        self.done = True
+        return out + self._event("response.failed", {"response": failed})
