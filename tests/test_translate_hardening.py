@@ -81,6 +81,8 @@ async def test_wrong_types_from_openai_clients_are_a_400_naming_the_field(
         ),
         ("/api/generate", {"prompt": ["x"]}, "prompt"),
         ("/api/embed", {"input": [1, 2]}, "input"),
+        ("/api/embed", {"input": "x", "dimensions": float("inf")}, "dimensions"),
+        ("/api/embed", {"input": "x", "dimensions": float("nan")}, "dimensions"),
     ],
 )
 async def test_wrong_types_from_ollama_clients_are_a_400_naming_the_field(

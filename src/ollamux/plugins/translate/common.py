@@ -7,6 +7,7 @@ import base64
 import binascii
 import datetime as _dt
 import json
+import math
 import re
 import secrets
 import struct
@@ -107,10 +108,15 @@ def want_int(
     body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
 ) -> Any:
     value = body.get(key)
-    if value is not None and not (is_int(value) or (is_number(value) and value == int(value))):
+    if value is not None and not (is_int(value) or (is_number(value) and _whole(value))):
         name = param or key
         raise bad_request(f"'{label or name}' must be an integer, not {_kind(value)}", name)
     return None if value is None else int(value)
+
+
+def _whole(value: float) -> bool:
+    """A float that is a whole number (``inf`` and ``nan`` are not)."""
+    return math.isfinite(value) and value == int(value)
 
 
 def want_str(
