@@ -168,6 +168,16 @@ def ollamux_permission_allowed(
 
 
 @hookspec(firstresult=True)
+def ollamux_cancel_task(gateway: Gateway, task_id: str, by: str) -> bool | None:
+    """``DELETE /tasks/{task_id}`` was allowed (``tasks.cancel``), asked by the principal
+    named ``by``, on this instance. A plugin holding work queued under that id that no
+    request runs yet (the jobs plugin: a detached request's job) cancels it and returns
+    ``True``; ``None`` otherwise. Requests already running are cancelled by the tasks
+    plugin itself, on whichever instance runs them. Stops at the first non-``None`` result.
+    """
+
+
+@hookspec(firstresult=True)
 def ollamux_resolve_principal(gateway: Gateway, name: str) -> Principal | None:
     """The principal named ``name`` now, for work done later on its behalf (jobs run as
     their owner). Return ``None`` if unknown to you; raise ``GatewayError(403)`` if that

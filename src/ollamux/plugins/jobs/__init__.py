@@ -12,8 +12,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from ...config import ConfigSection
+from ...exchange import Exchange
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
+from . import detach
 from .routes import JOBS, add_routes
 from .service import JobsService
 from .settings import SECTION
@@ -48,3 +50,19 @@ async def ollamux_startup(gateway: Gateway) -> None:
 @hookimpl
 async def ollamux_shutdown(gateway: Gateway) -> None:
     await _service(gateway).stop()
+
+
+@hookimpl
+async def ollamux_respond(exchange: Exchange) -> web.StreamResponse | None:
+    """``Prefer: respond-async``: 202 and a job (``detach.py``)."""
+    if not detach.wants_async(exchange):
+        return None
+    return await detach.detach(exchange, _service(exchange.gateway))
+
+
+@hookimpl
+async def ollamux_cancel_task(gateway: Gateway, task_id: str, by: str) -> bool | None:
+    """``DELETE /tasks/{id}`` of a job: cancel it in the store."""
+    if gateway.app is None or JOBS not in gateway.app:
+        return None
+    return await detach.cancel_queued(gateway.app[JOBS], task_id)
