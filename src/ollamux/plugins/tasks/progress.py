@@ -74,8 +74,9 @@ class FinalLine(ResponseTransform):
 def extend(ext: dict[str, Any], exchange: Exchange, final: FinalStats | None) -> None:
     """Add the progress figures of ``exchange`` to its document's ``extensions``."""
     position = exchange.queue_position
-    if position is not None:
-        ext["queue_position"] = position()
+    place = position() if position is not None else 0
+    if place:  # 0: a backend was just handed over
+        ext["queue_position"] = place
         avg = exchange.gateway.gauges.get("queue_wait_seconds_avg")
         if avg is not None:
             ext["eta_ms"] = int(avg() * 1000)
