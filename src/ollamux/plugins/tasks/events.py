@@ -177,7 +177,7 @@ async def watch_task(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     if found is None or not await gateway.allowed(principal_of(request), TASKS_READ, found[0]):
         return error_response(404, f"task {task_id} not found")
-    async with sse_response(request, ping_interval=15) as sse:
+    async with sse_response(request, ping_interval=15, sep="\n") as sse:
         async for doc in feed(tracker, task_id):
             await sse.send(json.dumps(doc), event="status", id=str(doc.get("event_id", "")))
     return sse

@@ -31,7 +31,8 @@ def add_routes(gateway: Gateway) -> None:
     r = gateway.routes
     r.add(
         "DELETE",
-        "/tasks/{task_id}",
+        # Not "status": DELETE /tasks/status stays a 405 (GET /tasks/status is the listing).
+        "/tasks/{task_id:(?!status$)[^/]+}",
         cancel_task,
         action=TASKS_CANCEL,
         openapi={"summary": "cancel a queued or running task, on any instance"},
