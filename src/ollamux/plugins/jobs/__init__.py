@@ -9,6 +9,8 @@ SQLite (default) or Redis (shared by several instances). Also serves the web pag
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from aiohttp import web
 
 from ...config import ConfigSection
@@ -53,11 +55,12 @@ async def ollamux_shutdown(gateway: Gateway) -> None:
 
 
 @hookimpl
-async def ollamux_respond(exchange: Exchange) -> web.StreamResponse | None:
-    """``Prefer: respond-async``: 202 and a job (``detach.py``)."""
+def ollamux_respond(exchange: Exchange) -> Awaitable[web.StreamResponse] | None:
+    """``Prefer: respond-async``: 202 and a job (``detach.py``). Plain (not ``async``): for
+    every other request there is nothing to await."""
     if not detach.wants_async(exchange):
         return None
-    return await detach.detach(exchange, _service(exchange.gateway))
+    return detach.detach(exchange, _service(exchange.gateway))
 
 
 @hookimpl
