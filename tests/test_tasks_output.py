@@ -3,8 +3,11 @@ any chunk at ``GET /tasks/{id}/output`` (``?from=N``, or ``Last-Event-ID``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
+
+import aiohttp
 
 from ollamux.testing import GatewayClientFactory
 from tests.fakes.ollama_backend import FakeOllama
@@ -109,3 +112,38 @@ async def test_a_non_streamed_kept_answer_is_one_chunk(
     again = await client.get("/tasks/one/output")
     assert await again.json() == body
     assert (await (await client.get("/tasks/one/output?from=1")).read()) == b""
+
+
+async def test_a_kept_request_refused_before_its_answer_has_no_output(
+    gateway_client: GatewayClientFactory, fake_ollama: tuple[FakeOllama, str]
+) -> None:
+    _fake, url = fake_ollama
+    keys = [{"name": "narrow", "key": "kn", "models": ["other:*"]}]
+    client = await gateway_client({"backends": [{"url": url}], "auth": {"keys": keys}})
+    auth = {"Authorization": "Bearer kn"}
+    resp = await client.post(
+        "/api/chat", json=chat(), headers={**KEEP, **auth, "X-Task-Id": "refused"}
+    )
+    assert resp.status == 403  # model.use: refused by the gateway, never through the sink
+    await wait_for_state(client, "refused", "FAILED", headers=auth)
+    assert (await client.get("/tasks/refused/output", headers=auth)).status == 404
+
+
+async def test_a_kept_stream_runs_to_its_end_after_its_client_left_a_real_server(
+    spawn_gateway: Any, fake_ollama: tuple[FakeOllama, str]
+) -> None:
+    """``ollamux serve`` cancels a handler whose client went away; a kept one goes on."""
+    fake, url = fake_ollama
+    fake.mode = "wait"  # the first word, then nothing until released
+    gw = await spawn_gateway({"backends": [{"url": url}]})
+    async with aiohttp.ClientSession() as session:
+        headers = {**KEEP, "X-Task-Id": "left"}
+        resp = await session.post(f"{gw.url}/api/chat", json=chat(), headers=headers)
+        first = await resp.content.readline()
+        resp.close()  # the client leaves after the first line
+        await asyncio.sleep(0)
+        fake.release.set()
+        async with session.get(f"{gw.url}/tasks/left/output", params={"from": "1"}) as again:
+            rest = (await again.read()).splitlines(keepends=True)
+    assert _texts([first, *rest]) == ["Hello", " there", ", friend", "!", ""]
+    assert not fake.disconnected.is_set()

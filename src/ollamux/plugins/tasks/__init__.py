@@ -145,6 +145,7 @@ def ollamux_request_finished(exchange: Exchange) -> None:
         return
     tracker = run.tracker
     tracker.end(exchange)
+    live.ended(tracker, exchange)
     if exchange.state.get("detached"):  # answered 202: a job runs it later, same task id
         tracker.record(exchange, "PENDING", "queued", "detached: waiting for a worker")
     elif exchange.outcome is TaskState.CANCELLED:

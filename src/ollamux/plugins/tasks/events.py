@@ -85,8 +85,6 @@ async def feed(tracker: Tracker, task_id: str) -> AsyncIterator[dict[str, Any]]:
     bus = tracker.bus
     async with contextlib.AsyncExitStack() as stack:
         pubsub = None
-        if bus is not None and bus.ready.is_set():
-            pubsub = await stack.enter_async_context(bus.subscribe(task_id))
         while True:
             if tracker.find_live(task_id) is not None:
                 async for doc in _local(tracker, task_id):
@@ -103,6 +101,10 @@ async def feed(tracker: Tracker, task_id: str) -> AsyncIterator[dict[str, Any]]:
                     yield doc
                 if final(doc):
                     return
+            if pubsub is None and bus is not None and bus.ready.is_set():
+                # Running elsewhere (or not yet): its instance publishes what it does.
+                pubsub = await stack.enter_async_context(bus.subscribe(task_id))
+                continue  # read the store once more: the subscription may have come late
             if pubsub is None:
                 await asyncio.sleep(POLL_S)
                 continue

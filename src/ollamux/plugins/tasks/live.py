@@ -94,6 +94,12 @@ def keep(tracker: Tracker, exchange: Exchange, owner: str) -> None:
     exchange.sink = KeepSink(exchange.sink, recorder, tracker.outputs)
 
 
+def ended(tracker: Tracker, exchange: Exchange) -> None:
+    """The request ended: its kept output (if any) is complete."""
+    if tracker.outputs is not None:
+        tracker.outputs.end(exchange.sink)
+
+
 def final_line(exchange: Exchange, head: ResponseHead) -> FinalLine | None:
     """A transform reading the backend's final figures from a generation's answer."""
     run: Run | None = exchange.state.get("tasks")

@@ -39,6 +39,7 @@ log = logging.getLogger("ollamux.tasks")
 NDJSON, SSE, WHOLE = "ndjson", "sse", "json"
 CONTENT_TYPES = {NDJSON: "application/x-ndjson", SSE: "text/event-stream"}
 REMOTE_POLL_S = 0.05
+COPY_LINGER_S = 0.05  # how long new chunks gather before they are copied to Redis
 
 
 def kind_of(content_type: str) -> str:
@@ -251,6 +252,13 @@ class Outputs:
             if rec.done and rec.done_at + self.ttl_s < now:
                 del self.local[task_id]
 
+    def end(self, sink: Sink) -> None:
+        """The request of ``sink`` ended: its output is complete, whatever it was (an
+        answer made whole by the pipeline, a refusal, never went through the sink)."""
+        if isinstance(sink, KeepSink) and not sink.recorder.done:
+            sink.recorder.finish()
+            self.saved(sink.recorder)
+
     async def _copy(self, rec: Recorder) -> None:
         """Write ``rec``'s chunks to Redis as they come (one round trip per batch)."""
         assert self._redis is not None
@@ -259,24 +267,33 @@ class Outputs:
         ttl_ms = int(self.ttl_s * 1000)
         try:
             meta_written = False
+            first_batch = True
             while True:
                 await wake.wait()
+                if not rec.done:  # let chunks gather: one round trip for many
+                    await asyncio.sleep(COPY_LINGER_S)
                 wake.clear()
                 batch, rec.unsaved = rec.unsaved, []
                 done = rec.done
+                if done and not rec.kind:  # the answer never started: nothing was kept
+                    return
                 pipe = self._redis.pipeline(transaction=False)
                 if not meta_written and rec.kind:
                     pipe.hset(
                         meta_key,
                         mapping={"kind": rec.kind, "ct": rec.content_type, "owner": rec.owner},
                     )
+                    pipe.pexpire(meta_key, ttl_ms)
                     meta_written = True
                 if batch:
                     pipe.rpush(out_key, *batch)
+                    if first_batch or done:
+                        pipe.pexpire(out_key, ttl_ms)
+                    first_batch = False
                 if done:
                     pipe.hset(meta_key, "done", "1")
-                pipe.pexpire(out_key, ttl_ms)
-                pipe.pexpire(meta_key, ttl_ms)
+                    pipe.pexpire(out_key, ttl_ms)
+                    pipe.pexpire(meta_key, ttl_ms)
                 try:
                     await pipe.execute()
                 except Exception as exc:
@@ -346,21 +363,23 @@ async def read_output(request: web.Request) -> web.StreamResponse:
         meta = None if rec is not None else await outputs.remote_meta(task_id)
         owner = rec.owner if rec is not None else (meta or {}).get("owner")
         found = None
-        if owner is None:
+        if owner is None or not (rec is not None and rec.kind):
             found = await find(tracker, task_id)
-            owner = found[0] if found is not None else None
+            owner = owner or (found[0] if found is not None else None)
         if owner is None or not await gateway.allowed(principal, TASKS_READ, owner):
             return error_response(404, f"task {task_id} not found")
-        if (rec is not None and rec.kind) or meta is not None:
+        if (rec is not None and rec.kind) or (meta is not None and "kind" in meta):
             break
-        if rec is None and found is not None and final(found[1]):
+        ended = (rec is not None and rec.done) or (found is not None and final(found[1]))
+        if ended:  # an answer that never went through the sink (a refusal), or none kept
             return error_response(404, f"no output was kept for task {task_id}")
         await asyncio.sleep(REMOTE_POLL_S)
     if rec is not None:
         kind, ct, chunks = rec.kind, rec.content_type, rec.follow(start)
     else:
         assert meta is not None
-        kind, ct, chunks = meta["kind"], meta["ct"], outputs.follow_remote(task_id, start)
+        kind, ct = meta["kind"], meta.get("ct", "")
+        chunks = outputs.follow_remote(task_id, start)
     response = web.StreamResponse(
         headers={"Content-Type": CONTENT_TYPES.get(kind, ct), TASK_ID: task_id}
     )
