@@ -84,3 +84,17 @@ async def test_watching_an_unknown_task_is_404(
     _fake, url = fake_ollama
     client = await gateway_client({"backends": [{"url": url}]})
     assert (await client.get("/tasks/nobody/events")).status == 404
+
+
+async def test_a_detached_requests_events_follow_its_job_to_the_end(
+    gateway_client: GatewayClientFactory, fake_ollama: tuple[FakeOllama, str]
+) -> None:
+    fake, url = fake_ollama
+    fake.mode, fake.delay_s, fake.words = "slow", 0.04, WORDS
+    client = await gateway_client({"backends": [{"url": url}]})
+    headers = {"Prefer": "respond-async", "X-Task-Id": "detached-w"}
+    assert (await client.post("/api/chat", json=chat(), headers=headers)).status == 202
+    docs = await read_events(await client.get("/tasks/detached-w/events"))
+    assert docs[-1]["state"] == "SUCCESS"
+    assert docs[-1]["extensions"]["eval_count"] == len(WORDS)
+    assert "RUNNING" in [d["state"] for d in docs]

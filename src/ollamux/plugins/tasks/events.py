@@ -30,6 +30,7 @@ WATCH_TICK_S = 0.1  # how often a watched running task's document is looked at
 POLL_S = 0.25  # how often the store is read for a task running elsewhere
 WATCH_RENEW_S = 2.0  # how often a remote watcher repeats its "watch" message
 PUMP_LEASE_S = 6.0  # how long an instance publishes for one "watch" message
+GONE_S = 30.0  # a watched task whose document is gone this long: the feed ends
 
 # Fields whose change makes a new event (the timestamp and event id alone do not).
 _FIELDS = ("state", "stage", "message")
@@ -72,8 +73,8 @@ async def _local(tracker: Tracker, task_id: str) -> AsyncIterator[dict[str, Any]
         if key != last:
             last = key
             yield doc
-        if final(doc):
-            return
+        if final(doc) or exchange not in tracker.live:
+            return  # ended; or answered but not over (detached: its job goes on elsewhere)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), WATCH_TICK_S)
 
@@ -81,7 +82,7 @@ async def _local(tracker: Tracker, task_id: str) -> AsyncIterator[dict[str, Any]
 async def feed(tracker: Tracker, task_id: str) -> AsyncIterator[dict[str, Any]]:
     """Every new document of ``task_id`` until a final one (the first: the current one)."""
     last: tuple[Any, ...] | None = None
-    renew_at = 0.0
+    renew_at = missing_since = 0.0
     bus = tracker.bus
     async with contextlib.AsyncExitStack() as stack:
         pubsub = None
@@ -94,7 +95,12 @@ async def feed(tracker: Tracker, task_id: str) -> AsyncIterator[dict[str, Any]]:
                         return
                 continue  # ended here: the final document is read below
             found = await find(tracker, task_id)
-            if found is not None:
+            if found is None:
+                missing_since = missing_since or time.monotonic()
+                if time.monotonic() - missing_since > GONE_S:
+                    return  # expired (or never written): nothing more will come
+            else:
+                missing_since = 0.0
                 doc = found[1]
                 if _key(doc) != last:
                     last = _key(doc)
