@@ -39,6 +39,8 @@ log = logging.getLogger("ollamux.tasks")
 NDJSON, SSE, WHOLE = "ndjson", "sse", "json"
 CONTENT_TYPES = {NDJSON: "application/x-ndjson", SSE: "text/event-stream"}
 REMOTE_POLL_S = 0.05
+# Finished outputs this process keeps at most (bytes), oldest dropped first.
+LOCAL_BUDGET = 512 * 1024 * 1024
 COPY_LINGER_S = 0.05  # how long new chunks gather before they are copied to Redis
 
 
@@ -216,6 +218,7 @@ class Outputs:
         self._redis: aioredis.Redis | None = None
         self._writers: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        self._begun = 0
 
     async def start(self) -> None:
         if self._redis_url:
@@ -247,10 +250,23 @@ class Outputs:
             wake.set()
 
     def _expire(self) -> None:
+        """Drop expired outputs; every 64th call also keeps the finished ones within
+        ``LOCAL_BUDGET`` bytes (oldest first)."""
+        self._begun += 1
+        if self._begun % 64:
+            return
         now = time.time()
         for task_id, rec in list(self.local.items()):
             if rec.done and rec.done_at + self.ttl_s < now:
                 del self.local[task_id]
+        total = sum(rec.size for rec in self.local.values())
+        if total > LOCAL_BUDGET:
+            for rec in sorted(self.local.values(), key=lambda r: r.done_at):
+                if total <= LOCAL_BUDGET:
+                    break
+                if rec.done:
+                    total -= rec.size
+                    del self.local[rec.task_id]
 
     def end(self, sink: Sink) -> None:
         """The request of ``sink`` ended: its output is complete, whatever it was (an
