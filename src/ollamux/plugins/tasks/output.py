@@ -317,11 +317,17 @@ class Outputs:
                 if done and not rec.unsaved:
                     return
         finally:
-            self._writers.pop(rec.task_id, None)
-            self._wake.pop(rec.task_id, None)
+            # Only this recorder's entries: the same task id may have started over.
+            if self._wake.get(rec.task_id) is wake:
+                del self._wake[rec.task_id]
+                self._writers.pop(rec.task_id, None)
             if self._redis is not None:
                 # Other instances read the Redis copy; this process keeps it a little longer.
-                asyncio.get_running_loop().call_later(5, self.local.pop, rec.task_id, None)
+                asyncio.get_running_loop().call_later(5, self._forget, rec)
+
+    def _forget(self, rec: Recorder) -> None:
+        if self.local.get(rec.task_id) is rec:
+            del self.local[rec.task_id]
 
     async def remote_meta(self, task_id: str) -> dict[str, str] | None:
         if self._redis is None:
