@@ -147,3 +147,19 @@ async def test_a_kept_stream_runs_to_its_end_after_its_client_left_a_real_server
             rest = (await again.read()).splitlines(keepends=True)
     assert _texts([first, *rest]) == ["Hello", " there", ", friend", "!", ""]
     assert not fake.disconnected.is_set()
+
+
+async def test_kept_output_stops_at_output_max_mb_while_the_client_gets_everything(
+    gateway_client: GatewayClientFactory, fake_ollama: tuple[FakeOllama, str]
+) -> None:
+    _fake, url = fake_ollama
+    limit_mb = 400 / (1024 * 1024)  # about three lines of the fake's stream
+    client = await gateway_client(
+        {"backends": [{"url": url}], "tasks": {"output_max_mb": limit_mb}}
+    )
+    resp = await client.post("/api/chat", json=chat(), headers={**KEEP, "X-Task-Id": "big"})
+    live = (await resp.read()).splitlines(keepends=True)
+    kept = (await (await client.get("/tasks/big/output")).read()).splitlines(keepends=True)
+    assert len(live) == 5
+    assert 0 < len(kept) < len(live) and sum(map(len, kept)) <= 400
+    assert kept == live[: len(kept)]
