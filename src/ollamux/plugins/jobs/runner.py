@@ -55,6 +55,7 @@ class JobRunner:
         self.running: dict[str, _Running] = {}
         self.backends: dict[str, str] = {}  # job id -> backend that answered (set by a hook)
         self.content_types: dict[str, str] = {}  # job id -> Content-Type of its answer
+        self._lease_lost: set[str] = set()  # running jobs whose claim was lost
         self.counts: dict[JobStatus, int] = {JobStatus.QUEUED: 0, JobStatus.PROCESSING: 0}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -153,6 +154,7 @@ class JobRunner:
             while not task.done():
                 await asyncio.wait({task}, timeout=self._renew_s)
                 if not task.done() and not await self._renew(job, token):
+                    self._lease_lost.add(job.id)  # cancelled or handed on: not ours to mark
                     task.cancel()
         except asyncio.CancelledError:  # shutdown: the job goes back to the queue
             task.cancel()
@@ -184,6 +186,7 @@ class JobRunner:
 
     def _forget(self, job_id: str) -> None:
         self.running.pop(job_id, None)
+        self._lease_lost.discard(job_id)
         self.backends.pop(job_id, None)
         self.content_types.pop(job_id, None)
 
@@ -193,7 +196,8 @@ class JobRunner:
             status, raw = task.result()
         except asyncio.CancelledError:
             log.info("job %s was cancelled while running", job.id)
-            if not self._closing:  # cancelled as a task (DELETE /tasks/{id}): say so
+            if not self._closing and job.id not in self._lease_lost:
+                # Cancelled as a task (DELETE /tasks/{id}): the job says so too.
                 await self.store.cancel(job.id)
         except GatewayError as exc:  # the owner may no longer act (its key was removed)
             await self._failed(job, token, exc.message, retry=False)
