@@ -118,3 +118,44 @@ async def test_post_jobs_cancel_cancels_a_job(
     resp = await client.post(f"/jobs/{job_id}/cancel")
     assert resp.status == 200
     assert (await resp.json())["status"] == "cancelled"
+
+
+async def test_delete_tasks_cancels_a_queued_job_submitted_with_post_jobs(
+    gateway_client: GatewayClientFactory, fake_ollama: tuple[FakeOllama, str]
+) -> None:
+    fake, _url = fake_ollama
+    client = await _client(gateway_client, fake_ollama, workers=1)
+    fake.mode = "wait"
+    await client.post("/api/chat", json=chat(), headers={**ASYNC, "X-Task-Id": "busy"})
+    await wait_status(client, "busy", "processing")
+    body = {"path": "/api/chat", "body": chat(False)}
+    job_id = (await (await client.post("/jobs", json=body)).json())["id"]
+    assert (await client.get(f"/tasks/status/{job_id}")).status == 404  # no task yet
+    cancel = await client.delete(f"/tasks/{job_id}")
+    assert cancel.status == 202, await cancel.text()
+    await wait_status(client, job_id, "cancelled")
+    fake.release.set()
+
+
+async def test_another_keys_queued_job_cannot_be_cancelled_as_a_task(
+    gateway_client: GatewayClientFactory, fake_ollama: tuple[FakeOllama, str]
+) -> None:
+    fake, url = fake_ollama
+    keys = [{"name": "alice", "key": "ka"}, {"name": "bob", "key": "kb"}]
+    client = await gateway_client(
+        {"backends": [{"url": url}], "jobs": {"workers": 1}, "auth": {"keys": keys}}
+    )
+    alice, bob = {"Authorization": "Bearer ka"}, {"Authorization": "Bearer kb"}
+    fake.mode = "wait"
+    await client.post("/api/chat", json=chat(), headers={**ASYNC, **alice, "X-Task-Id": "a1"})
+    await eventually(lambda: _status_is(client, "a1", "processing", alice))
+    body = {"path": "/api/chat", "body": chat(False)}
+    job_id = (await (await client.post("/jobs", json=body, headers=alice)).json())["id"]
+    assert (await client.delete(f"/tasks/{job_id}", headers=bob)).status == 404
+    assert (await client.delete(f"/tasks/{job_id}", headers=alice)).status == 202
+    fake.release.set()
+
+
+async def _status_is(client: Any, job_id: str, status: str, headers: dict[str, str]) -> bool:
+    resp = await client.get(f"/jobs/{job_id}", headers=headers)
+    return resp.status == 200 and (await resp.json())["status"] == status

@@ -168,12 +168,13 @@ def ollamux_permission_allowed(
 
 
 @hookspec(firstresult=True)
-def ollamux_cancel_task(gateway: Gateway, task_id: str, by: str) -> bool | None:
-    """``DELETE /tasks/{task_id}`` was allowed (``tasks.cancel``), asked by the principal
-    named ``by``, on this instance. A plugin holding work queued under that id that no
-    request runs yet (the jobs plugin: a detached request's job) cancels it and returns
-    ``True``; ``None`` otherwise. Requests already running are cancelled by the tasks
-    plugin itself, on whichever instance runs them. Stops at the first non-``None`` result.
+def ollamux_cancel_task(gateway: Gateway, task_id: str, principal: Principal) -> bool | None:
+    """``DELETE /tasks/{task_id}`` by ``principal``, on this instance. A plugin holding work
+    queued under that id that no request runs yet (the jobs plugin: a job, detached or
+    submitted) checks the principal may cancel it, cancels it and returns ``True``;
+    ``None`` when it holds nothing of that id (or the principal may not see it). Requests
+    already running are cancelled by the tasks plugin itself, on whichever instance runs
+    them. Stops at the first non-``None`` result.
     """
 
 

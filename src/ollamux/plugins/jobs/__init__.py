@@ -14,7 +14,7 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from ...config import ConfigSection
-from ...exchange import Exchange
+from ...exchange import Exchange, Principal
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from . import detach
@@ -64,8 +64,8 @@ def ollamux_respond(exchange: Exchange) -> Awaitable[web.StreamResponse] | None:
 
 
 @hookimpl
-async def ollamux_cancel_task(gateway: Gateway, task_id: str, by: str) -> bool | None:
+async def ollamux_cancel_task(gateway: Gateway, task_id: str, principal: Principal) -> bool | None:
     """``DELETE /tasks/{id}`` of a job: cancel it in the store."""
     if gateway.app is None or JOBS not in gateway.app:
         return None
-    return await detach.cancel_queued(gateway.app[JOBS], task_id)
+    return await detach.cancel_queued(gateway.app[JOBS], task_id, principal)

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ...exchange import Exchange
+from ...errors import GatewayError
+from ...exchange import Exchange, Principal
+from ...permissions import JOBS_CANCEL, JOBS_READ
 from ...pipeline import parse_json_object
 from ...protocol import PREFER
 from .model import JobStatus
@@ -62,12 +64,17 @@ def result_response(result: Any) -> web.Response | None:
     return None
 
 
-async def cancel_queued(service: JobsService, job_id: str) -> bool | None:
+async def cancel_queued(service: JobsService, job_id: str, principal: Principal) -> bool | None:
     """``DELETE /tasks/{id}`` of a job: cancelled in the store; ``True`` when it was still
     queued (no request runs it), so the tasks plugin writes its CANCELLED document."""
     job = await service.store.get(job_id)
     if job is None or job.status.terminal:
         return None
+    gateway = service.gateway
+    if not await gateway.allowed(principal, JOBS_READ, job.owner):
+        return None
+    if not await gateway.allowed(principal, JOBS_CANCEL, job.owner):
+        raise GatewayError(403, f"job {job_id!r} may not be cancelled by this key")
     before = await service.store.cancel(job_id)
     if before is None or before.status.terminal:
         return None

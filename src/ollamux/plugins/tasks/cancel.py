@@ -16,6 +16,7 @@ import time
 
 from aiohttp import web
 
+from ...errors import GatewayError
 from ...exchange import principal_of
 from ...permissions import TASKS_CANCEL, TASKS_READ
 from ...pipeline import GATEWAY
@@ -54,15 +55,27 @@ async def cancel_task(request: web.Request) -> web.Response:
     except Exception:
         return error_response(503, "task store unavailable", **{"Retry-After": "1"})
     principal = principal_of(request)
-    if found is None or not await gateway.allowed(principal, TASKS_READ, found[0]):
+    by = principal.name
+    if found is None:
+        # No task yet: work queued under that id elsewhere (a job no worker took yet)?
+        try:
+            queued = await gateway.hooks.cancel_task(gateway, task_id, principal)
+        except GatewayError as err:
+            return error_response(err.status, err.message)
+        if not queued:
+            return error_response(404, f"task {task_id} not found")
+        return _cancelled(task_id, by)
+    if not await gateway.allowed(principal, TASKS_READ, found[0]):
         return error_response(404, f"task {task_id} not found")
     owner, doc = found
     if not await gateway.allowed(principal, TASKS_CANCEL, owner):
         return error_response(403, f"task {task_id} may not be cancelled by this key")
     if final(doc):
         return error_response(409, f"task {task_id} is already {doc.get('state')}")
-    by = principal.name
-    queued = await gateway.hooks.cancel_task(gateway, task_id, by)
+    try:
+        queued = await gateway.hooks.cancel_task(gateway, task_id, principal)
+    except GatewayError as err:
+        return error_response(err.status, err.message)
     here = cancel_here(tracker, task_id, by)
     if not here and tracker.bus is not None:
         try:
@@ -72,6 +85,10 @@ async def cancel_task(request: web.Request) -> web.Response:
     if queued and not here:
         # Nothing runs it anywhere: its document says so now.
         _write_cancelled(tracker, task_id, owner, doc, by)
+    return _cancelled(task_id, by)
+
+
+def _cancelled(task_id: str, by: str) -> web.Response:
     return web.json_response(
         {"task_id": task_id, "state": "CANCELLED", "cancelled_by": by}, status=202
     )
