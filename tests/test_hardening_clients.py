@@ -125,8 +125,10 @@ async def test_deeply_nested_json_is_a_400_without_a_traceback(
     payload = await resp.json()
     message = payload["error"]["message"] if path.startswith("/v1") else payload["error"]
     assert "nested" in message
-    assert "Traceback" not in caplog.text
-    assert not [r for r in caplog.records if r.exc_info]
+    # The gateway's records only: an SDK client garbage-collected from an earlier test may
+    # log on asyncio's logger meanwhile.
+    ours = [r for r in caplog.records if r.name.startswith(("ollamux", "aiohttp"))]
+    assert not [r for r in ours if r.exc_info or "Traceback" in r.getMessage()]
     assert fake.received == []
 
 

@@ -81,3 +81,23 @@ async def test_cancel_a_job_from_the_list(gateway_client: Any, fake_jobs: Any, p
     await expect(row.locator(".badge")).to_have_text("cancelled")
     status = await (await client.get(f"/api/v1/prompt/{job_id}/status")).json()
     assert status["status"] == "cancelled"
+
+
+async def test_a_streamed_prompt_is_followed_live_on_the_page(
+    gateway_client: Any, fake_ollama: Any, page: Any
+) -> None:
+    from playwright.async_api import expect
+
+    fake, url = fake_ollama
+    fake.mode = "wait"  # the first word, then nothing until released
+    client = await gateway_client({"backends": [{"url": url}]})
+    await page.goto(str(client.make_url("/list")))
+    await page.fill("#prompt", "tell me")
+    await page.check("#stream")
+    try:
+        await page.click("#submit")
+        await expect(page.locator("#current-output")).to_have_text("Hello")
+    finally:
+        fake.release.set()
+    await expect(page.locator("#current-output")).to_have_text("Hello there, friend!")
+    await expect(page.locator("#current-status")).to_have_text("completed")

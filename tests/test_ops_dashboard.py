@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,36 @@ async def test_dashboard_is_plain_html_without_external_assets(gateway_client: A
     assert js.status == 200
     assert "https://" not in await js.text()
     assert (await client.get("/ollamux/static/..%2Fusage.py")).status == 404
+
+
+async def test_dashboard_shows_a_running_requests_tokens_rising_and_cancels_it(
+    gateway_client: Any, fake_ollama: Any, browser_page: Any
+) -> None:
+    fake, url = fake_ollama
+    fake.mode, fake.delay_s, fake.words = "slow", 0.1, [f" w{i}" for i in range(300)]
+    client = await gateway_client({"backends": [{"name": "gpu1", "url": url}]})
+    held = await client.post(
+        "/api/chat", json={"model": MODEL, "messages": []}, headers={"X-Task-Id": "ui-1"}
+    )
+    await held.content.readline()
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(str(client.make_url("/ollamux/")))
+    tokens = '#requests tr[data-live-task="ui-1"] td.tokens'
+    await page.wait_for_selector(tokens, timeout=15000)
+    seen = [int(await page.text_content(tokens) or 0)]
+    while len(set(seen)) < 3:  # the feed moves the count on its own (bounded by the fake)
+        await page.wait_for_function(
+            f"(n) => +document.querySelector('{tokens}').textContent > n", arg=seen[-1]
+        )
+        seen.append(int(await page.text_content(tokens) or 0))
+    assert seen == sorted(seen)
+
+    await page.click('#requests button[data-cancel="ui-1"]')
+    await page.wait_for_selector(
+        '#requests tr[data-live-task="ui-1"] td.state:has-text("CANCELLED")', timeout=15000
+    )
+    await asyncio.wait_for(fake.disconnected.wait(), 15)
+    assert b"cancelled by anonymous" in await held.read()
+    assert errors == []

@@ -10,6 +10,7 @@ import enum
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -146,6 +147,12 @@ class Exchange:
     usage: dict[str, int] = field(default_factory=dict)
     stream_broken: bool = False  # the answer began, then broke (part of the outcome)
     body_changed: bool = False
+    # Who cancelled the request (``DELETE /tasks/{id}``): set just before its task is
+    # cancelled, so that the pipeline answers a live client with an error, not silence.
+    cancelled_by: str = ""
+    # While the request waits for a backend: its place in the wait queue (1 = next), as
+    # the balancer knows it; ``None`` when it is not waiting.
+    queue_position: Callable[[], int] | None = None
 
     @property
     def id(self) -> str:

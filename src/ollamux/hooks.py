@@ -179,6 +179,10 @@ class Hooks:
             "Principal | None", await self.call_first("ollamux_resolve_principal", gateway, name)
         )
 
+    async def cancel_task(self, gateway: Gateway, task_id: str, principal: Principal) -> bool:
+        """Whether a plugin cancelled work queued under ``task_id``."""
+        return bool(await self.call_first("ollamux_cancel_task", gateway, task_id, principal))
+
     async def selection_policy(self, gateway: Gateway) -> SelectionPolicy | None:
         return cast(
             "SelectionPolicy | None", await self.call_first("ollamux_selection_policy", gateway)

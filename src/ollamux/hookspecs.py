@@ -179,6 +179,17 @@ def ollamux_permission_allowed(
 
 
 @hookspec(firstresult=True)
+def ollamux_cancel_task(gateway: Gateway, task_id: str, principal: Principal) -> bool | None:
+    """``DELETE /tasks/{task_id}`` by ``principal``, on this instance. A plugin holding work
+    queued under that id that no request runs yet (the jobs plugin: a job, detached or
+    submitted) checks the principal may cancel it, cancels it and returns ``True``;
+    ``None`` when it holds nothing of that id (or the principal may not see it). Requests
+    already running are cancelled by the tasks plugin itself, on whichever instance runs
+    them. Stops at the first non-``None`` result.
+    """
+
+
+@hookspec(firstresult=True)
 def ollamux_resolve_principal(gateway: Gateway, name: str) -> Principal | None:
     """The principal named ``name`` now, for work done later on its behalf (jobs run as
     their owner). Return ``None`` if unknown to you; raise ``GatewayError(403)`` if that

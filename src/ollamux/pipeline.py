@@ -19,11 +19,12 @@ from aiohttp import web
 from .access_log import EXCHANGE_KEY
 from .dialect import Dialect
 from .endpoints import BLOBS_PREFIX, endpoint, is_management, listing
-from .errors import GatewayError
+from .errors import GatewayError, stream_error_bytes
 from .exchange import Exchange, Outcome, TaskState, principal_of
 from .gateway import Gateway
 from .listing import fanout
 from .permissions import MODEL_USE, MODELS_MANAGE, PROXY
+from .protocol import KEEP
 from .proxy import AttemptFailed, attempt, relay_failure
 from .sink import HttpSink
 
@@ -50,7 +51,22 @@ async def handle(request: web.Request) -> web.StreamResponse:
         principal=principal_of(request),
     )
     request[EXCHANGE_KEY] = exchange
+    if request.headers.get(KEEP, "").lower() == "true":
+        return await _serve_kept(exchange)
     return await serve(exchange)
+
+
+_KEPT: set[asyncio.Task[web.StreamResponse]] = set()
+
+
+async def _serve_kept(exchange: Exchange) -> web.StreamResponse:
+    """``X-Ollamux-Keep: true``: the request runs in a task of its own, so a client that
+    disconnects does not cancel it; it runs to its end (its output is kept by the tasks
+    plugin). Only ``DELETE /tasks/{id}`` stops it."""
+    task = asyncio.create_task(serve(exchange))
+    _KEPT.add(task)
+    task.add_done_callback(_KEPT.discard)
+    return await asyncio.shield(task)
 
 
 async def serve(exchange: Exchange) -> web.StreamResponse:
@@ -66,8 +82,16 @@ async def serve(exchange: Exchange) -> web.StreamResponse:
     except asyncio.CancelledError:
         exchange.outcome = TaskState.CANCELLED
         who = "client disconnected" if exchange.request is not None else "cancelled"
+        if exchange.cancelled_by:
+            who = f"cancelled by {exchange.cancelled_by}"
         exchange.error = exchange.error or who
         log.info("%s: %s %s task=%s", who, exchange.method, exchange.path, exchange.task_id)
+        if exchange.cancelled_by and exchange.request is not None and not exchange.sink.gone():
+            # Cancelled on purpose (``DELETE /tasks/{id}``) while the client still listens:
+            # it hears why, in its dialect, instead of a dropped connection.
+            task = asyncio.current_task()
+            if task is not None and task.uncancel() == 0:
+                return await _answer_cancelled(exchange, who)
         raise
     except web.HTTPException as exc:  # raised by a plugin: aiohttp renders it
         _fail(exchange, exc.status, exc.reason)
@@ -107,6 +131,21 @@ async def refuse(gateway: Gateway, request: web.Request, err: GatewayError) -> w
     finally:
         exchange.finished_at = time.monotonic()
         await gateway.hooks.request_finished(exchange)
+
+
+async def _answer_cancelled(exchange: Exchange, message: str) -> web.StreamResponse:
+    """A live request cancelled by ``DELETE /tasks/{id}``: a 409 in the endpoint's dialect,
+    or, once the answer began, the dialect's error event/line ending the stream."""
+    exchange.status = exchange.status or 409
+    sink = exchange.sink
+    if not sink.started:
+        return await _answer_error(exchange, GatewayError(409, message, code="cancelled"))
+    try:
+        await sink.write(stream_error_bytes(exchange.dialect, message, 409))
+        await sink.end()
+    except (ConnectionError, RuntimeError):
+        pass
+    return sink.answer()
 
 
 def _fail(exchange: Exchange, status: int, message: str) -> None:

@@ -11,7 +11,14 @@ BACKEND = "X-Ollamux-Backend"
 ALL_BACKENDS = "X-Ollamux-All"
 """Model management: send the request to every backend (``true``)."""
 
+KEEP = "X-Ollamux-Keep"
+"""A live request's output is kept (``true``): re-readable at ``/tasks/{id}/output``, and the
+request runs to its end even when its client disconnects."""
+
+PREFER = "Prefer"
+"""``Prefer: respond-async`` detaches an inference request: 202 and a job (RFC 7240)."""
+
 RETRY_AFTER = "Retry-After"
 
 # Headers that are ollamux's own and never reach a backend.
-OWN_REQUEST_HEADERS = frozenset({BACKEND.lower(), ALL_BACKENDS.lower()})
+OWN_REQUEST_HEADERS = frozenset({BACKEND.lower(), ALL_BACKENDS.lower(), KEEP.lower()})

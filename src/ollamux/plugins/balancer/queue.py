@@ -157,6 +157,7 @@ class Slots:
             self.rejected += 1
             raise _unavailable("too many requests are waiting for a backend", self._retry_after())
         waiter = self.queue.add(exchange)
+        exchange.queue_position = lambda: self.queue.position(waiter)
         self.dispatch()
         try:
             async with asyncio.timeout(self.queue_timeout_s):
@@ -179,6 +180,7 @@ class Slots:
                     self.dispatch()
             raise
         finally:
+            exchange.queue_position = None
             self._record_wait(exchange, time.monotonic() - waiter.since)
 
     def _record_wait(self, exchange: Exchange, waited_s: float) -> None:

@@ -63,6 +63,13 @@ class WaitQueue:
         if i < len(self._waiters) and self._waiters[i] is waiter:
             del self._waiters[i]
 
+    def position(self, waiter: Waiter) -> int:
+        """``waiter``'s place in the queue (1 = served next), 0 once it left."""
+        i = bisect.bisect_left(self._waiters, waiter.order, key=lambda w: w.order)
+        if i < len(self._waiters) and self._waiters[i] is waiter:
+            return i + 1
+        return 0
+
     def oldest_wait_s(self) -> float:
         if not self._waiters:
             return 0.0

@@ -9,11 +9,15 @@ SQLite (default) or Redis (shared by several instances). Also serves the web pag
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from aiohttp import web
 
 from ...config import ConfigSection
+from ...exchange import Exchange, Principal
 from ...gateway import Gateway
 from ...hookspecs import hookimpl
+from . import detach
 from .routes import JOBS, add_routes
 from .service import JobsService
 from .settings import SECTION
@@ -48,3 +52,20 @@ async def ollamux_startup(gateway: Gateway) -> None:
 @hookimpl
 async def ollamux_shutdown(gateway: Gateway) -> None:
     await _service(gateway).stop()
+
+
+@hookimpl
+def ollamux_respond(exchange: Exchange) -> Awaitable[web.StreamResponse] | None:
+    """``Prefer: respond-async``: 202 and a job (``detach.py``). Plain (not ``async``): for
+    every other request there is nothing to await."""
+    if not detach.wants_async(exchange):
+        return None
+    return detach.detach(exchange, _service(exchange.gateway))
+
+
+@hookimpl
+async def ollamux_cancel_task(gateway: Gateway, task_id: str, principal: Principal) -> bool | None:
+    """``DELETE /tasks/{id}`` of a job: cancel it in the store."""
+    if gateway.app is None or JOBS not in gateway.app:
+        return None
+    return await detach.cancel_queued(gateway.app[JOBS], task_id, principal)

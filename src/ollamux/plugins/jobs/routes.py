@@ -19,6 +19,7 @@ from ...errors import GatewayError
 from ...exchange import principal_of
 from ...gateway import Gateway
 from ...permissions import JOBS_CANCEL, JOBS_READ, JOBS_SUBMIT, PAGE, PROXY
+from .detach import result_response
 from .model import Job, JobStatus
 from .service import JobsService
 from .store import StoreUnavailable
@@ -47,6 +48,7 @@ def add_routes(gateway: Gateway, app: web.Application, service: JobsService) -> 
         ("GET", "/jobs/{id}", job_status, JOBS_READ, "one job"),
         ("GET", "/jobs/{id}/result", job_result, JOBS_READ, "a job's result"),
         ("DELETE", "/jobs/{id}", cancel_job, JOBS_CANCEL, "cancel a job"),
+        ("POST", "/jobs/{id}/cancel", cancel_job, JOBS_CANCEL, "cancel a job"),
     ):
         r.add(method, path, _errors(handler), action=action, openapi={"summary": summary})
     # GET / is the proxy's for API clients ("Ollama is running"); HEAD / stays with it.
@@ -156,7 +158,7 @@ async def job_status(request: web.Request) -> web.Response:
 async def job_result(request: web.Request) -> web.Response:
     job = await request.app[JOBS].find(request.match_info["id"], principal_of(request))
     if job.status is JobStatus.COMPLETED:
-        return web.json_response(job.result)
+        return result_response(job.result) or web.json_response(job.result)
     doc = {"id": job.id, "status": str(job.status)}
     if not job.status.terminal:
         return web.json_response(doc, status=202)

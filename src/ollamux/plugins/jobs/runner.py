@@ -21,7 +21,8 @@ from typing import Any
 from ...errors import GatewayError, upstream_error_message
 from ...exchange import Principal
 from ...gateway import Gateway
-from ...protocol import TASK_ID
+from ...protocol import KEEP, TASK_ID
+from . import detach
 from .model import Job, JobStatus
 from .settings import JobsConfig
 from .store import JobStore
@@ -53,6 +54,8 @@ class JobRunner:
         self.config = config
         self.running: dict[str, _Running] = {}
         self.backends: dict[str, str] = {}  # job id -> backend that answered (set by a hook)
+        self.content_types: dict[str, str] = {}  # job id -> Content-Type of its answer
+        self._lease_lost: set[str] = set()  # running jobs whose claim was lost
         self.counts: dict[JobStatus, int] = {JobStatus.QUEUED: 0, JobStatus.PROCESSING: 0}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -151,6 +154,7 @@ class JobRunner:
             while not task.done():
                 await asyncio.wait({task}, timeout=self._renew_s)
                 if not task.done() and not await self._renew(job, token):
+                    self._lease_lost.add(job.id)  # cancelled or handed on: not ours to mark
                     task.cancel()
         except asyncio.CancelledError:  # shutdown: the job goes back to the queue
             task.cancel()
@@ -182,7 +186,9 @@ class JobRunner:
 
     def _forget(self, job_id: str) -> None:
         self.running.pop(job_id, None)
+        self._lease_lost.discard(job_id)
         self.backends.pop(job_id, None)
+        self.content_types.pop(job_id, None)
 
     async def _settle(self, job: Job, token: str, task: asyncio.Task[tuple[int, bytes]]) -> None:
         """Record how the request to ourselves ended."""
@@ -190,6 +196,9 @@ class JobRunner:
             status, raw = task.result()
         except asyncio.CancelledError:
             log.info("job %s was cancelled while running", job.id)
+            if not self._closing and job.id not in self._lease_lost:
+                # Cancelled as a task (DELETE /tasks/{id}): the job says so too.
+                await self.store.cancel(job.id)
         except GatewayError as exc:  # the owner may no longer act (its key was removed)
             await self._failed(job, token, exc.message, retry=False)
         except Exception:
@@ -214,14 +223,12 @@ class JobRunner:
         owner = await gateway.hooks.resolve_principal(gateway, job.owner)
         if owner is None:
             owner = Principal(name=job.owner, authenticated=True)
+        # A detached request keeps its own ``stream``; every job's output is kept (KEEP).
+        body = job.body if job.kind == detach.KIND else upstream_body(job.body)
         done = await gateway.dispatch(
-            "POST",
-            job.path,
-            upstream_body(job.body),
-            owner,
-            task_id=job.id,
-            headers={TASK_ID: job.id},
+            "POST", job.path, body, owner, task_id=job.id, headers={TASK_ID: job.id, KEEP: "true"}
         )
+        self.content_types[job.id] = done.headers.get("Content-Type", "")
         if done.exchange.backend is not None:
             self.backends[job.id] = done.exchange.backend.name
         elif done.status == 429:  # refused before any backend: the owner's own limit
@@ -234,10 +241,16 @@ class JobRunner:
             await self._failed(job, token, message, retry=status in _RETRYABLE)
             return
         result: Any
+        content_type = self.content_types.get(job.id, "")
         try:
+            if job.kind == detach.KIND and "json" not in content_type.split(";")[0]:
+                raise ValueError("a stream")
             result = json.loads(raw)
         except ValueError:
-            result = {"text": raw.decode(errors="replace")}
+            if job.kind == detach.KIND:
+                result = detach.stream_result(content_type, raw)
+            else:
+                result = {"text": raw.decode(errors="replace")}
         backend = self.backends.get(job.id, "")
         if not await self.store.finish(
             job.id, token, JobStatus.COMPLETED, result=result, backend=backend

@@ -104,7 +104,7 @@ class JobsService:
 
     # -- the shared rules --------------------------------------------------------------------
 
-    async def submit(self, sub: Submission, principal: Principal) -> Job:
+    async def submit(self, sub: Submission, principal: Principal, job_id: str | None = None) -> Job:
         model = sub.body.get("model")
         if isinstance(model, str) and not await self.gateway.allowed(principal, MODEL_USE, model):
             raise GatewayError(
@@ -114,6 +114,8 @@ class JobsService:
         job = Job(
             path=sub.path, body=sub.body, owner=principal.name, priority=priority, kind=sub.kind
         )
+        if job_id:
+            job.id = job_id
         if not await self.store.submit(job, self.config.max_queued):
             raise GatewayError(
                 503,

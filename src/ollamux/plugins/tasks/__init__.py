@@ -20,6 +20,7 @@ from ...gateway import Gateway
 from ...hookspecs import hookimpl
 from ...protocol import TASK_ID
 from ...transforms import ResponseTransform
+from . import live
 from .document import MAX_TASK_ID, is_valid_task_id
 from .routes import TRACKER, add_routes
 from .settings import SECTION, settings
@@ -41,6 +42,7 @@ def ollamux_config_section() -> ConfigSection:
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
     app[TRACKER] = Tracker(settings(gateway.config))
     add_routes(gateway)
+    live.add_routes(gateway)
 
 
 @hookimpl
@@ -49,6 +51,7 @@ async def ollamux_startup(gateway: Gateway) -> None:
     if tracker is None:
         return
     await tracker.start()
+    await live.start(tracker, tracker.config)
     gateway.gauges["tasks_live"] = lambda: float(len(tracker.live))
     gateway.gauges["tasks_pending_writes"] = lambda: float(tracker.writer.pending)
     gateway.gauges["tasks_store_up"] = lambda: 1.0 if tracker.writer.healthy else 0.0
@@ -59,6 +62,7 @@ async def ollamux_startup(gateway: Gateway) -> None:
 async def ollamux_shutdown(gateway: Gateway) -> None:
     tracker = _tracker(gateway)
     if tracker is not None:
+        await live.stop(tracker)
         await tracker.stop()
 
 
@@ -101,6 +105,7 @@ def _start(tracker: Tracker, exchange: Exchange, task_id: str) -> None:
     exchange.task_id = task_id
     exchange.response_headers[HEADER] = task_id
     tracker.begin(exchange, exchange.principal.name)
+    live.keep(tracker, exchange, exchange.principal.name)
 
 
 @hookimpl
@@ -128,10 +133,13 @@ def ollamux_upstream_started(exchange: Exchange, backend: Backend, head: Respons
 
 @hookimpl
 def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> ResponseTransform | None:
-    """Keep the start of an error answer so a FAILED task can say why."""
+    """Keep the start of an error answer so a FAILED task can say why; read a generation's
+    final figures (``progress.py``)."""
     run: Run | None = exchange.state.get("tasks")
-    if run is None or head.status < 400:
+    if run is None:
         return None
+    if head.status < 400:
+        return live.final_line(exchange, head)
     run.error_body = ErrorCapture()
     return run.error_body
 
@@ -143,8 +151,11 @@ def ollamux_request_finished(exchange: Exchange) -> None:
         return
     tracker = run.tracker
     tracker.end(exchange)
-    if exchange.outcome is TaskState.CANCELLED:
-        tracker.record(exchange, "CANCELLED", "cancelled", "client disconnected")
+    live.ended(tracker, exchange)
+    if exchange.state.get("detached"):  # answered 202: a job runs it later, same task id
+        tracker.record(exchange, "PENDING", "queued", "detached: waiting for a worker")
+    elif exchange.outcome is TaskState.CANCELLED:
+        tracker.record(exchange, "CANCELLED", "cancelled", exchange.error or "client disconnected")
     elif exchange.outcome is TaskState.SUCCESS and exchange.status < 400:
         tracker.record(exchange, "SUCCESS", "completed", "completed")
     else:

@@ -45,8 +45,11 @@ def add_routes(gateway: Gateway) -> None:
     )
 
 
-def _error(status: int, message: str, **headers: str) -> web.Response:
+def error_response(status: int, message: str, **headers: str) -> web.Response:
     return GatewayError(status, message, headers=headers).response(Dialect.OLLAMA)
+
+
+_error = error_response
 
 
 def _unavailable(exc: Exception) -> web.Response:

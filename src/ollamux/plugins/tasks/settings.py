@@ -19,10 +19,11 @@ class TasksConfig:
     heartbeat_s: float = 10
     redis_prefix: str = "ts:ollama:"  # status documents live at <redis_prefix><task_id>
     sweep_interval_s: float = 60  # how often expired tasks are deleted (SQLite, memory)
+    output_max_mb: float = 64  # kept output (detached, jobs, X-Ollamux-Keep) per task, at most
 
 
 def _validate(cfg: TasksConfig) -> None:
-    for key in ("ttl_running_s", "ttl_done_s", "heartbeat_s", "sweep_interval_s"):
+    for key in ("ttl_running_s", "ttl_done_s", "heartbeat_s", "sweep_interval_s", "output_max_mb"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"tasks.{key}", "must be > 0")
 

@@ -13,17 +13,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ...errors import upstream_error_message
 from ...exchange import Exchange
 from ...transforms import ResponseTransform
 from .document import LIVE_STATES, status_document
 from .memory_store import MemoryStore
+from .progress import FinalStats, extend
 from .redis_store import RedisStore
 from .settings import TasksConfig
 from .sqlite_store import SqliteStore
 from .store import TaskRecord, TaskStore
 from .writer import TaskWriter
+
+if TYPE_CHECKING:
+    from .bus import TaskBus
+    from .output import Outputs
 
 log = logging.getLogger("ollamux.tasks")
 
@@ -44,6 +50,12 @@ class Run:
     stage: str = "queued"
     message: str = ""
     error_body: ErrorCapture | None = None
+    # What cancels the request: the asyncio task running it (``DELETE /tasks/{id}``).
+    handle: asyncio.Task[Any] | None = None
+    # Set on every status change while someone watches the task (``/tasks/{id}/events``).
+    changed: asyncio.Event | None = None
+    # The backend's own figures once the answer ended (durations, counts).
+    final: FinalStats | None = None
 
 
 class ErrorCapture(ResponseTransform):
@@ -74,6 +86,17 @@ class Tracker:
         self.writer = TaskWriter(self.store, self.snapshot)
         self.live: set[Exchange] = set()
         self._loops: list[asyncio.Task[None]] = []
+        # Set by the plugin at start: the Redis channel between instances (``bus.py``) and
+        # the kept outputs (``output.py``).
+        self.bus: TaskBus | None = None
+        self.outputs: Outputs | None = None
+
+    def find_live(self, task_id: str) -> Exchange | None:
+        """The request running here under ``task_id``, if any."""
+        for exchange in self.live:
+            if exchange.task_id == task_id:
+                return exchange
+        return None
 
     async def start(self) -> None:
         try:
@@ -125,7 +148,7 @@ class Tracker:
         return found is None or found == owner
 
     def begin(self, exchange: Exchange, owner: str) -> None:
-        run = Run(self, owner=owner, created=exchange.created)
+        run = Run(self, owner=owner, created=exchange.created, handle=asyncio.current_task())
         exchange.state["tasks"] = run
         self.live.add(exchange)
         self.record(exchange, "PENDING", "queued", "waiting for a backend")
@@ -136,6 +159,8 @@ class Tracker:
         if run is None:
             return
         run.state, run.stage, run.message = state, stage, message
+        if run.changed is not None:
+            run.changed.set()
         if state in LIVE_STATES:
             self.writer.put(exchange.task_id, exchange)  # snapshotted when written
         else:
@@ -150,6 +175,7 @@ class Tracker:
         ttl = self.config.ttl_running_s if state in LIVE_STATES else self.config.ttl_done_s
         now = time.time()
         doc = status_document(exchange, state, run.stage, run.message, exchange.selected_at, now)
+        extend(doc["extensions"], exchange, run.final)
         return TaskRecord(exchange.task_id, run.owner, state, run.created, now + ttl, doc)
 
     def end(self, exchange: Exchange) -> None:

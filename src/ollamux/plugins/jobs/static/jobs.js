@@ -61,7 +61,7 @@
     if (!Number.isNaN(priority)) body.priority = priority;
     $("submit").disabled = true;
     try {
-      const created = await api("POST", "/api/v1/prompt", body);
+      const created = $("stream").checked ? await detach(body) : await api("POST", "/api/v1/prompt", body);
       watch(created.id);
       refreshList();
     } catch (e) {
@@ -71,12 +71,76 @@
     }
   });
 
+  // A streamed generation, detached (Prefer: respond-async): the answer is followed live.
+  async function detach(body) {
+    const headers = { "Content-Type": "application/json", Prefer: "respond-async" };
+    if (keyInput.value) headers.Authorization = "Bearer " + keyInput.value;
+    const resp = await fetch("/api/generate", {
+      method: "POST", headers,
+      body: JSON.stringify({ model: body.model, prompt: body.prompt, stream: true }),
+    });
+    const data = await resp.json();
+    if (resp.status !== 202) throw new Error((data.error && (data.error.message || data.error)) || "HTTP " + resp.status);
+    return data;
+  }
+
+  // The text of one chunk of kept output (/tasks/{id}/output), whatever its dialect.
+  function pieceText(chunk) {
+    let line = chunk.trim();
+    const data = line.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim());
+    if (data.length) line = data.join("");
+    if (!line || line === "[DONE]") return "";
+    try {
+      const obj = JSON.parse(line);
+      if (typeof obj.response === "string") return obj.response;
+      if (obj.message && typeof obj.message.content === "string") return obj.message.content;
+      const c = (obj.choices || [])[0] || {};
+      return (c.delta && c.delta.content) || (c.message && c.message.content) || c.text || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  let outputAbort = null;
+  async function followOutput(id) {
+    if (outputAbort) outputAbort.abort();
+    const abort = outputAbort = new AbortController();
+    const out = $("current-output");
+    out.textContent = "";
+    const headers = keyInput.value ? { Authorization: "Bearer " + keyInput.value } : {};
+    try {
+      const resp = await fetch("/tasks/" + encodeURIComponent(id) + "/output", { headers, signal: abort.signal });
+      if (!resp.ok) return;
+      const sse = (resp.headers.get("Content-Type") || "").includes("event-stream");
+      const whole = !sse && !(resp.headers.get("Content-Type") || "").includes("ndjson");
+      const reader = resp.body.getReader();
+      const text = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += text.decode(value, { stream: true });
+        if (whole) continue;
+        const sep = sse ? "\n\n" : "\n";
+        let cut;
+        while ((cut = buf.indexOf(sep)) >= 0) {
+          out.textContent += pieceText(buf.slice(0, cut));
+          buf = buf.slice(cut + sep.length);
+        }
+      }
+      if (buf.trim()) out.textContent += pieceText(buf);
+    } catch (e) {
+      if (e.name !== "AbortError") out.textContent += " [" + e.message + "]";
+    }
+  }
+
   function watch(id) {
     current = id;
     $("current").hidden = false;
     $("current-id").textContent = id;
     $("current-result").textContent = "";
     clearTimeout(watchTimer);
+    followOutput(id);
     poll();
   }
 
@@ -89,7 +153,9 @@
       $("cancel-current").disabled = TERMINAL.includes(doc.status);
       if (doc.status === "completed") {
         const r = doc.result;
-        $("current-result").textContent = typeof r === "string" ? r : JSON.stringify(r, null, 2);
+        const streamed = r && typeof r === "object" && "__ollamux_stream__" in r;  // shown above
+        $("current-result").textContent =
+          streamed ? "" : typeof r === "string" ? r : JSON.stringify(r, null, 2);
       } else if (TERMINAL.includes(doc.status)) {
         $("current-result").textContent = doc.error || doc.status;
       }

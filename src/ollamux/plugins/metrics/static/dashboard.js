@@ -158,6 +158,102 @@ async function tick() {
   }
 }
 
+// Requests, live and detached: the task list (PENDING and RUNNING, every instance sharing
+// the store), each row followed on its event feed (/tasks/{id}/events) and cancellable
+// (DELETE /tasks/{id}). The feed is read with fetch, so the admin key goes along.
+const LIST_MS = 2000;
+const feeds = new Map(); // task id -> {doc, abort}
+
+function authHeaders() {
+  const key = sessionStorage.getItem(KEY_STORE);
+  return key ? { Authorization: "Bearer " + key } : {};
+}
+
+async function follow(taskId) {
+  const abort = new AbortController();
+  const entry = { doc: feeds.get(taskId)?.doc, abort };
+  feeds.set(taskId, entry);
+  try {
+    const resp = await fetch(`/tasks/${encodeURIComponent(taskId)}/events`,
+      { headers: authHeaders(), signal: abort.signal, cache: "no-store" });
+    if (!resp.ok) return;
+    const reader = resp.body.getReader();
+    const text = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += text.decode(value, { stream: true });
+      let cut;
+      while ((cut = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        const data = block.split(/\r?\n/).filter((l) => l.startsWith("data:"))
+          .map((l) => l.slice(5).trim()).join("\n");
+        if (!data) continue;
+        entry.doc = JSON.parse(data);
+        renderRequests();
+      }
+    }
+  } catch (err) {
+    if (err.name !== "AbortError") console.debug("feed", taskId, err);
+  }
+}
+
+function renderRequests() {
+  const rows = [...feeds.entries()].map(([id, { doc }]) => {
+    const ext = (doc && doc.extensions) || {};
+    const state = doc ? doc.state : "…";
+    const live = state === "PENDING" || state === "RUNNING";
+    const pill = state === "RUNNING" ? "ok" : state === "PENDING" ? "warn" : state === "SUCCESS" ? "ok" : "bad";
+    return `<tr data-live-task="${esc(id)}"><td><code>${esc(id)}</code></td>` +
+      `<td>${esc(ext.method)} ${esc(ext.path)}</td><td>${esc(ext.model || "–")}</td>` +
+      `<td>${esc(ext.backend || "–")}</td>` +
+      `<td class="state"><span class="pill ${pill}">${esc(state)}</span> ${esc(doc ? doc.stage : "")}</td>` +
+      `<td class="queue">${ext.queue_position ?? "–"}</td><td class="tokens">${ext.tokens ?? 0}</td>` +
+      `<td>${live ? `<button class="cancel" data-cancel="${esc(id)}">cancel</button>` : ""}</td></tr>`;
+  });
+  $("requests").tBodies[0].innerHTML =
+    rows.join("") || '<tr><td class="empty" colspan="8">none</td></tr>';
+}
+
+async function listRequests() {
+  try {
+    const seen = new Set();
+    for (const state of ["RUNNING", "PENDING"]) {
+      const resp = await fetch(`/tasks/status?limit=50&state=${state}`,
+        { headers: authHeaders(), cache: "no-store" });
+      if (!resp.ok) continue;
+      for (const doc of (await resp.json()).tasks) {
+        seen.add(doc.task_id);
+        if (!feeds.has(doc.task_id)) {
+          feeds.set(doc.task_id, { doc, abort: null });
+          follow(doc.task_id);
+        }
+      }
+    }
+    // Finished rows stay for one more listing, then go.
+    for (const [id, entry] of feeds) {
+      const live = entry.doc && (entry.doc.state === "PENDING" || entry.doc.state === "RUNNING");
+      if (!seen.has(id) && !live) {
+        if (entry.gone) { entry.abort?.abort(); feeds.delete(id); } else entry.gone = true;
+      }
+    }
+    renderRequests();
+  } finally {
+    setTimeout(listRequests, LIST_MS);
+  }
+}
+
+$("requests").addEventListener("click", async (ev) => {
+  const id = ev.target?.dataset?.cancel;
+  if (!id) return;
+  ev.target.disabled = true;
+  await fetch(`/tasks/${encodeURIComponent(id)}`, { method: "DELETE", headers: authHeaders() });
+});
+
+listRequests();
+
 $("auth").addEventListener("submit", (ev) => {
   ev.preventDefault();
   sessionStorage.setItem(KEY_STORE, $("key").value);
