@@ -112,8 +112,17 @@ def text_line(fields: dict[str, Any]) -> str:
 
 
 def _write(fields: dict[str, Any], json_format: bool) -> None:
+    # The record is made and handled directly, as ``log.info`` would, without its search
+    # of the stack for the caller (the same place every time).
     if json_format:
         message = f"{fields['method']} {fields['path']} {fields['status']}"
-        log.info(message, extra={"fields": {"event": "access", **fields}})
+        extra = {"fields": {"event": "access", **fields}}
+        log.handle(
+            log.makeRecord(log.name, logging.INFO, __file__, 0, message, (), None, "_write", extra)
+        )
     else:
-        log.info(text_line(fields))
+        log.handle(
+            log.makeRecord(
+                log.name, logging.INFO, __file__, 0, text_line(fields), (), None, "_write"
+            )
+        )

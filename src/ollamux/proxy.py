@@ -185,7 +185,7 @@ class _Relay:
         ex = self.exchange
         ex.status = self.head.status
         await ex.gateway.hooks.response_started(ex, ex.status)
-        await self.sink.start(ex.status, self.headers)
+        await self.sink.start_with_data(ex.status, self.headers)  # always written at once
 
     def _feed(self, data: bytes) -> bytes:
         """``data`` through the transforms, counted as a chunk sent if anything is left."""
