@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--embed-dim", type=int, default=384, help="floats per embedding vector")
     p.add_argument("--cases", default=",".join(CHAT_CASES + EMBED_CASES))
     p.add_argument("--no-install", action="store_true", help="never try apt-get for wrk")
+    p.add_argument(
+        "--base",
+        metavar="REV",
+        help="also run git revision REV's default config (cases default@REV, translated@REV)",
+    )
     p.add_argument("--long", action="store_true", help="10 s windows, 5 rounds")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     return p
@@ -101,7 +106,9 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
         backend = fleet.fake_backend(embed_dim=args.embed_dim)
         relay = fleet.relay(backend.url)
 
-        def gw(name: str, api: str = "ollama", **extra: Any) -> harness.Server:
+        def gw(
+            name: str, api: str = "ollama", src: Path | None = None, **extra: Any
+        ) -> harness.Server:
             # The real defaults (log level info, access log, SQLite tasks), not bench_config's.
             cfg: dict[str, Any] = {
                 "server": {"log_level": "info"},
@@ -109,7 +116,7 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
                 "plugins": {"autoload": False},  # built-in plugins only
                 "backends": [{"url": backend.url, "api": api, "max_concurrency": 4096}],
             }
-            return fleet.ollamux(harness._deep_merge(cfg, extra), name=name)
+            return fleet.ollamux(harness._deep_merge(cfg, extra), name=name, src=src)
 
         servers: dict[str, harness.Server] = {"relay": relay}
         needs = {c: BASELINE.get(c, (c, None))[0] for c in wanted}
@@ -123,6 +130,11 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
             servers["core"] = gw("core", plugins={"disable": OPTIONAL_PLUGINS})
         if "v1embed" in wanted:
             servers["openai"] = gw("openai", api="openai")
+        if args.base:
+            from bench.bench_ab import export_src
+
+            base_src = export_src(args.base, fleet.tmp / "base")
+            servers["base"] = gw("base", src=base_src)
 
         setups: dict[str, tuple[str, str, bytes]] = {
             "relay": ("relay", "/api/chat", _chat(False, "bench:latest")),
@@ -144,6 +156,13 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
         # Baselines run whenever a case compared with them does.
         cases_run = list(dict.fromkeys([*(needs[c] for c in wanted), *wanted]))
         order = [c for c in CHAT_CASES + EMBED_CASES if c in cases_run]
+        if args.base:
+            for name in ("default", "translated"):
+                if name in wanted:
+                    _, path, body = setups[name]
+                    setups[f"{name}@{args.base}"] = ("base", path, body)
+                    BASELINE[f"{name}@{args.base}"] = BASELINE[name]
+                    order.insert(order.index(name) + 1, f"{name}@{args.base}")
 
         def case(name: str) -> Callable[[], dict[str, float]]:
             server_name, path, body = setups[name]
