@@ -187,7 +187,8 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_drop_pool)
 
 
-def _random16() -> bytes:
+def random16() -> bytes:
+    """16 random bytes from the OS (``os.urandom``'s quality), from the pool."""
     with _pool_lock:  # ids may be made in threads too: no two callers get the same bytes
         if len(_pool) < 16:
             _pool[:] = os.urandom(_POOL_BYTES)
@@ -199,6 +200,6 @@ def _random16() -> bytes:
 def new_task_id() -> str:
     """A random UUID (version 4) as text, formatted directly: a third of the CPU of
     ``str(uuid.uuid4())``, which validates and builds a ``UUID`` object first."""
-    h = _random16().hex()
+    h = random16().hex()
     variant = "89ab"[int(h[16], 16) & 3]
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
