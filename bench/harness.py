@@ -566,11 +566,13 @@ def run_wrk(
     headers: Mapping[str, str] | None = None,
     cpu_pids: Sequence[int] = (),
     script_dir: str | Path | None = None,
+    timeout: float = 10.0,
 ) -> WrkResult:
     """Load ``url`` with wrk (``connections`` keep-alive connections over ``threads``
     threads): a ``warmup`` run first (connections open, caches warm), then the measured
     run, with the CPU time of ``cpu_pids`` read around it. wrk's windows are whole
-    seconds; a fractional ``duration`` is rounded up."""
+    seconds; a fractional ``duration`` is rounded up. A request unanswered after
+    ``timeout`` seconds counts as an error."""
     with tempfile.NamedTemporaryFile(
         "w", suffix=".lua", dir=script_dir, delete=False, prefix="wrk-"
     ) as f:
@@ -588,7 +590,7 @@ def run_wrk(
                 "-d",
                 f"{max(1, round(seconds + 0.49))}s",
             ]
-            argv += ["--latency", "-s", script, url]
+            argv += ["--latency", "--timeout", f"{timeout:g}s", "-s", script, url]
             proc = subprocess.run(
                 argv, capture_output=True, text=True, check=False, timeout=seconds + 60
             )
