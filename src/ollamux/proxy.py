@@ -208,8 +208,10 @@ class _Relay:
 
     async def write(self, data: bytes) -> None:
         data = self._feed(data)
-        if data:
-            await self._send(data)
+        if data:  # ``_send`` inlined: one coroutine less per chunk
+            if not self.sink.started:
+                await self._start()
+            await self.sink.write(data)
 
     async def finish(self, data: bytes = b"") -> None:
         """End the answer; ``data``, the answer's last bytes when already known, is sent
