@@ -37,7 +37,10 @@ def access_middleware(gateway: Gateway) -> Middleware:
     async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         server = gateway.config.server
         if not server.access_log or not log.isEnabledFor(logging.INFO):
-            return await handler(request)
+            try:
+                return await handler(request)
+            finally:
+                request.pop(EXCHANGE_KEY, None)  # see below
         started = time.monotonic()
         status = 500
         try:
@@ -52,6 +55,10 @@ def access_middleware(gateway: Gateway) -> Middleware:
             raise
         finally:
             _write(_fields(request, status, started), server.log_format == "json")
+            # The request and its exchange refer to each other: without this, each request
+            # left ~30 objects (request, exchange, response, ...) for the cyclic garbage
+            # collector, which then cost ~30 us per request. Nothing reads it after the line.
+            request.pop(EXCHANGE_KEY, None)
 
     return access
 
