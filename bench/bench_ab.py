@@ -7,17 +7,20 @@ per unit of work is far steadier than req/s on a busy machine, so small changes 
 
     python bench/bench_ab.py                 # working tree vs HEAD
     python bench/bench_ab.py --base main --repetitions 10
+    python bench/bench_ab.py --wrk --path /v1/chat/completions   # req/s and CPU under wrk
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import subprocess
 import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -50,7 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--core", action="store_true", help="disable the optional plugins in both versions"
     )
+    p.add_argument(
+        "--wrk", action="store_true", help="non-streamed requests under wrk (req/s, CPU/req)"
+    )
+    p.add_argument("--path", default="/api/chat", help="with --wrk: the path to load")
+    p.add_argument("--body", default="", help="with --wrk: the JSON body (default: a chat)")
+    p.add_argument(
+        "--config",
+        default="{}",
+        help="with --wrk: JSON merged into both configs; {name} becomes base or work",
+    )
     args = p.parse_args(argv)
+    if args.wrk:
+        return _main_wrk(args)
 
     with harness.Fleet() as fleet:
         base_src = export_src(args.base, fleet.tmp / "base")
@@ -85,6 +100,63 @@ def main(argv: list[str] | None = None) -> int:
         f"{'B/A':<28}{medians['json|' + b] / medians['json|' + a]:>18.3f}"
         f"{medians['paced|' + b] / medians['paced|' + a]:>20.3f}"
     )
+    return 0
+
+
+def _main_wrk(args: argparse.Namespace) -> int:
+    """A and B under wrk: median req/s and CPU per request, and each round's B/A."""
+    import json
+
+    wrk = harness.find_wrk()
+    if wrk is None:
+        print(harness.WRK_INSTALL_HINT, file=sys.stderr)
+        return 2
+    body = args.body.encode() or harness.ollama_chat_body(stream=False)
+    with harness.Fleet() as fleet:
+        base_src = export_src(args.base, fleet.tmp / "base")
+        backend = fleet.fake_backend()
+        cfg: dict[str, Any] = {"backends": [{"url": backend.url, "max_concurrency": 4096}]}
+        if args.core:
+            cfg["plugins"] = {"disable": list(OPTIONAL_PLUGINS)}
+
+        def config(name: str) -> dict[str, Any]:  # "{name}" in --config: per version
+            return harness._deep_merge(cfg, json.loads(args.config.replace("{name}", name)))
+
+        versions = {
+            f"A {args.base}": fleet.ollamux(config("base"), name="base", src=base_src),
+            "B working tree": fleet.ollamux(config("work"), name="work"),
+        }
+
+        def case(server: harness.Server) -> Callable[[], tuple[float, float]]:
+            def measure() -> tuple[float, float]:
+                r = harness.run_wrk(
+                    server.url + args.path,
+                    body,
+                    wrk=wrk,
+                    connections=args.concurrency,
+                    duration=max(1.0, args.duration),
+                    warmup=0.5,
+                    cpu_pids=[server.pid],
+                    script_dir=fleet.tmp,
+                )
+                if r.errors:
+                    raise RuntimeError(f"{r.errors} errors from {server.name}")
+                return r.req_s, r.cpu_per_request_us(server.pid)
+
+            return measure
+
+        raw = harness.interleave({n: case(s) for n, s in versions.items()}, args.repetitions)
+    a, b = versions
+    print(f"{'':<28}{'req/s':>10}{'CPU us/req':>12}")
+    for name in versions:
+        req = harness.median([x[0] for x in raw[name]])
+        cpu = harness.median([x[1] for x in raw[name]])
+        print(f"{name:<28}{req:>10.0f}{cpu:>12.1f}")
+    pairs = list(zip(raw[a], raw[b], strict=True))
+    req_ratio = harness.median([y[0] / x[0] for x, y in pairs])
+    cpu_ratio = harness.median([y[1] / x[1] for x, y in pairs])
+    print(f"{'B/A (median of rounds)':<28}{req_ratio:>10.3f}{cpu_ratio:>12.3f}")
+    print(f"load average: {os.getloadavg()[0]:.1f}")
     return 0
 
 

@@ -200,7 +200,9 @@ class Fleet:
             raise RuntimeError(f"{name} did not start: {exc}\n{server.log_tail()}") from exc
         return server
 
-    def fake_backend(self, chunks: int = 100, chunk_delay: float = 0.0) -> Server:
+    def fake_backend(
+        self, chunks: int = 100, chunk_delay: float = 0.0, embed_dim: int = 384
+    ) -> Server:
         """A fast fake speaking both Ollama (``/api/*``) and OpenAI (``/v1/*``) dialects.
 
         Streams ``chunks`` content chunks (+ a final one), yielding to the event loop (or
@@ -210,6 +212,7 @@ class Fleet:
         port = free_port()
         argv = [self.python, str(HARNESS), "fake-backend", "--port", str(port)]
         argv += ["--chunks", str(chunks), "--chunk-delay", str(chunk_delay)]
+        argv += ["--embed-dim", str(embed_dim)]
         return self.start("fake-backend", argv, port)
 
     def relay(self, upstream: str) -> Server:
@@ -470,6 +473,142 @@ def cpu_cost(
     return r.cpu_per_chunk_us(server.pid) if stream else r.cpu_per_request_us(server.pid)
 
 
+# -- wrk: a C load generator for non-streamed requests ------------------------------------
+
+WRK_INSTALL_HINT = "wrk not found on PATH; install it with: apt-get install -y wrk (Debian/Ubuntu)"
+
+
+def find_wrk(install: bool = False) -> str | None:
+    """The path of ``wrk``; with ``install`` (and root), try ``apt-get install -y wrk`` first
+    when it is missing. ``None`` when it cannot be had."""
+    import shutil
+
+    found = shutil.which("wrk")
+    if found or not install or not shutil.which("apt-get") or os.geteuid() != 0:
+        return found
+    subprocess.run(
+        ["apt-get", "install", "-y", "wrk"], capture_output=True, check=False, timeout=300
+    )
+    return shutil.which("wrk")
+
+
+def wrk_script(body: bytes, method: str = "POST", headers: Mapping[str, str] | None = None) -> str:
+    """A wrk Lua script sending ``body`` with ``method`` and ``headers`` on every request."""
+    lines = [f"wrk.method = {_lua_str(method)}", f"wrk.body = {_lua_str(body.decode())}"]
+    for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+        lines.append(f"wrk.headers[ {_lua_str(name)} ] = {_lua_str(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _lua_str(text: str) -> str:
+    # A Lua long bracket takes the text as it is; pick a level the text does not contain.
+    level = 0
+    while f"]{'=' * level}]" in text:
+        level += 1
+    eq = "=" * level
+    return f"[{eq}[{text}]{eq}]"
+
+
+@dataclass
+class WrkResult:
+    """What one wrk run measured: requests completed, non-2xx/3xx and socket errors, the
+    median latency, and the CPU seconds of ``cpu_pids`` over the run."""
+
+    requests: int
+    errors: int
+    seconds: float
+    latency_median_ms: float
+    cpu: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def req_s(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def cpu_per_request_us(self, pid: int) -> float:
+        return self.cpu[pid] / self.requests * 1e6 if self.requests else float("nan")
+
+
+def parse_wrk(output: str) -> tuple[int, float, int, float]:
+    """(requests, seconds, errors, median latency in ms) from wrk's ``--latency`` output."""
+    import re
+
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", output)
+    if m is None:
+        raise ValueError(f"no request count in wrk's output:\n{output}")
+    scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[m.group(3)]
+    requests, seconds = int(m.group(1)), float(m.group(2)) * scale
+    errors = 0
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    sock = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if sock:
+        errors += sum(int(x) for x in sock.groups())
+    p50 = re.search(r"^\s*50%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    latency = float("nan")
+    if p50:
+        latency = float(p50.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[p50.group(2)]
+    return requests, seconds, errors, latency
+
+
+def run_wrk(
+    url: str,
+    body: bytes,
+    *,
+    wrk: str = "wrk",
+    connections: int = 32,
+    threads: int = 2,
+    duration: float = 3.0,
+    warmup: float = 0.5,
+    method: str = "POST",
+    headers: Mapping[str, str] | None = None,
+    cpu_pids: Sequence[int] = (),
+    script_dir: str | Path | None = None,
+    timeout: float = 10.0,
+) -> WrkResult:
+    """Load ``url`` with wrk (``connections`` keep-alive connections over ``threads``
+    threads): a ``warmup`` run first (connections open, caches warm), then the measured
+    run, with the CPU time of ``cpu_pids`` read around it. wrk's windows are whole
+    seconds; a fractional ``duration`` is rounded up. A request unanswered after
+    ``timeout`` seconds counts as an error."""
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".lua", dir=script_dir, delete=False, prefix="wrk-"
+    ) as f:
+        f.write(wrk_script(body, method, headers))
+        script = f.name
+    try:
+
+        def one(seconds: float) -> str:
+            argv = [
+                wrk,
+                "-t",
+                str(threads),
+                "-c",
+                str(connections),
+                "-d",
+                f"{max(1, round(seconds + 0.49))}s",
+            ]
+            argv += ["--latency", "--timeout", f"{timeout:g}s", "-s", script, url]
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, check=False, timeout=seconds + 60
+            )
+            if proc.returncode != 0:
+                raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
+            return proc.stdout
+
+        if warmup > 0:
+            one(warmup)
+        cpu0 = {pid: cpu_seconds(pid) for pid in cpu_pids}
+        out = one(duration)
+        cpu1 = {pid: cpu_seconds(pid) for pid in cpu_pids}
+    finally:
+        os.unlink(script)
+    requests, seconds, errors, latency = parse_wrk(out)
+    return WrkResult(requests, errors, seconds, latency, {p: cpu1[p] - cpu0[p] for p in cpu_pids})
+
+
 # -- repetitions -------------------------------------------------------------------------
 
 
@@ -523,9 +662,10 @@ def run_benchmark(
 # -- the servers themselves (run in child processes) -------------------------------------
 
 
-def fake_backend_app(chunks: int = 100, chunk_delay: float = 0.0) -> Any:
+def fake_backend_app(chunks: int = 100, chunk_delay: float = 0.0, embed_dim: int = 384) -> Any:
     """A minimal, fast fake Ollama + OpenAI server: canned answers, no parsing beyond
-    spotting ``"stream"`` in the body."""
+    spotting ``"stream"`` in the body (embeddings: one ``embed_dim`` vector per input, the
+    inputs counted from the parsed body)."""
     from aiohttp import web
 
     created = "2024-01-01T00:00:00Z"
@@ -582,7 +722,32 @@ def fake_backend_app(chunks: int = 100, chunk_delay: float = 0.0) -> Any:
     models = json.dumps(
         {"object": "list", "data": [{"id": "bench", "object": "model", "owned_by": "bench"}]}
     ).encode()
-    embed = json.dumps({"model": "bench:latest", "embeddings": [[0.1, 0.2, 0.3, 0.4]]}).encode()
+    embed_cache: dict[tuple[str, int], bytes] = {}
+
+    def embed_answer(api: str, count: int) -> bytes:
+        """``count`` vectors of ``embed_dim`` floats, made once per (dialect, count)."""
+        found = embed_cache.get((api, count))
+        if found is None:
+            vectors = [[round(0.001 * (i + j), 6) for j in range(embed_dim)] for i in range(count)]
+            if api == "ollama":
+                obj: dict[str, Any] = {"model": "bench:latest", "embeddings": vectors}
+            else:
+                data = [
+                    {"object": "embedding", "index": i, "embedding": v}
+                    for i, v in enumerate(vectors)
+                ]
+                obj = {"object": "list", "data": data, "model": "bench"}
+                obj["usage"] = {"prompt_tokens": count, "total_tokens": count}
+            found = embed_cache[(api, count)] = json.dumps(obj, separators=(",", ":")).encode()
+        return found
+
+    def embeddings(api: str) -> Any:
+        async def handler(request: web.Request) -> Any:
+            inputs = json.loads(await request.read()).get("input", "")
+            count = len(inputs) if isinstance(inputs, list) else 1
+            return web.Response(body=embed_answer(api, count), content_type="application/json")
+
+        return handler
 
     async def stream_lines(request: web.Request, lines: list[bytes], ctype: str) -> Any:
         delay = float(request.query.get("chunk_delay", chunk_delay))
@@ -620,7 +785,8 @@ def fake_backend_app(chunks: int = 100, chunk_delay: float = 0.0) -> Any:
     app.router.add_post("/api/chat", ollama("message"))
     app.router.add_post("/api/generate", ollama("response"))
     app.router.add_get("/api/tags", canned(tags))
-    app.router.add_post("/api/embed", canned(embed))
+    app.router.add_post("/api/embed", embeddings("ollama"))
+    app.router.add_post("/v1/embeddings", embeddings("openai"))
     app.router.add_get("/api/version", canned(b'{"version":"0.0.0-bench"}'))
     app.router.add_post("/v1/chat/completions", openai_chat)
     app.router.add_get("/v1/models", canned(models))
@@ -674,6 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fake.add_argument("--port", type=int, required=True)
     fake.add_argument("--chunks", type=int, default=100)
     fake.add_argument("--chunk-delay", type=float, default=0.0)
+    fake.add_argument("--embed-dim", type=int, default=384)
     relay = sub.add_parser("relay", help="bare aiohttp relay baseline")
     relay.add_argument("--port", type=int, required=True)
     relay.add_argument("--upstream", required=True)
@@ -690,7 +857,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     args = parser.parse_args(argv)
     if args.role == "fake-backend":
-        _serve(fake_backend_app(args.chunks, args.chunk_delay), args.port)
+        _serve(fake_backend_app(args.chunks, args.chunk_delay, args.embed_dim), args.port)
     elif args.role == "relay":
         _serve(relay_app(args.upstream.rstrip("/")), args.port)
     else:

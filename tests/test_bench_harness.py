@@ -85,6 +85,36 @@ def test_interleave_runs_cases_round_by_round() -> None:
     assert results == {"a": ["a", "a"], "b": ["b", "b"]}
 
 
+async def test_fake_backend_answers_one_embedding_per_input(aiohttp_server: ServerFactory) -> None:
+    server = await aiohttp_server(harness.fake_backend_app(embed_dim=8))
+    body = json.dumps({"model": "m", "input": ["a", "b", "c"]}).encode()
+    (ollama,) = await _post_lines(server, "/api/embed", body)
+    assert [len(v) for v in json.loads(ollama)["embeddings"]] == [8, 8, 8]
+    (openai,) = await _post_lines(server, "/v1/embeddings", body)
+    assert [d["index"] for d in json.loads(openai)["data"]] == [0, 1, 2]
+
+
+def test_wrk_script_sends_the_body_verbatim() -> None:
+    script = harness.wrk_script(b'{"a": "]]"}', headers={"X-Test": "1"})
+    assert "wrk.method = [[POST]]" in script
+    assert 'wrk.body = [=[{"a": "]]"}]=]' in script  # a long bracket the body cannot end
+    assert "wrk.headers[ [[X-Test]] ] = [[1]]" in script
+
+
+def test_parse_wrk_reads_requests_errors_and_median() -> None:
+    output = """Running 3s test @ http://127.0.0.1:1/api/chat
+  2 threads and 32 connections
+  Latency Distribution
+     50%    9.48ms
+     75%   12.00ms
+  8049 requests in 3.00s, 5.1MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   2683.00
+"""
+    assert harness.parse_wrk(output) == (8049, 3.0, 7, 9.48)
+
+
 async def _post_lines(server: TestServer, path: str, body: bytes) -> list[Any]:
     import aiohttp
 

@@ -37,7 +37,10 @@ def access_middleware(gateway: Gateway) -> Middleware:
     async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         server = gateway.config.server
         if not server.access_log or not log.isEnabledFor(logging.INFO):
-            return await handler(request)
+            try:
+                return await handler(request)
+            finally:
+                request.pop(EXCHANGE_KEY, None)  # see below
         started = time.monotonic()
         status = 500
         try:
@@ -52,6 +55,10 @@ def access_middleware(gateway: Gateway) -> Middleware:
             raise
         finally:
             _write(_fields(request, status, started), server.log_format == "json")
+            # The request and its exchange refer to each other: without this, each request
+            # left ~30 objects (request, exchange, response, ...) for the cyclic garbage
+            # collector, which then cost ~30 us per request. Nothing reads it after the line.
+            request.pop(EXCHANGE_KEY, None)
 
     return access
 
@@ -112,8 +119,17 @@ def text_line(fields: dict[str, Any]) -> str:
 
 
 def _write(fields: dict[str, Any], json_format: bool) -> None:
+    # The record is made and handled directly, as ``log.info`` would, without its search
+    # of the stack for the caller (the same place every time).
     if json_format:
         message = f"{fields['method']} {fields['path']} {fields['status']}"
-        log.info(message, extra={"fields": {"event": "access", **fields}})
+        extra = {"fields": {"event": "access", **fields}}
+        log.handle(
+            log.makeRecord(log.name, logging.INFO, __file__, 0, message, (), None, "_write", extra)
+        )
     else:
-        log.info(text_line(fields))
+        log.handle(
+            log.makeRecord(
+                log.name, logging.INFO, __file__, 0, text_line(fields), (), None, "_write"
+            )
+        )

@@ -201,7 +201,7 @@ class _Relay:
         ex = self.exchange
         ex.status = self.head.status
         await ex.gateway.hooks.response_started(ex, ex.status)
-        await self.sink.start(ex.status, self.headers)
+        await self.sink.start_with_data(ex.status, self.headers)  # always written at once
 
     def _feed(self, data: bytes) -> bytes:
         """``data`` through the transforms, counted as a chunk sent if anything is left."""
@@ -224,8 +224,10 @@ class _Relay:
 
     async def write(self, data: bytes) -> None:
         data = self._feed(data)
-        if data:
-            await self._send(data)
+        if data:  # ``_send`` inlined: one coroutine less per chunk
+            if not self.sink.started:
+                await self._start()
+            await self.sink.write(data)
 
     async def finish(self, data: bytes = b"") -> None:
         """End the answer; ``data``, the answer's last bytes when already known, is sent

@@ -27,6 +27,11 @@ class Sink:
     async def start(self, status: int, headers: Mapping[str, str]) -> None:
         raise NotImplementedError
 
+    async def start_with_data(self, status: int, headers: Mapping[str, str]) -> None:
+        """``start`` when the caller writes (or ends) at once: a sink may then hold the
+        head back and send it with those first bytes."""
+        await self.start(status, headers)
+
     async def write(self, data: bytes) -> None:
         raise NotImplementedError
 
@@ -74,6 +79,14 @@ class HttpSink(Sink):
     async def start(self, status: int, headers: Mapping[str, str]) -> None:
         self.started = True
         self.response = web.StreamResponse(status=status, headers=headers)
+        await self.response.prepare(self.request)
+
+    async def start_with_data(self, status: int, headers: Mapping[str, str]) -> None:
+        # The head goes out in the same send as the first bytes: one send (a loopback
+        # send is ~15 % of a small request's CPU) less per answer.
+        self.started = True
+        self.response = web.StreamResponse(status=status, headers=headers)
+        self.response._send_headers_immediately = False
         await self.response.prepare(self.request)
 
     async def write(self, data: bytes) -> None:

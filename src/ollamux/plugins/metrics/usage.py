@@ -65,8 +65,10 @@ class UsageTransform(ResponseTransform):
     def feed(self, data: bytes) -> bytes:
         self._chunks.append(data)
         self._size += len(data)
-        while len(self._chunks) > 1 and self._size - len(self._chunks[0]) >= TAIL_BYTES:
-            self._size -= len(self._chunks.popleft())
+        # Trimmed only once twice the tail is kept: most chunks cost an append and an add.
+        if self._size >= 2 * TAIL_BYTES:
+            while len(self._chunks) > 1 and self._size - len(self._chunks[0]) >= TAIL_BYTES:
+                self._size -= len(self._chunks.popleft())
         return data
 
     def end(self) -> bytes:

@@ -42,6 +42,21 @@ ON CONFLICT (task_id) DO UPDATE SET
 WHERE tasks.owner = excluded.owner OR tasks.expires_at <= ?
 """
 
+# The same upsert for a whole batch in one statement: the rows come as one JSON array of
+# [task_id, owner, state, created, expires_at, doc]. ``executemany`` releases and retakes
+# the GIL around every row's step, and each retake waits for the busy event loop to let
+# go (two futex calls and a thread switch per row); this is one step per batch.
+_UPSERT_BATCH = """
+INSERT INTO tasks (task_id, owner, state, created, expires_at, doc)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]')
+FROM json_each(?1) WHERE true
+ON CONFLICT (task_id) DO UPDATE SET
+    owner = excluded.owner, state = excluded.state, created = excluded.created,
+    expires_at = excluded.expires_at, doc = excluded.doc
+WHERE tasks.owner = excluded.owner OR tasks.expires_at <= ?2
+"""
+
 
 def _prepare(path: Path) -> None:
     """WAL mode and the table, one process at a time (see ``ollamux.sqlite_setup``)."""
@@ -82,11 +97,15 @@ class SqliteStore(TaskStore):
 
     async def put_many(self, records: list[TaskRecord]) -> None:
         now = time.time()
-        rows = [
-            (r.task_id, r.owner, r.state, r.created, r.expires_at, json.dumps(r.doc), now)
-            for r in records
-        ]
-        await self.db.executemany(_UPSERT, rows)
+        if len(records) > 1:  # one statement, one JSON encoding for the batch
+            rows = [[r.task_id, r.owner, r.state, r.created, r.expires_at, r.doc] for r in records]
+            await self.db.execute(_UPSERT_BATCH, (json.dumps(rows), now))
+        else:
+            for r in records:
+                doc = json.dumps(r.doc)
+                await self.db.execute(
+                    _UPSERT, (r.task_id, r.owner, r.state, r.created, r.expires_at, doc, now)
+                )
         await self.db.commit()
 
     async def get(self, task_id: str) -> tuple[str, dict[str, Any]] | None:

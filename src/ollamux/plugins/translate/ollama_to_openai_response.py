@@ -17,7 +17,6 @@ from typing import Any
 from .common import (
     count_of,
     floats_to_base64,
-    is_number,
     loads_strict,
     need,
     new_id,
@@ -324,6 +323,9 @@ class CompletionStream(ChatStream):
         return out
 
 
+_NUMBER_TYPES = {int, float}  # what ``is_number`` accepts from ``json.loads`` (not bool)
+
+
 def embedding_list(obj: dict[str, Any], model: str, encoding_format: str) -> dict[str, Any]:
     """An ``/api/embed`` answer -> OpenAI's embedding list (floats or base64)."""
     vectors: Any = obj.get("embeddings")
@@ -331,7 +333,8 @@ def embedding_list(obj: dict[str, Any], model: str, encoding_format: str) -> dic
     data = []
     for i, vector in enumerate(vectors):
         need(
-            isinstance(vector, list) and all(is_number(x) for x in vector),
+            # by type, in C (``is_number`` per float was most of the translation's cost)
+            isinstance(vector, list) and set(map(type, vector)) <= _NUMBER_TYPES,
             "an embedding is not a list of numbers",
         )
         emb: Any = floats_to_base64(vector) if encoding_format == "base64" else vector

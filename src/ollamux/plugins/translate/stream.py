@@ -15,6 +15,7 @@ stream ends with an error event in the client's dialect and the task is FAILED.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -187,11 +188,13 @@ class OllamaToOpenAI(_Translating):
         self.stream = stream
 
     def _whole_with_usage(self, whole: Whole) -> Whole:
+        me = weakref.ref(self)  # not ``self``: a cycle kept the exchange for the GC
+
         def convert(obj: dict[str, Any]) -> dict[str, Any]:
             out = whole(obj)
             usage = out.get("usage") or {}
-            if "prompt_tokens" in usage:
-                self.record_usage(usage["prompt_tokens"], usage.get("completion_tokens", 0))
+            if "prompt_tokens" in usage and (translator := me()) is not None:
+                translator.record_usage(usage["prompt_tokens"], usage.get("completion_tokens", 0))
             return out
 
         return convert
@@ -249,10 +252,12 @@ class OpenAIToOllama(_Translating):
         return super().feed(data)
 
     def _whole_with_usage(self, whole: Whole) -> Whole:
+        me = weakref.ref(self)  # not ``self``: a cycle kept the exchange for the GC
+
         def convert(obj: dict[str, Any]) -> dict[str, Any]:
             out = whole(obj)
-            if "prompt_eval_count" in out:
-                self.record_usage(out["prompt_eval_count"], out.get("eval_count", 0))
+            if "prompt_eval_count" in out and (translator := me()) is not None:
+                translator.record_usage(out["prompt_eval_count"], out.get("eval_count", 0))
             return out
 
         return convert
