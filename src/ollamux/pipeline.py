@@ -36,21 +36,9 @@ GATEWAY: web.AppKey[Gateway] = web.AppKey("ollamux_gateway", Gateway)
 async def handle(request: web.Request) -> web.StreamResponse:
     """The catch-all handler for ``/api/*``, ``/v1/*`` and ``/``: the caller is already
     known (the identity middleware), the body already read (``hardening``)."""
-    gateway = request.app[GATEWAY]
     body = await request.read() if request.body_exists else b""
-    exchange = Exchange(
-        gateway=gateway,
-        request=request,
-        sink=HttpSink(request, gateway.config.server.write_timeout_s),
-        method=request.method,
-        path=request.path,
-        query=request.query_string,
-        headers=request.headers,
-        body=body,
-        dialect=Dialect.of_path(request.path),
-        principal=principal_of(request),
-    )
-    request[EXCHANGE_KEY] = exchange
+    exchange = _http_exchange(request.app[GATEWAY], request, body)
+    exchange.principal = principal_of(request)
     if request.headers.get(KEEP, "").lower() == "true":
         return await _serve_kept(exchange)
     return await serve(exchange)
@@ -113,18 +101,7 @@ async def serve(exchange: Exchange) -> web.StreamResponse:
 async def refuse(gateway: Gateway, request: web.Request, err: GatewayError) -> web.Response:
     """A proxied request refused before its body was read (401/403 from the identity
     middleware): an exchange all the same, so the refusal is an event like any outcome."""
-    exchange = Exchange(
-        gateway=gateway,
-        request=request,
-        sink=HttpSink(request, gateway.config.server.write_timeout_s),
-        method=request.method,
-        path=request.path,
-        query=request.query_string,
-        headers=request.headers,
-        body=b"",
-        dialect=Dialect.of_path(request.path),
-    )
-    request[EXCHANGE_KEY] = exchange
+    exchange = _http_exchange(gateway, request, b"")
     _fail(exchange, err.status, err.message)
     try:
         return await _answer_error(exchange, err)
@@ -146,6 +123,23 @@ async def _answer_cancelled(exchange: Exchange, message: str) -> web.StreamRespo
     except (ConnectionError, RuntimeError):
         pass
     return sink.answer()
+
+
+def _http_exchange(gateway: Gateway, request: web.Request, body: bytes) -> Exchange:
+    """The exchange of a live HTTP request, answered through an ``HttpSink``."""
+    exchange = Exchange(
+        gateway=gateway,
+        request=request,
+        sink=HttpSink(request, gateway.config.server.write_timeout_s),
+        method=request.method,
+        path=request.path,
+        query=request.query_string,
+        headers=request.headers,
+        body=body,
+        dialect=Dialect.of_path(request.path),
+    )
+    request[EXCHANGE_KEY] = exchange
+    return exchange
 
 
 def _fail(exchange: Exchange, status: int, message: str) -> None:
