@@ -9,7 +9,6 @@ from aiohttp import web
 from . import hardening, openapi, redact
 from .access_log import access_middleware
 from .config import Config
-from .csrf import csrf_middleware
 from .gateway import Gateway
 from .hooks import PluginManager
 from .identity import identity_middleware
@@ -30,7 +29,6 @@ def create_app(config: Config, pm: PluginManager | None = None) -> web.Applicati
     gateway.routes = routes = RouteTable(app)
     app.middlewares.append(access_middleware(gateway))
     hardening.install_outer(app)
-    app.middlewares.append(csrf_middleware(gateway))
     gateway.hooks.register_routes(gateway, app)
     app.middlewares.append(identity_middleware(gateway))
     hardening.install_inner(app, config)

@@ -1,6 +1,7 @@
 """Who is calling, for every route: the core's identity middleware.
 
-It runs after the path guard and before the body is read. For each request it asks the
+It runs after the path guard and before the body is read. It first refuses a
+state-changing request from another site (``csrf``). Then it asks the
 ``ollamux_authenticate`` hook for the caller (unless the route is public), leaves the
 principal on the request, and asks ``ollamux_permission_allowed`` for the action the route
 declared. Proxied routes check their finer actions (``models.manage``, ``model.use``) in the
@@ -12,6 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from .csrf import STATE_CHANGING, cross_origin_refusal
 from .dialect import Dialect
 from .errors import GatewayError
 from .exchange import ANONYMOUS, PRINCIPAL_KEY
@@ -31,6 +33,12 @@ def identity_middleware(gateway: Gateway) -> Middleware:
     @web.middleware
     async def identify(request: web.Request, handler: Handler) -> web.StreamResponse:
         action = routes.action_of(request)
+        if request.method in STATE_CHANGING:
+            refused = await cross_origin_refusal(gateway, request)
+            if refused is not None:
+                if action == PROXY:  # a request event like any refusal
+                    return await refuse(gateway, request, refused)
+                return refused.response(Dialect.of_path(request.path))
         if action == PUBLIC:
             return await handler(request)
         try:
