@@ -8,7 +8,6 @@ route added to the router directly, without an action, is refused at start
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -22,16 +21,10 @@ class UndeclaredRoute(Exception):
     """A route was added without the action it needs."""
 
 
-@dataclass(frozen=True, slots=True)
-class RouteInfo:
-    action: str
-    plugin: str
-
-
 class RouteTable:
     def __init__(self, app: web.Application) -> None:
         self.app = app
-        self._info: dict[web.AbstractRoute, RouteInfo] = {}
+        self._actions: dict[web.AbstractRoute, str] = {}
         self.openapi: dict[str, dict[str, Any]] = {}  # path -> method -> operation
 
     def add(
@@ -41,7 +34,6 @@ class RouteTable:
         handler: Handler,
         *,
         action: str,
-        plugin: str = "",
         openapi: dict[str, Any] | None = None,
         allow_head: bool = True,
     ) -> web.AbstractRoute:
@@ -55,10 +47,10 @@ class RouteTable:
             )
             if allow_head:
                 head = next(r for r in route.resource or () if r.method == "HEAD")
-                self._info[head] = RouteInfo(action, plugin)
+                self._actions[head] = action
         else:
             route = self.app.router.add_route(method, path, handler, expect_handler=expect)
-        self._info[route] = RouteInfo(action, plugin)
+        self._actions[route] = action
         if openapi is not None and method != "*":
             if action == "public":
                 openapi = {**openapi, "security": []}  # no credentials needed
@@ -67,13 +59,12 @@ class RouteTable:
 
     def action_of(self, request: web.Request) -> str | None:
         """The action the matched route needs; ``None`` when no route matched (404/405)."""
-        info = self._info.get(request.match_info.route)
-        return info.action if info is not None else None
+        return self._actions.get(request.match_info.route)
 
     def check(self) -> None:
         """Refuse a route added without an action (``app.router.add_*`` by a plugin)."""
         for route in self.app.router.routes():
-            if route not in self._info:
+            if route not in self._actions:
                 resource = route.resource.canonical if route.resource else "?"
                 raise UndeclaredRoute(
                     f"route {route.method} {resource} was added without an action:"
