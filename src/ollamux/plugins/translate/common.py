@@ -11,7 +11,8 @@ import math
 import re
 import struct
 import time
-from typing import Any, TypeGuard
+from collections.abc import Callable
+from typing import Any, TypeGuard, cast
 
 from ...errors import GatewayError
 from ...exchange import random16
@@ -94,69 +95,66 @@ def is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _checked(
+    body: dict[str, Any],
+    key: str,
+    fits: Callable[[Any], bool],
+    what: str,
+    param: str | None,
+    label: str | None,
+) -> Any:
+    """``body[key]`` when absent or of the wanted kind; else a 400 naming the field."""
+    value = body.get(key)
+    if value is not None and not fits(value):
+        name = param or key
+        raise bad_request(f"'{label or name}' must be {what}, not {_kind(value)}", name)
+    return value
+
+
 def want_number(
     body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
 ) -> Any:
-    value = body.get(key)
-    if value is not None and not is_number(value):
-        name = param or key
-        raise bad_request(f"'{label or name}' must be a number, not {_kind(value)}", name)
-    return value
+    return _checked(body, key, is_number, "a number", param, label)
 
 
 def want_int(
     body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
 ) -> Any:
-    value = body.get(key)
-    if value is not None and not (is_int(value) or (is_number(value) and _whole(value))):
-        name = param or key
-        raise bad_request(f"'{label or name}' must be an integer, not {_kind(value)}", name)
+    value = _checked(body, key, _integral, "an integer", param, label)
     return None if value is None else int(value)
 
 
-def _whole(value: float) -> bool:
-    """A float that is a whole number (``inf`` and ``nan`` are not)."""
-    return math.isfinite(value) and value == int(value)
+def _integral(value: Any) -> bool:
+    """An int, or a float that is a whole number (``inf`` and ``nan`` are not)."""
+    return is_int(value) or (is_number(value) and math.isfinite(value) and value == int(value))
 
 
 def want_str(
     body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
 ) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        name = param or key
-        raise bad_request(f"'{label or name}' must be a string, not {_kind(value)}", name)
-    return value
+    return cast("str | None", _checked(body, key, _is(str), "a string", param, label))
 
 
 def want_bool(
     body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
 ) -> bool | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, bool):
-        name = param or key
-        raise bad_request(f"'{label or name}' must be true or false, not {_kind(value)}", name)
-    return value
+    return cast("bool | None", _checked(body, key, _is(bool), "true or false", param, label))
 
 
 def want_dict(
     body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
 ) -> dict[str, Any] | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, dict):
-        name = param or key
-        raise bad_request(f"'{label or name}' must be an object, not {_kind(value)}", name)
-    return value
+    return cast("dict[str, Any] | None", _checked(body, key, _is(dict), "an object", param, label))
 
 
 def want_list(
     body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
 ) -> list[Any] | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, list):
-        name = param or key
-        raise bad_request(f"'{label or name}' must be a list, not {_kind(value)}", name)
-    return value
+    return cast("list[Any] | None", _checked(body, key, _is(list), "a list", param, label))
+
+
+def _is(kind: type) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, kind)
 
 
 def _kind(value: Any) -> str:
