@@ -191,21 +191,9 @@ class ChatStream:
     def content_line(self, obj: dict[str, Any]) -> bytes | None:
         """The hot path: a text-only chunk as a ready NDJSON line (no dicts built);
         ``None`` when the chunk needs ``feed``."""
-        choices = obj.get("choices")
-        if type(choices) is not list or len(choices) != 1 or obj.get("usage") is not None:
+        content = chunk_content(obj)
+        if content is None:
             return None
-        choice = choices[0]
-        if type(choice) is not dict:
-            return None
-        delta = choice.get("delta")
-        if choice.get("finish_reason") is not None or type(delta) is not dict:
-            return None
-        content = delta.get("content")
-        if not content or type(content) is not str:
-            return None
-        for key, value in delta.items():
-            if value and key != "content" and not (key == "role" and value == "assistant"):
-                return None
         tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL
         return self._prefix + json.dumps(content).encode() + tail
 
@@ -386,3 +374,24 @@ def show_response(models: dict[str, Any], name: str) -> dict[str, Any] | None:
                 "modified_at": iso_of(m.get("created")),
             }
     return None
+
+
+def chunk_content(obj: dict[str, Any]) -> str | None:
+    """The text of a text-only ``chat.completion.chunk`` (``None``: it needs the full
+    conversion)."""
+    choices = obj.get("choices")
+    if type(choices) is not list or len(choices) != 1 or obj.get("usage") is not None:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict:
+        return None
+    delta = choice.get("delta")
+    if choice.get("finish_reason") is not None or type(delta) is not dict:
+        return None
+    content = delta.get("content")
+    if not content or type(content) is not str:
+        return None
+    for key, value in delta.items():
+        if value and key != "content" and not (key == "role" and value == "assistant"):
+            return None
+    return content

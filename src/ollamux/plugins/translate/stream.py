@@ -365,27 +365,6 @@ def raw_content(line: bytes) -> bytes | None:
     return value
 
 
-def chunk_content(obj: dict[str, Any]) -> str | None:
-    """The text of a text-only ``chat.completion.chunk`` (``None``: it needs the full
-    conversion)."""
-    choices = obj.get("choices")
-    if type(choices) is not list or len(choices) != 1 or obj.get("usage") is not None:
-        return None
-    choice = choices[0]
-    if type(choice) is not dict:
-        return None
-    delta = choice.get("delta")
-    if choice.get("finish_reason") is not None or type(delta) is not dict:
-        return None
-    content = delta.get("content")
-    if not content or type(content) is not str:
-        return None
-    for key, value in delta.items():
-        if value and key != "content" and not (key == "role" and value == "assistant"):
-            return None
-    return content
-
-
 class FrontTransform(_Translating):
     """Either backend's chat answer for a Messages or Responses client: whole answers and
     stream lines are brought to ``/api/chat`` objects (an OpenAI backend's through
@@ -475,7 +454,7 @@ class FrontTransform(_Translating):
             return self._finish_calls(upstream.finish_stream())
         event, self.event = self.event, b""
         obj = self._object(payload)
-        text = chunk_content(obj)
+        text = to_ollama.chunk_content(obj)
         if text is not None:
             return self.writer.text_raw(json.dumps(text).encode())
         if event == b"error" or obj.get("error") is not None or obj.get("object") == "error":
