@@ -11,6 +11,8 @@ from typing import Any
 import anthropic
 import pytest
 
+from tests.fronts_support import front_gateway, script_tool_call
+
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16).decode()
 TOOLS: Any = [
     {
@@ -25,9 +27,7 @@ TOOLS: Any = [
 async def front(request: Any, gateway_client: Any, fake_ollama: Any, fake_openai: Any) -> Any:
     """(base URL, the fake backend, its kind, the model it serves)."""
     kind = request.param
-    fake, url = fake_ollama if kind == "ollama" else fake_openai
-    model = "llama3.2:latest" if kind == "ollama" else "qwen2.5-7b"
-    client = await gateway_client({"backends": [{"url": url, "api": kind}]})
+    client, fake, model = await front_gateway(gateway_client, kind, fake_ollama, fake_openai)
     return str(client.make_url("")).rstrip("/"), fake, kind, model
 
 
@@ -37,19 +37,6 @@ def _async(base_url: str) -> anthropic.AsyncAnthropic:
 
 def _text(fake: Any) -> str:
     return "".join(fake.words)
-
-
-def _calls(fake: Any, kind: str) -> None:
-    if kind == "ollama":
-        fake.tool_calls = [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]
-    else:
-        fake.tool_calls = [
-            {
-                "id": "call_1",
-                "type": "function",
-                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-            }
-        ]
 
 
 async def test_sync_message_reads_text_stop_reason_and_usage(front: Any) -> None:
@@ -111,7 +98,7 @@ async def test_raw_stream_has_anthropics_event_sequence(front: Any) -> None:
 
 async def test_tool_use_then_a_tool_result_turn(front: Any) -> None:
     url, fake, kind, model = front
-    _calls(fake, kind)
+    script_tool_call(fake, kind)
     client = _async(url)
     asked = [{"role": "user", "content": "weather in Paris?"}]
     first = await client.messages.create(model=model, max_tokens=50, tools=TOOLS, messages=asked)  # type: ignore[arg-type]
@@ -147,7 +134,7 @@ async def test_tool_use_then_a_tool_result_turn(front: Any) -> None:
 
 async def test_streamed_tool_use_accumulates_its_input(front: Any) -> None:
     url, fake, kind, model = front
-    _calls(fake, kind)
+    script_tool_call(fake, kind)
     async with _async(url).messages.stream(
         model=model,
         max_tokens=50,

@@ -12,6 +12,8 @@ import openai
 import pytest
 from pydantic import BaseModel
 
+from tests.fronts_support import front_gateway, script_tool_call
+
 TOOLS: Any = [
     {
         "type": "function",
@@ -26,27 +28,12 @@ TOOLS: Any = [
 async def front(request: Any, gateway_client: Any, fake_ollama: Any, fake_openai: Any) -> Any:
     """(base URL, the fake backend, its kind, the model it serves)."""
     kind = request.param
-    fake, url = fake_ollama if kind == "ollama" else fake_openai
-    model = "llama3.2:latest" if kind == "ollama" else "qwen2.5-7b"
-    client = await gateway_client({"backends": [{"url": url, "api": kind}]})
+    client, fake, model = await front_gateway(gateway_client, kind, fake_ollama, fake_openai)
     return str(client.make_url("/v1")), fake, kind, model
 
 
 def _async(base_url: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0)
-
-
-def _calls(fake: Any, kind: str) -> None:
-    if kind == "ollama":
-        fake.tool_calls = [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]
-    else:
-        fake.tool_calls = [
-            {
-                "id": "call_1",
-                "type": "function",
-                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-            }
-        ]
 
 
 async def test_sync_create_reads_output_text_and_usage(front: Any) -> None:
@@ -96,7 +83,7 @@ async def test_stream_gives_text_deltas_and_a_completed_response(front: Any) -> 
 
 async def test_a_function_call_then_its_output_as_an_input_item(front: Any) -> None:
     url, fake, kind, model = front
-    _calls(fake, kind)
+    script_tool_call(fake, kind)
     client = _async(url)
     first = await client.responses.create(model=model, input="weather?", tools=TOOLS)
     call = next(item for item in first.output if item.type == "function_call")
@@ -129,7 +116,7 @@ async def test_a_function_call_then_its_output_as_an_input_item(front: Any) -> N
 
 async def test_streamed_function_call_arguments(front: Any) -> None:
     url, fake, kind, model = front
-    _calls(fake, kind)
+    script_tool_call(fake, kind)
     async with _async(url).responses.stream(model=model, input="weather?", tools=TOOLS) as stream:
         events = [event async for event in stream]
         final = await stream.get_final_response()
