@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.ollama_backend import Scripted
 from tests.golden import cases as golden
+from tests.golden.runner import run_case
 
 CASES = golden.load(golden.FRONTS_FILE)
 
@@ -48,58 +48,11 @@ def _events(body: bytes) -> list[Any]:
     return out
 
 
+def _frames(kind: str, body: bytes) -> list[Any]:
+    assert kind == "sse", f"the fronts stream SSE, not {kind}"
+    return _events(body)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 async def test_golden_case(case: dict[str, Any], gateway_client: Any, aiohttp_server: Any) -> None:
-    fake = Scripted()
-    answer = case.get("answer")
-    if answer is not None:
-        content_type, pieces = golden.answer_pieces(answer)
-        fake.script(answer.get("status", 200), content_type, pieces)
-    server = await aiohttp_server(fake.app())
-    url = str(server.make_url("")).rstrip("/")
-    backend = {"url": url, "api": case["backend"], "native": case.get("native", [])}
-    config = {
-        "backends": [backend],
-        "routing": {"retries": 0},
-        "plugins": {"config": {"translate": case.get("settings", {})}},
-    }
-    client = await gateway_client(config)
-    request = case["request"]
-    task_id = "golden-" + case["id"]
-    headers = {"X-Task-Id": task_id}
-    resp = await client.post(request["path"], json=request["json"], headers=headers)
-    body = await resp.read()
-
-    received = [r for r in fake.received if r.path not in ("/api/tags", "/api/ps", "/v1/models")]
-    upstream = case["upstream"]
-    if upstream.get("none"):
-        assert received == [], f"the backend was called: {received}"
-    else:
-        assert len(received) == 1, received
-        got = received[0]
-        assert (got.method, got.path) == ("POST", upstream["path"])
-        if "json" in upstream:
-            found = golden.mismatch(upstream["json"], got.body)
-            assert not found, found
-        if "has" in upstream:
-            found = golden.subset_mismatch(upstream["has"], got.body)
-            assert not found, found
-        for key in upstream.get("lacks", []):
-            assert key not in got.body, f"{key} reached the backend"
-
-    expect = case["expect"]
-    assert resp.status == expect.get("status", 200), body[:300]
-    if "type" in expect:
-        assert resp.content_type == expect["type"]
-    if "sse" in expect:
-        found = golden.mismatch(expect["sse"], _events(body))
-        assert not found, f"{found}\n{body.decode()}"
-    if "json" in expect:
-        found = golden.mismatch(expect["json"], json.loads(body))
-        assert not found, f"{found}\n{body.decode()}"
-    if "has" in expect:
-        found = golden.subset_mismatch(expect["has"], json.loads(body))
-        assert not found, f"{found}\n{body.decode()}"
-    if "task" in expect:
-        status = await (await client.get(f"/tasks/status/{task_id}")).json()
-        assert status["state"] == expect["task"]
+    await run_case(case, gateway_client, aiohttp_server, _frames)

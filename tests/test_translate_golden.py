@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.ollama_backend import Scripted
 from tests.golden import cases as golden
+from tests.golden.runner import run_case
 
 CASES = golden.load()
 
@@ -49,62 +49,4 @@ def _frames(kind: str, body: bytes) -> list[Any]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 async def test_golden_case(case: dict[str, Any], gateway_client: Any, aiohttp_server: Any) -> None:
-    fake = Scripted()
-    answer = case.get("answer")
-    if answer is not None:
-        content_type, pieces = golden.answer_pieces(answer)
-        fake.script(answer.get("status", 200), content_type, pieces)
-    server = await aiohttp_server(fake.app())
-    url = str(server.make_url("")).rstrip("/")
-    config = {
-        "backends": [{"url": url, "api": case["backend"]}],
-        "routing": {"retries": 0},
-        "plugins": {"config": {"translate": case.get("settings", {})}},
-    }
-    client = await gateway_client(config)
-    request = case["request"]
-    task_id = "golden-" + case["id"].replace("/", "-")[:100]
-    kwargs: dict[str, Any] = {"headers": {"X-Task-Id": task_id}}
-    if "json" in request:
-        kwargs["json"] = request["json"]
-    elif "raw" in request:
-        kwargs["data"] = request["raw"].encode()
-        kwargs["headers"]["Content-Type"] = "application/json"
-    resp = await client.request(request.get("method", "POST"), request["path"], **kwargs)
-    body = await resp.read()
-
-    received = [r for r in fake.received if r.path not in ("/api/tags", "/api/ps", "/v1/models")]
-    upstream = case.get("upstream")
-    if upstream is None or upstream.get("none"):
-        assert received == [], f"the backend was called: {received}"
-    else:
-        assert len(received) == 1, received
-        got = received[0]
-        assert (got.method, got.path) == (upstream.get("method", "POST"), upstream["path"])
-        if "json" in upstream:
-            assert not golden.mismatch(upstream["json"], got.body), golden.mismatch(
-                upstream["json"], got.body
-            )
-        if "has" in upstream:
-            found = golden.subset_mismatch(upstream["has"], got.body)
-            assert not found, found
-        for key in upstream.get("lacks", []):
-            assert key not in got.body, f"{key} reached the backend"
-
-    expect = case["expect"]
-    assert resp.status == expect.get("status", 200), body[:300]
-    if "type" in expect:
-        assert resp.content_type == expect["type"]
-    if "sse" in expect or "ndjson" in expect:
-        kind = "sse" if "sse" in expect else "ndjson"
-        found = golden.mismatch(expect[kind], _frames(kind, body))
-        assert not found, f"{found}\n{body.decode()}"
-    if "json" in expect:
-        found = golden.mismatch(expect["json"], json.loads(body))
-        assert not found, f"{found}\n{body.decode()}"
-    if "has" in expect:
-        found = golden.subset_mismatch(expect["has"], json.loads(body))
-        assert not found, f"{found}\n{body.decode()}"
-    if "task" in expect:
-        status = await (await client.get(f"/tasks/status/{task_id}")).json()
-        assert status["state"] == expect["task"]
+    await run_case(case, gateway_client, aiohttp_server, _frames)
