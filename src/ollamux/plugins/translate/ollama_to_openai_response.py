@@ -203,17 +203,10 @@ class ChatStream:
         """The hottest path: a text-only line as Ollama's server writes it (compact JSON,
         ``message`` just before ``done``) becomes an SSE event without parsing the line;
         its content string is copied as it is. ``None`` for any other line."""
-        if not self.role_sent or self.done or not line.endswith(_OLLAMA_PIECE_TAIL):
+        if not self.role_sent or self.done:
             return None
-        start = line.find(_OLLAMA_MESSAGE_HEAD)
-        if start < 0:
-            return None
-        value = line[start + len(_OLLAMA_MESSAGE_HEAD) : -len(_OLLAMA_PIECE_TAIL)]
-        if len(value) < 3 or value[0] != 0x22 or value[-1] != 0x22:
-            return None
-        try:  # one valid JSON string, not several fields that start and end with quotes
-            loads_strict(value)
-        except ValueError:
+        value = raw_content(line)
+        if value is None:
             return None
         return self._content_prefix() + value + _CONTENT_TAIL
 
@@ -382,3 +375,22 @@ def model_from_show(show: dict[str, Any], name: str) -> dict[str, Any]:
     """An ``/api/show`` answer -> one ``/v1/models/{id}`` object."""
     need(any(key in show for key in _SHOW_KEYS), "not an /api/show answer")
     return model_entry(name, show.get("modified_at"))
+
+
+def raw_content(line: bytes) -> bytes | None:
+    """The content of a text-only ``/api/chat`` line as Ollama's server writes it (compact
+    JSON, ``message`` just before ``done``), as the JSON string it is: the line is not
+    parsed. ``None`` for any other line."""
+    if not line.endswith(_OLLAMA_PIECE_TAIL):
+        return None
+    start = line.find(_OLLAMA_MESSAGE_HEAD)
+    if start < 0:
+        return None
+    value = line[start + len(_OLLAMA_MESSAGE_HEAD) : -len(_OLLAMA_PIECE_TAIL)]
+    if len(value) < 3 or value[0] != 0x22 or value[-1] != 0x22:
+        return None
+    try:  # one valid JSON string, not several fields that start and end with quotes
+        loads_strict(value)
+    except ValueError:
+        return None
+    return value

@@ -32,7 +32,6 @@ from .common import (
     Unreadable,
     answer_of,
     loads,
-    loads_strict,
     new_id,
 )
 
@@ -342,29 +341,6 @@ class FrontStream(Protocol):
     def error(self, message: str) -> bytes: ...
 
 
-_OLLAMA_HEAD = b'"message":{"role":"assistant","content":'
-_OLLAMA_TAIL = b'},"done":false}'
-
-
-def raw_content(line: bytes) -> bytes | None:
-    """The content of a text-only ``/api/chat`` line as Ollama's server writes it (compact
-    JSON, ``message`` just before ``done``), as the JSON string it is: the line is not
-    parsed. ``None`` for any other line."""
-    if not line.endswith(_OLLAMA_TAIL):
-        return None
-    start = line.find(_OLLAMA_HEAD)
-    if start < 0:
-        return None
-    value = line[start + len(_OLLAMA_HEAD) : -len(_OLLAMA_TAIL)]
-    if len(value) < 3 or value[0] != 0x22 or value[-1] != 0x22:
-        return None
-    try:  # one valid JSON string, not several fields that start and end with quotes
-        loads_strict(value)
-    except ValueError:
-        return None
-    return value
-
-
 class FrontTransform(_Translating):
     """Either backend's chat answer for a Messages or Responses client: whole answers and
     stream lines are brought to ``/api/chat`` objects (an OpenAI backend's through
@@ -412,7 +388,7 @@ class FrontTransform(_Translating):
         return self._openai_line(line)
 
     def _ollama_line(self, line: bytes) -> bytes:
-        value = raw_content(line)
+        value = to_openai.raw_content(line)
         if value is not None and not self.writer.done:
             return self.writer.text_raw(value)
         line = line.strip()
