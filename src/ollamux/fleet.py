@@ -14,7 +14,6 @@ queue looks for a backend for a waiter, so it is a plain method: no awaits, no h
 from __future__ import annotations
 
 import enum
-import weakref
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -121,12 +120,6 @@ class FleetState:
         self._stale = True
 
 
-_STATES: weakref.WeakKeyDictionary[Gateway, FleetState] = weakref.WeakKeyDictionary()
-
-
 def fleet_of(gateway: Gateway) -> FleetState:
     """The gateway's shared fleet state, created on first use."""
-    state = _STATES.get(gateway)
-    if state is None:
-        state = _STATES[gateway] = FleetState(gateway)
-    return state
+    return gateway.state_of(FleetState)

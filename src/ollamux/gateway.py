@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ollamux")
 
+T = TypeVar("T")
+
 
 class Gateway:
     def __init__(self, config: Config, pm: PluginManager) -> None:
@@ -39,6 +41,7 @@ class Gateway:
         self._session: aiohttp.ClientSession | None = None
         self.app: web.Application | None = None
         self.routes: RouteTable  # set by ``create_app``
+        self._states: dict[object, Any] = {}
         self.draining = False
         # Live numbers plugins publish for others to read (metrics, dashboard, health):
         # name -> a function returning the current value, e.g. "queue_depth".
@@ -52,6 +55,14 @@ class Gateway:
         if self._session is None:
             raise RuntimeError("the gateway's client session exists only while the app runs")
         return self._session
+
+    def state_of(self, kind: Callable[[Gateway], T]) -> T:
+        """This gateway's one ``kind(gateway)``, made on first use: per-gateway state of
+        a plugin or of core (the fleet), without a module-level registry."""
+        found = self._states.get(kind)
+        if found is None:
+            found = self._states[kind] = kind(self)
+        return cast("T", found)
 
     async def allowed(self, principal: Principal, action: str, resource: str | None = None) -> bool:
         """Whether ``principal`` may do ``action`` (``ollamux.permissions``) on ``resource``:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 
@@ -34,15 +33,10 @@ _EWMA = 0.2
 # The policy's bound ``choose``, looked up once rather than on every call.
 _Choose = Callable[[Sequence[Backend], str | None, AbstractSet[str], bool, float], Choice]
 
-_SLOTS: weakref.WeakKeyDictionary[Gateway, Slots] = weakref.WeakKeyDictionary()
-
 
 def slots_of(gateway: Gateway) -> Slots:
     """The gateway's balancer state, created on first use."""
-    slots = _SLOTS.get(gateway)
-    if slots is None:
-        slots = _SLOTS[gateway] = Slots(gateway)
-    return slots
+    return gateway.state_of(Slots)
 
 
 class Slots:

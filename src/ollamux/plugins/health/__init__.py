@@ -15,7 +15,6 @@ then). See docs/routing.md.
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Awaitable
 
 from ...backend import Backend
@@ -103,15 +102,9 @@ class Health:
         return [b for b in live if b.healthy] or live
 
 
-_STATES: weakref.WeakKeyDictionary[Gateway, Health] = weakref.WeakKeyDictionary()
-
-
 def health_of(gateway: Gateway) -> Health:
     """The gateway's health state, created on first use."""
-    state = _STATES.get(gateway)
-    if state is None:
-        state = _STATES[gateway] = Health(gateway)
-    return state
+    return gateway.state_of(Health)
 
 
 @hookimpl
