@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .exchange import PRINCIPAL_KEY, Exchange
+from .logging_setup import sole_handler
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -119,17 +121,45 @@ def text_line(fields: dict[str, Any]) -> str:
 
 
 def _write(fields: dict[str, Any], json_format: bool) -> None:
-    # The record is made and handled directly, as ``log.info`` would, without its search
-    # of the stack for the caller (the same place every time).
     if json_format:
         message = f"{fields['method']} {fields['path']} {fields['status']}"
-        extra = {"fields": {"event": "access", **fields}}
+        extra: dict[str, Any] | None = {"fields": {"event": "access", **fields}}
+    else:
+        message, extra = text_line(fields), None
+    handler = sole_handler(log)
+    if handler is None:
         log.handle(
             log.makeRecord(log.name, logging.INFO, __file__, 0, message, (), None, "_write", extra)
         )
-    else:
-        log.handle(
-            log.makeRecord(
-                log.name, logging.INFO, __file__, 0, text_line(fields), (), None, "_write"
-            )
-        )
+        return
+    # The usual case in a served process: the record goes straight to the one handler that
+    # would write it (its filters, the redactor among them, still run), without
+    # ``LogRecord``'s look at the thread, process and source file, or the walk up the
+    # logger tree (together about a third of an access line's cost).
+    record = _Record(message, extra)
+    handler.handle(record)
+
+
+class _Record(logging.LogRecord):
+    """An INFO record of ``ollamux.access`` with only what handlers and formatters read."""
+
+    def __init__(self, message: str, extra: dict[str, Any] | None) -> None:
+        now = time.time()
+        self.__dict__.update(_RECORD_BASE)
+        self.msg = message
+        self.created = now
+        self.msecs = (now - int(now)) * 1000
+        if extra is not None:
+            self.__dict__.update(extra)
+
+
+_RECORD_BASE: dict[str, Any] = dict(
+    logging.LogRecord(log.name, logging.INFO, __file__, 0, "", (), None, "_write").__dict__
+)
+
+
+def _after_fork() -> None:  # ``--workers``: each worker's lines carry its own pid
+    _RECORD_BASE["process"] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)

@@ -39,6 +39,11 @@ _SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s'\"\\]+")
 # The password of ``scheme://user:password@host`` (backend, Redis URLs) in any text.
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)[^@/\s'\"]+@")
 _MIN_SECRET = 8  # shorter values would mask ordinary words
+# Words one of the two patterns above needs (case-folded): a line without any of them, as
+# nearly every line is, skips those regular expressions (a case-insensitive scan costs
+# several times more than ``casefold()`` and these tests).
+_HEADER_WORDS = ("authorization", "api-key", "cookie", "x-ollamux-internal")
+_SCHEME_WORDS = ("bearer", "basic")
 
 
 class RedactingFilter(logging.Filter):
@@ -60,8 +65,11 @@ class RedactingFilter(logging.Filter):
             self._secret_re = re.compile("|".join(re.escape(s) for s in ordered))
 
     def redact(self, text: str) -> str:
-        text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-        text = _SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+        lowered = text.casefold()
+        if any(word in lowered for word in _HEADER_WORDS):
+            text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+        if any(word in lowered for word in _SCHEME_WORDS):
+            text = _SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
         text = mask_url_passwords(text)
         if self._secret_re is not None:
             text = self._secret_re.sub(MASK, text)
