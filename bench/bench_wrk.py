@@ -8,8 +8,11 @@ against one fast fake backend that speaks both dialects:
 chat (``POST``, ``"stream": false``):
 
 - ``relay``: ``/api/chat`` through the bare relay (the baseline)
+- ``relay-uvloop``: the same relay on uvloop (ollamux runs on uvloop when it is installed,
+  as it is by default: the ``default / relay-uvloop`` ratio shows what is ollamux's own)
 - ``default``: ``/api/chat`` through ollamux with its default config (SQLite tasks,
-  ``log_level: info`` with the access log, every built-in plugin)
+  ``log_level: info`` with the access log, every built-in plugin, uvloop)
+- ``asyncio``: the same on asyncio's standard loop (``server.event_loop: asyncio``)
 - ``memory``: the same with ``tasks.store: memory``
 - ``no-tasks``: the same with the tasks plugin disabled
 - ``core``: every optional plugin disabled
@@ -49,11 +52,22 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 from bench import harness
 
 OPTIONAL_PLUGINS = ["tasks", "jobs", "metrics", "cors", "auth", "model_rewrite", "translate"]
-CHAT_CASES = ("relay", "default", "memory", "no-tasks", "core", "translated")
+CHAT_CASES = (
+    "relay",
+    "relay-uvloop",
+    "default",
+    "asyncio",
+    "memory",
+    "no-tasks",
+    "core",
+    "translated",
+)
 EMBED_CASES = ("relay-embed", "embed", "relay-v1embed", "v1embed", "v1embed-translated")
 # case -> (the case it is compared with, target ratio of req/s or None)
 BASELINE: dict[str, tuple[str, float | None]] = {
+    "relay-uvloop": ("relay", None),
     "default": ("relay", 0.80),
+    "asyncio": ("relay", None),
     "memory": ("relay", None),
     "no-tasks": ("relay", None),
     "core": ("relay", None),
@@ -119,9 +133,13 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
             return fleet.ollamux(harness._deep_merge(cfg, extra), name=name, src=src)
 
         servers: dict[str, harness.Server] = {"relay": relay}
+        if "relay-uvloop" in wanted:
+            servers["relay-uvloop"] = fleet.relay(backend.url, uvloop=True)
         needs = {c: BASELINE.get(c, (c, None))[0] for c in wanted}
         if any(c in wanted for c in ("default", "translated", "embed", "v1embed-translated")):
             servers["default"] = gw("default")
+        if "asyncio" in wanted:
+            servers["asyncio"] = gw("asyncio", server={"event_loop": "asyncio"})
         if "memory" in wanted:
             servers["memory"] = gw("memory", tasks={"store": "memory"})
         if "no-tasks" in wanted:
@@ -138,6 +156,8 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
 
         setups: dict[str, tuple[str, str, bytes]] = {
             "relay": ("relay", "/api/chat", _chat(False, "bench:latest")),
+            "relay-uvloop": ("relay-uvloop", "/api/chat", _chat(False, "bench:latest")),
+            "asyncio": ("asyncio", "/api/chat", _chat(False, "bench:latest")),
             "default": ("default", "/api/chat", _chat(False, "bench:latest")),
             "memory": ("memory", "/api/chat", _chat(False, "bench:latest")),
             "no-tasks": ("no-tasks", "/api/chat", _chat(False, "bench:latest")),
@@ -201,10 +221,10 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
         for name, runs in raw.items()
     }
     ratios: dict[str, dict[str, Any]] = {}
-    for name in order:
-        if name not in BASELINE:
-            continue
-        base, target = BASELINE[name]
+    comparisons = [(name, *BASELINE[name]) for name in order if name in BASELINE]
+    if "relay-uvloop" in order:  # against the relay on the same loop as ollamux
+        comparisons += [(n, "relay-uvloop", None) for n in ("default", "core") if n in order]
+    for name, base, target in comparisons:
         pairs = list(zip(raw[name], raw[base], strict=True))
         ratios[f"{name} / {base}"] = {
             "req_s": medians[name]["req_s"] / medians[base]["req_s"],

@@ -215,11 +215,14 @@ class Fleet:
         argv += ["--embed-dim", str(embed_dim)]
         return self.start("fake-backend", argv, port)
 
-    def relay(self, upstream: str) -> Server:
-        """The bare aiohttp relay baseline in front of ``upstream``."""
+    def relay(self, upstream: str, uvloop: bool = False) -> Server:
+        """The bare aiohttp relay baseline in front of ``upstream``; ``uvloop``: on uvloop
+        instead of asyncio's standard loop (ollamux takes uvloop when it is installed)."""
         port = free_port()
         argv = [self.python, str(HARNESS), "relay", "--port", str(port), "--upstream", upstream]
-        return self.start("relay", argv, port)
+        if uvloop:
+            argv.append("--uvloop")
+        return self.start("relay-uvloop" if uvloop else "relay", argv, port)
 
     def ollamux(
         self,
@@ -827,10 +830,23 @@ def relay_app(upstream: str) -> Any:
     return app
 
 
-def _serve(app: Any, port: int) -> None:
+def _serve(app: Any, port: int, uvloop: bool = False) -> None:
     from aiohttp import web
 
-    web.run_app(app, host=HOST, port=port, access_log=None, print=None, handler_cancellation=True)
+    loop = None
+    if uvloop:
+        import uvloop as uv
+
+        loop = uv.new_event_loop()
+    web.run_app(
+        app,
+        host=HOST,
+        port=port,
+        access_log=None,
+        print=None,
+        handler_cancellation=True,
+        loop=loop,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -844,6 +860,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     relay = sub.add_parser("relay", help="bare aiohttp relay baseline")
     relay.add_argument("--port", type=int, required=True)
     relay.add_argument("--upstream", required=True)
+    relay.add_argument("--uvloop", action="store_true", help="run on uvloop")
     load = sub.add_parser("load", help="load generator; prints a LoadResult as JSON")
     load.add_argument("--url", required=True)
     load.add_argument("--body", default="")
@@ -859,7 +876,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.role == "fake-backend":
         _serve(fake_backend_app(args.chunks, args.chunk_delay, args.embed_dim), args.port)
     elif args.role == "relay":
-        _serve(relay_app(args.upstream.rstrip("/")), args.port)
+        _serve(relay_app(args.upstream.rstrip("/")), args.port, uvloop=args.uvloop)
     else:
         result = asyncio.run(
             generate_load(

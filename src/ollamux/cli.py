@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__, cli_fleet, cli_keys
+from . import __version__, cli_fleet, cli_keys, event_loop
 from .config import Config
 from .config_loader import ConfigError, backend_from_url, load_config, masked
 
@@ -109,6 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     refusal = open_to_anyone(config)
     if refusal:
         print(f"ollamux: {refusal}", file=sys.stderr)
+        return 2
+    try:
+        event_loop.loop_factory(config.server.event_loop)
+    except event_loop.EventLoopUnavailable as exc:
+        print(f"ollamux: config error: {exc}", file=sys.stderr)
         return 2
     from .server import serve
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from .event_loop import EventLoopChoice
+
 T = TypeVar("T")
 
 Api = Literal["ollama", "openai"]
@@ -32,6 +34,7 @@ class ServerConfig:
     workers: int = 1
     debug_payloads: bool = False
     access_log: bool = True  # one line per response on the ollamux.access logger
+    event_loop: EventLoopChoice = "auto"  # auto: uvloop when installed (``event_loop.py``)
 
 
 @dataclass

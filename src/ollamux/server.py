@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import event_loop
 from .app import create_app
 from .config import Config
 from .config_loader import mask_url
@@ -43,7 +44,9 @@ def serve(
     setup_logging(config.server.log_level, config.server.log_format)
     if config.server.workers > 1:
         return run_workers(config, config_path, overrides)
-    asyncio.run(run(config, pm, config_path=config_path, overrides=overrides))
+    event_loop.run(
+        run(config, pm, config_path=config_path, overrides=overrides), config.server.event_loop
+    )
     return 0
 
 
@@ -93,11 +96,12 @@ async def run(
             ", ".join(f"{b.name}={mask_url(b.url)} ({b.api})" for b in config.backends) or "none"
         )
         log.info(
-            "ollamux listening on http://%s:%d%s; backends: %s",
+            "ollamux listening on http://%s:%d%s; backends: %s; event loop: %s",
             config.server.host,
             port,
             f" (worker {slot.index + 1}/{slot.count})" if slot.count > 1 else "",
             backends,
+            event_loop.loop_name(loop),
         )
         reloader = loop.create_task(_reload_on_hup(hup, gateway, config_path, overrides, slot))
         await stop.wait()

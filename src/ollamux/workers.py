@@ -14,7 +14,6 @@ workers and restarts a worker that dies unexpectedly.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -31,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import event_loop
 from .config import Config
 from .config_loader import ConfigError, load_config
 
@@ -101,7 +101,7 @@ def _worker_main(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
     config = _current(config, config_path, overrides)
     try:
-        asyncio.run(
+        event_loop.run(
             run(
                 config,
                 build_plugin_manager(config),
@@ -109,7 +109,8 @@ def _worker_main(
                 overrides=overrides,
                 slot=slot,
                 early_hup=early_hup,
-            )
+            ),
+            config.server.event_loop,
         )
     except OSError as exc:  # most often: the port is taken (by something not ollamux)
         server = config.server
