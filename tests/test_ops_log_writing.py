@@ -110,6 +110,29 @@ async def test_flush_writes_the_lines_still_waiting(root_handler: BatchingStream
         assert "".join(written(root_handler)).endswith("last words\n")
 
 
+def test_lines_left_by_a_loop_closed_before_its_flush_go_out_with_the_next_loop(
+    root_handler: BatchingStreamHandler,
+) -> None:
+    with root_only(root_handler):
+        log = logging.getLogger("ollamux.test")
+
+        async def log_as_the_loop_stops(text: str) -> None:
+            asyncio.get_running_loop().stop()  # ends after this iteration: no flush ran
+            log.info(text)
+
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(log_as_the_loop_stops("first"))
+        loop.run_forever()
+        loop.close()
+        assert task.done()
+        assert written(root_handler) == []
+        asyncio.run(log_as_the_loop_stops("second"))
+        assert [w.rsplit(": ", 1)[1] for w in "".join(written(root_handler)).splitlines()] == [
+            "first",
+            "second",
+        ]
+
+
 def test_access_lines_go_straight_to_the_only_handler(
     root_handler: BatchingStreamHandler,
 ) -> None:

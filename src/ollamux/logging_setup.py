@@ -61,6 +61,9 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._waiting: list[str] = []
+        # The loop a flush is scheduled on: a loop closed before running it (a stopped
+        # server, a test's loop) must not leave the lines waiting for good.
+        self._flush_on: asyncio.AbstractEventLoop | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -73,13 +76,15 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
-        if not self._waiting:
+        if self._flush_on is not loop:
+            self._flush_on = loop
             loop.call_soon(self.flush)
         self._waiting.append(line)  # under the handler's lock, held by ``handle``
 
     def flush(self) -> None:
         self.acquire()
         try:
+            self._flush_on = None
             if self._waiting:
                 text, self._waiting = "".join(self._waiting), []
                 self.stream.write(text)
