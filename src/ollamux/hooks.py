@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
@@ -102,44 +102,45 @@ class Hooks:
     # The three calling conventions. Arguments come by position, in the hookspec's order;
     # an implementation taking them all is called without building a new argument list, a
     # plain function's result is only checked for awaitability when it is not None, and a
-    # hook nobody implements costs one dictionary lookup.
+    # hook nobody implements costs one dictionary lookup and no coroutine.
 
     async def call_first(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Stop at the first non-None result."""
         if kwargs:
             args = self._args(name, args, kwargs)
-        for fn, picks, is_async, _ in self.impls(name):
-            result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
-            if is_async or (result is not None and inspect.isawaitable(result)):
-                result = await result
-            if result is not None:
-                return result
-        return None
+        return await self._first(name, args)
 
     async def call_all(self, name: str, *args: Any, **kwargs: Any) -> list[Any]:
         """Every implementation's non-None result, in call order."""
         if kwargs:
             args = self._args(name, args, kwargs)
-        results = []
-        for fn, picks, is_async, _ in self.impls(name):
-            result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
-            if is_async or (result is not None and inspect.isawaitable(result)):
-                result = await result
-            if result is not None:
-                results.append(result)
-        return results
+        return await self._all(name, args)
 
     async def notify(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Call every implementation; a failing one is logged and the rest still run."""
         if kwargs:
             args = self._args(name, args, kwargs)
-        for fn, picks, is_async, plugin in self.impls(name):
-            try:
-                result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
-                if is_async or (result is not None and inspect.isawaitable(result)):
-                    await result
-            except Exception:
-                log.exception("plugin %s failed in %s", plugin, name)
+        await self._notify(name, args)
+
+    # The facade's per-request methods are plain functions returning these awaitables, so
+    # that each hook call is one coroutine, or none when nobody implements the hook.
+
+    def _first(self, name: str, args: tuple[Any, ...]) -> Awaitable[Any]:
+        impls = self.impls(name)
+        return _first_of(impls, args) if impls else _NONE
+
+    def _all(self, name: str, args: tuple[Any, ...]) -> Awaitable[list[Any]]:
+        return _all_of(self.impls(name), args)
+
+    def _each(self, name: str, args: tuple[Any, ...]) -> Awaitable[None]:
+        """Every implementation, results ignored, errors raised (``call_all`` without the
+        list)."""
+        impls = self.impls(name)
+        return _each_of(impls, args) if impls else _NONE
+
+    def _notify(self, name: str, args: tuple[Any, ...]) -> Awaitable[None]:
+        impls = self.impls(name)
+        return _notify_of(name, impls, args) if impls else _NONE
 
     # -- setting up ---------------------------------------------------------------------
 
@@ -158,8 +159,8 @@ class Hooks:
 
     # -- identity and permissions -------------------------------------------------------
 
-    async def authenticate(self, request: web.Request) -> Principal | None:
-        return cast("Principal | None", await self.call_first("ollamux_authenticate", request))
+    def authenticate(self, request: web.Request) -> Awaitable[Principal | None]:
+        return self._first("ollamux_authenticate", (request,))
 
     async def permission_allowed(
         self, gateway: Gateway, principal: Principal, action: str, resource: str | None = None
@@ -204,55 +205,101 @@ class Hooks:
 
     # -- the request path ---------------------------------------------------------------
 
-    async def admit(self, exchange: Exchange) -> None:
-        await self.call_all("ollamux_admit", exchange)
+    def admit(self, exchange: Exchange) -> Awaitable[None]:
+        return self._each("ollamux_admit", (exchange,))
 
-    async def request_started(self, exchange: Exchange) -> None:
-        await self.call_all("ollamux_request_started", exchange)
+    def request_started(self, exchange: Exchange) -> Awaitable[None]:
+        return self._each("ollamux_request_started", (exchange,))
 
-    async def rewrite_request(self, exchange: Exchange) -> None:
-        await self.call_all("ollamux_rewrite_request", exchange)
+    def rewrite_request(self, exchange: Exchange) -> Awaitable[None]:
+        return self._each("ollamux_rewrite_request", (exchange,))
 
-    async def respond(self, exchange: Exchange) -> web.StreamResponse | None:
-        return cast("web.StreamResponse | None", await self.call_first("ollamux_respond", exchange))
+    def respond(self, exchange: Exchange) -> Awaitable[web.StreamResponse | None]:
+        return self._first("ollamux_respond", (exchange,))
 
-    async def fanout_backends(self, exchange: Exchange) -> list[Backend] | None:
-        return cast(
-            "list[Backend] | None",
-            await self.call_first("ollamux_fanout_backends", exchange),
-        )
+    def fanout_backends(self, exchange: Exchange) -> Awaitable[list[Backend] | None]:
+        return self._first("ollamux_fanout_backends", (exchange,))
 
-    async def select_backend(self, exchange: Exchange) -> Backend | None:
-        return cast("Backend | None", await self.call_first("ollamux_select_backend", exchange))
+    def select_backend(self, exchange: Exchange) -> Awaitable[Backend | None]:
+        return self._first("ollamux_select_backend", (exchange,))
 
-    async def attempt_started(self, exchange: Exchange, backend: Backend) -> None:
-        await self.notify("ollamux_attempt_started", exchange, backend)
+    def attempt_started(self, exchange: Exchange, backend: Backend) -> Awaitable[None]:
+        return self._notify("ollamux_attempt_started", (exchange, backend))
 
-    async def translate_request(
+    def translate_request(
         self, exchange: Exchange, backend: Backend
-    ) -> UpstreamRequest | LocalResponse | None:
-        return cast(
-            "UpstreamRequest | LocalResponse | None",
-            await self.call_first("ollamux_translate_request", exchange, backend),
-        )
+    ) -> Awaitable[UpstreamRequest | LocalResponse | None]:
+        return self._first("ollamux_translate_request", (exchange, backend))
 
-    async def upstream_started(
+    def upstream_started(
         self, exchange: Exchange, backend: Backend, head: ResponseHead
-    ) -> None:
-        await self.notify("ollamux_upstream_started", exchange, backend, head)
+    ) -> Awaitable[None]:
+        return self._notify("ollamux_upstream_started", (exchange, backend, head))
 
-    async def transform_response(
+    def transform_response(
         self, exchange: Exchange, head: ResponseHead
-    ) -> list[ResponseTransform]:
-        return await self.call_all("ollamux_transform_response", exchange, head)
+    ) -> Awaitable[list[ResponseTransform]]:
+        return self._all("ollamux_transform_response", (exchange, head))
 
-    async def backend_released(
+    def backend_released(
         self, exchange: Exchange, backend: Backend, outcome: Outcome
-    ) -> None:
-        await self.notify("ollamux_backend_released", exchange, backend, outcome)
+    ) -> Awaitable[None]:
+        return self._notify("ollamux_backend_released", (exchange, backend, outcome))
 
-    async def response_started(self, exchange: Exchange, status: int) -> None:
-        await self.notify("ollamux_response_started", exchange, status)
+    def response_started(self, exchange: Exchange, status: int) -> Awaitable[None]:
+        return self._notify("ollamux_response_started", (exchange, status))
 
-    async def request_finished(self, exchange: Exchange) -> None:
-        await self.notify("ollamux_request_finished", exchange)
+    def request_finished(self, exchange: Exchange) -> Awaitable[None]:
+        return self._notify("ollamux_request_finished", (exchange,))
+
+
+class _Nothing:
+    """An awaitable that is already done with ``None``: the call of a hook nobody
+    implements."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+_NONE: Awaitable[None] = _Nothing()
+
+
+async def _first_of(impls: list[_Impl], args: tuple[Any, ...]) -> Any:
+    for fn, picks, is_async, _ in impls:
+        result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
+        if is_async or (result is not None and inspect.isawaitable(result)):
+            result = await result
+        if result is not None:
+            return result
+    return None
+
+
+async def _all_of(impls: list[_Impl], args: tuple[Any, ...]) -> list[Any]:
+    results = []
+    for fn, picks, is_async, _ in impls:
+        result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
+        if is_async or (result is not None and inspect.isawaitable(result)):
+            result = await result
+        if result is not None:
+            results.append(result)
+    return results
+
+
+async def _each_of(impls: list[_Impl], args: tuple[Any, ...]) -> None:
+    for fn, picks, is_async, _ in impls:
+        result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
+        if is_async or (result is not None and inspect.isawaitable(result)):
+            await result
+
+
+async def _notify_of(name: str, impls: list[_Impl], args: tuple[Any, ...]) -> None:
+    for fn, picks, is_async, plugin in impls:
+        try:
+            result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
+            if is_async or (result is not None and inspect.isawaitable(result)):
+                await result
+        except Exception:
+            log.exception("plugin %s failed in %s", plugin, name)
