@@ -39,6 +39,7 @@ from .common import (
     now_iso,
     ollama_extensions,
 )
+from .raw_embeddings import embedding_list_raw
 from .stream import FrontStream, FrontTransform, ListingTransform, OllamaToOpenAI, OpenAIToOllama
 
 Factory = Callable[[Exchange], ResponseTransform]
@@ -193,12 +194,14 @@ async def _to_ollama(exchange: Exchange) -> Result | None:
         body = _body(exchange)
         out = oa_req.embedding_request(body)
         fmt = oa_req.encoding_format_of(body)
+        raw = (lambda b: embedding_list_raw(b, model)) if fmt == "float" else None
         _plan(
             exchange,
             lambda ex: OllamaToOpenAI(
                 ex,
                 lambda o: to_openai.embedding_list(o, model, fmt),
                 to_openai.ChatStream(model),
+                raw=raw,
             ),
         )
         return _post(exchange, "/api/embed", out)
