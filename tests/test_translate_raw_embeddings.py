@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 from ollamux.dialect import Dialect
 from ollamux.exchange import ResponseHead
 from ollamux.plugins.translate import ollama_to_openai_response as to_openai
-from ollamux.plugins.translate.raw_embeddings import embedding_list_raw, split_answer
+from ollamux.plugins.translate.raw_embeddings import embedding_list_raw
 from ollamux.plugins.translate.stream import OllamaToOpenAI
 from ollamux.transforms import BadUpstreamAnswer
 from tests.fakes.ollama_backend import Scripted
@@ -24,14 +24,14 @@ from tests.fakes.ollama_backend import Scripted
 MODEL = "m:latest"
 
 
-def _answer(body: bytes, fast: bool) -> tuple[Any, dict[str, int]]:
+def _answer(body: bytes, fast: bool, fmt: str = "float") -> tuple[Any, dict[str, int]]:
     """What a client gets for ``body`` (parsed), with or without the bytes path, and the
     usage recorded; ``BadUpstreamAnswer`` when the answer is refused."""
     ex: Any = SimpleNamespace(dialect=Dialect.OPENAI, usage={}, error="", outcome=None)
-    raw = (lambda b: embedding_list_raw(b, MODEL)) if fast else None
+    raw = (lambda b: embedding_list_raw(b, MODEL, fmt)) if fast else None
     transform = OllamaToOpenAI(
         ex,
-        lambda o: to_openai.embedding_list(o, MODEL, "float"),
+        lambda o: to_openai.embedding_list(o, MODEL, fmt),
         to_openai.ChatStream(MODEL),
         raw=raw,
     )
@@ -41,13 +41,14 @@ def _answer(body: bytes, fast: bool) -> tuple[Any, dict[str, int]]:
 
 
 def _same_either_way(body: bytes) -> None:
-    try:
-        slow = _answer(body, fast=False)
-    except BadUpstreamAnswer:
-        with pytest.raises(BadUpstreamAnswer):
-            _answer(body, fast=True)
-        return
-    assert _answer(body, fast=True) == slow
+    for fmt in ("float", "base64"):
+        try:
+            slow = _answer(body, False, fmt)
+        except BadUpstreamAnswer:
+            with pytest.raises(BadUpstreamAnswer):
+                _answer(body, True, fmt)
+            continue
+        assert _answer(body, True, fmt) == slow
 
 
 def _compact(obj: Any) -> bytes:
@@ -85,7 +86,7 @@ def test_a_damaged_byte_in_the_vectors_is_refused_or_converted_as_the_parsing_pa
 
 def test_the_vectors_are_copied_as_the_backend_wrote_them() -> None:
     body = b'{"model":"m","embeddings":[[1E-7,-0.50,3],[ 2e+2 , 0 ]],"prompt_eval_count":2}'
-    found = embedding_list_raw(body, MODEL)
+    found = embedding_list_raw(body, MODEL, "float")
     assert found is not None
     answer, tokens = found
     assert b'"embedding": [1E-7,-0.50,3]' in answer
@@ -130,12 +131,34 @@ def test_the_usage_is_recorded_from_the_prompt_count() -> None:
     ],
 )
 def test_unusual_answers_are_left_to_the_parsing_path(body: bytes) -> None:
-    assert embedding_list_raw(body, MODEL) is None
+    assert embedding_list_raw(body, MODEL, "float") is None
 
 
 def test_a_repeated_key_counts_once_the_last_as_in_json() -> None:
-    found = split_answer('{"model":"a","embeddings":[[1]],"model":"b","embeddings":[[2],[3]]}')
-    assert found == ({"model": "b"}, ["[2]", "[3]"])
+    body = b'{"model":"a","embeddings":[[1]],"model":"b","embeddings":[[2],[3]]}'
+    found = embedding_list_raw(body, "", "float")
+    assert found is not None
+    answer = json.loads(found[0])
+    assert answer["model"] == "b"
+    assert [d["embedding"] for d in answer["data"]] == [[2], [3]]
+
+
+@pytest.mark.parametrize(
+    "embeddings",
+    [b"[[true]]", b"[[false,1]]", b"[[Infinity]]", b"[{}]", b'[""]', b'[[1,"2"]]', b"[[1e39]]"],
+)
+def test_vectors_struct_would_pack_wrongly_are_left_to_the_parsing_path_in_base64(
+    embeddings: bytes,
+) -> None:
+    body = b'{"model":"m","embeddings":' + embeddings + b"}"
+    assert embedding_list_raw(body, MODEL, "base64") is None
+
+
+def test_base64_vectors_are_little_endian_float32() -> None:
+    found = embedding_list_raw(b'{"embeddings":[[0.5,-1],[]]}', MODEL, "base64")
+    assert found is not None
+    data = json.loads(found[0])["data"]
+    assert [d["embedding"] for d in data] == ["AAAAPwAAgL8=", ""]
 
 
 async def test_an_embed_answer_with_a_broken_vector_is_a_502_on_the_wire(

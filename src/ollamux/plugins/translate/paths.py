@@ -194,14 +194,13 @@ async def _to_ollama(exchange: Exchange) -> Result | None:
         body = _body(exchange)
         out = oa_req.embedding_request(body)
         fmt = oa_req.encoding_format_of(body)
-        raw = (lambda b: embedding_list_raw(b, model)) if fmt == "float" else None
         _plan(
             exchange,
             lambda ex: OllamaToOpenAI(
                 ex,
                 lambda o: to_openai.embedding_list(o, model, fmt),
                 to_openai.ChatStream(model),
-                raw=raw,
+                raw=lambda b: embedding_list_raw(b, model, fmt),
             ),
         )
         return _post(exchange, "/api/embed", out)
