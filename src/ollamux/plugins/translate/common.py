@@ -132,29 +132,33 @@ def _integral(value: Any) -> bool:
 def want_str(
     body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
 ) -> str | None:
-    return cast("str | None", _checked(body, key, _is(str), "a string", param, label))
+    return cast("str | None", _checked(body, key, _IS_STR, "a string", param, label))
 
 
 def want_bool(
     body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
 ) -> bool | None:
-    return cast("bool | None", _checked(body, key, _is(bool), "true or false", param, label))
+    return cast("bool | None", _checked(body, key, _IS_BOOL, "true or false", param, label))
 
 
 def want_dict(
     body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
 ) -> dict[str, Any] | None:
-    return cast("dict[str, Any] | None", _checked(body, key, _is(dict), "an object", param, label))
+    return cast("dict[str, Any] | None", _checked(body, key, _IS_DICT, "an object", param, label))
 
 
 def want_list(
     body: dict[str, Any], key: str, param: str | None = None, label: str | None = None
 ) -> list[Any] | None:
-    return cast("list[Any] | None", _checked(body, key, _is(list), "a list", param, label))
+    return cast("list[Any] | None", _checked(body, key, _IS_LIST, "a list", param, label))
 
 
 def _is(kind: type) -> Callable[[Any], bool]:
     return lambda value: isinstance(value, kind)
+
+
+# made once: the checks run for every field of every translated request
+_IS_STR, _IS_BOOL, _IS_DICT, _IS_LIST = _is(str), _is(bool), _is(dict), _is(list)
 
 
 def _kind(value: Any) -> str:

@@ -100,7 +100,9 @@ def _stream_of(body: dict[str, Any]) -> tuple[bool, bool]:
 
 
 def include_usage(body: dict[str, Any]) -> bool:
-    return _stream_of(body)[1]
+    """``stream_options.include_usage`` (``stream`` itself is checked by the converter)."""
+    options = want_dict(body, "stream_options")
+    return want_bool(options or {}, "include_usage", "stream_options.include_usage") is True
 
 
 def _format_of(body: dict[str, Any]) -> Any:
@@ -231,6 +233,19 @@ def _call_names(messages: list[Any]) -> dict[str, str]:
     return names
 
 
+def _plain(msg: Any) -> dict[str, Any] | None:
+    """Most of a history: ``{role, content}`` with text content and no other field. Such a
+    message becomes itself (``developer`` as ``system``) with none of the checks and
+    labels the general case prepares; ``None`` for any other message (and for tool
+    results, whose name is looked up)."""
+    if type(msg) is not dict or len(msg) != 2:
+        return None
+    role, content = msg.get("role"), msg.get("content")
+    if type(role) is not str or type(content) is not str or role.lower() == "tool":
+        return None
+    return {"role": "system" if role == "developer" else role, "content": content}
+
+
 def _messages_of(messages: Any, allow_urls: bool) -> list[dict[str, Any]]:
     if messages is None or (isinstance(messages, list) and not messages):
         raise bad_request("[] is too short - 'messages'", "messages")
@@ -239,6 +254,10 @@ def _messages_of(messages: Any, allow_urls: bool) -> list[dict[str, Any]]:
     call_names = _call_names(messages)
     out: list[dict[str, Any]] = []
     for i, msg in enumerate(messages):
+        plain = _plain(msg)
+        if plain is not None:
+            out.append(plain)
+            continue
         if not isinstance(msg, dict):
             raise bad_request("each message must be an object", "messages")
         at = f"messages[{i}]"

@@ -39,6 +39,7 @@ from .common import (
     now_iso,
     ollama_extensions,
 )
+from .raw_embeddings import embedding_list_raw
 from .stream import FrontStream, FrontTransform, ListingTransform, OllamaToOpenAI, OpenAIToOllama
 
 Factory = Callable[[Exchange], ResponseTransform]
@@ -199,6 +200,7 @@ async def _to_ollama(exchange: Exchange) -> Result | None:
                 ex,
                 lambda o: to_openai.embedding_list(o, model, fmt),
                 to_openai.ChatStream(model),
+                raw=lambda b: embedding_list_raw(b, model, fmt),
             ),
         )
         return _post(exchange, "/api/embed", out)

@@ -36,6 +36,9 @@ from .common import (
 )
 
 Whole = Callable[[dict[str, Any]], dict[str, Any]]
+# A whole answer converted from its bytes (the answer and its prompt token count), or
+# ``None``: then it is parsed and converted by ``Whole``.
+Raw = Callable[[bytes], tuple[bytes, int] | None]
 
 _SSE_DONE = b"data: [DONE]\n\n"
 # What a converter raises on an answer of the wrong shape (besides ``Unreadable``): never a
@@ -71,6 +74,7 @@ class _Translating(ResponseTransform):
         self.buffer: list[bytes] = []
         self.failed = False
         self.sent = False  # some bytes went out to the client
+        self.raw: Raw | None = None
 
     def head(self, head: ResponseHead) -> ResponseHead:
         self.status = head.status
@@ -137,6 +141,10 @@ class _Translating(ResponseTransform):
             message = upstream_error_message(body)
             self._mark_failed(message)
             return json.dumps(error_payload(self.exchange.dialect, message, self.status)).encode()
+        if self.raw is not None and (fast := self.raw(body)) is not None:
+            answer, prompt_tokens = fast
+            self.record_usage(prompt_tokens, 0)
+            return answer
         obj = answer_of(body)
         if obj.get("error") is not None or obj.get("object") == "error":
             raise Unreadable(f"an error in a {self.status} answer: {error_text(obj)}")
@@ -182,9 +190,11 @@ class OllamaToOpenAI(_Translating):
         whole: Whole,
         stream: to_openai.ChatStream,
         max_line: int = DEFAULT_MAX_LINE_BYTES,
+        raw: Raw | None = None,
     ) -> None:
         super().__init__(exchange, self._whole_with_usage(whole), max_line)
         self.stream = stream
+        self.raw = raw
 
     def _whole_with_usage(self, whole: Whole) -> Whole:
         me = weakref.ref(self)  # not ``self``: a cycle kept the exchange for the GC

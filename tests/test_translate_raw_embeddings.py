@@ -1,0 +1,173 @@
+"""Translated embedding answers (``encoding_format: float``) are converted from their bytes:
+the vectors are checked and copied, not parsed. The client gets what the parsing path
+gives (the same JSON values); any answer that path refuses is refused the same way."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from multidict import CIMultiDict
+
+from ollamux.dialect import Dialect
+from ollamux.exchange import ResponseHead
+from ollamux.plugins.translate import ollama_to_openai_response as to_openai
+from ollamux.plugins.translate.raw_embeddings import embedding_list_raw
+from ollamux.plugins.translate.stream import OllamaToOpenAI
+from ollamux.transforms import BadUpstreamAnswer
+from tests.fakes.ollama_backend import Scripted
+
+MODEL = "m:latest"
+
+
+def _answer(body: bytes, fast: bool, fmt: str = "float") -> tuple[Any, dict[str, int]]:
+    """What a client gets for ``body`` (parsed), with or without the bytes path, and the
+    usage recorded; ``BadUpstreamAnswer`` when the answer is refused."""
+    ex: Any = SimpleNamespace(dialect=Dialect.OPENAI, usage={}, error="", outcome=None)
+    raw = (lambda b: embedding_list_raw(b, MODEL, fmt)) if fast else None
+    transform = OllamaToOpenAI(
+        ex,
+        lambda o: to_openai.embedding_list(o, MODEL, fmt),
+        to_openai.ChatStream(MODEL),
+        raw=raw,
+    )
+    transform.head(ResponseHead(200, CIMultiDict({"Content-Type": "application/json"})))
+    transform.feed(body)
+    return json.loads(transform.end()), ex.usage
+
+
+def _same_either_way(body: bytes) -> None:
+    for fmt in ("float", "base64"):
+        try:
+            slow = _answer(body, False, fmt)
+        except BadUpstreamAnswer:
+            with pytest.raises(BadUpstreamAnswer):
+                _answer(body, True, fmt)
+            continue
+        assert _answer(body, True, fmt) == slow
+
+
+def _compact(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+numbers = st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+vectors = st.lists(st.lists(numbers, max_size=6), max_size=4)
+others = st.dictionaries(
+    st.sampled_from(["model", "total_duration", "prompt_eval_count", "error", "object", "x"]),
+    st.none() | st.integers(-1, 9) | st.text(max_size=4) | st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(vectors, others, st.booleans())
+def test_any_embed_answer_converts_as_the_parsing_path_does(
+    embeddings: list[list[Any]], fields: dict[str, Any], compact: bool
+) -> None:
+    obj = {**fields, "embeddings": embeddings}
+    body = _compact(obj) if compact else json.dumps(obj, indent=1).encode()
+    _same_either_way(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(vectors, st.data())
+def test_a_damaged_byte_in_the_vectors_is_refused_or_converted_as_the_parsing_path_does(
+    embeddings: list[list[Any]], data: Any
+) -> None:
+    body = bytearray(_compact({"model": MODEL, "embeddings": embeddings}))
+    at = data.draw(st.integers(len(b'{"model":"m:latest","embeddings":'), len(body) - 1))
+    body[at] = ord(data.draw(st.sampled_from('0123456789.eE+-,[]" x\n')))
+    _same_either_way(bytes(body))
+
+
+def test_the_vectors_are_copied_as_the_backend_wrote_them() -> None:
+    body = b'{"model":"m","embeddings":[[1E-7,-0.50,3],[ 2e+2 , 0 ]],"prompt_eval_count":2}'
+    found = embedding_list_raw(body, MODEL, "float")
+    assert found is not None
+    answer, tokens = found
+    assert b'"embedding": [1E-7,-0.50,3]' in answer
+    assert b'"embedding": [ 2e+2 , 0 ]' in answer
+    assert tokens == 2
+    assert json.loads(answer) == {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": 0, "embedding": [1e-7, -0.5, 3]},
+            {"object": "embedding", "index": 1, "embedding": [200.0, 0]},
+        ],
+        "model": MODEL,
+        "usage": {"prompt_tokens": 2, "total_tokens": 2},
+    }
+
+
+def test_the_usage_is_recorded_from_the_prompt_count() -> None:
+    body = b'{"model":"m","embeddings":[[0.5]],"prompt_eval_count":7}'
+    assert _answer(body, fast=True)[1] == {"prompt_tokens": 7, "completion_tokens": 0}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'\xef\xbb\xbf{"embeddings":[[1]]}',  # a byte-order mark
+        b'{"embeddings":[[1]],"model":"\xff"}',  # invalid UTF-8
+        b'{"embeddings":[[NaN]]}',
+        b'{"embeddings":[[1,"2"]]}',
+        b'{"embeddings":[[[1]]]}',
+        b'{"embeddings":[1,2]}',
+        b'{"embeddings":[[01]]}',
+        b'{"embeddings":[[1.]]}',
+        b'{"embeddings":[[1,]]}',
+        b'{"embeddings":[[1]],}',
+        b'{"embeddings":[[1]]',
+        b'{"embeddings":[[1]]} x',
+        b'{"embeddings":[[1]],"error":"boom"}',
+        b'{"embeddings":[[1]],"prompt_eval_count":-1}',
+        b'{"embeddings":[[1]],"embeddings":5}',
+        b'{"data":5}',
+        b"[[1]]",
+    ],
+)
+def test_unusual_answers_are_left_to_the_parsing_path(body: bytes) -> None:
+    assert embedding_list_raw(body, MODEL, "float") is None
+
+
+def test_a_repeated_key_counts_once_the_last_as_in_json() -> None:
+    body = b'{"model":"a","embeddings":[[1]],"model":"b","embeddings":[[2],[3]]}'
+    found = embedding_list_raw(body, "", "float")
+    assert found is not None
+    answer = json.loads(found[0])
+    assert answer["model"] == "b"
+    assert [d["embedding"] for d in answer["data"]] == [[2], [3]]
+
+
+@pytest.mark.parametrize(
+    "embeddings",
+    [b"[[true]]", b"[[false,1]]", b"[[Infinity]]", b"[{}]", b'[""]', b'[[1,"2"]]', b"[[1e39]]"],
+)
+def test_vectors_struct_would_pack_wrongly_are_left_to_the_parsing_path_in_base64(
+    embeddings: bytes,
+) -> None:
+    body = b'{"model":"m","embeddings":' + embeddings + b"}"
+    assert embedding_list_raw(body, MODEL, "base64") is None
+
+
+def test_base64_vectors_are_little_endian_float32() -> None:
+    found = embedding_list_raw(b'{"embeddings":[[0.5,-1],[]]}', MODEL, "base64")
+    assert found is not None
+    data = json.loads(found[0])["data"]
+    assert [d["embedding"] for d in data] == ["AAAAPwAAgL8=", ""]
+
+
+async def test_an_embed_answer_with_a_broken_vector_is_a_502_on_the_wire(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    fake = Scripted(pieces=[b'{"model":"m:latest","embeddings":[[0.5,1..2]]}'])
+    server = await aiohttp_server(fake.app())
+    url = str(server.make_url("")).rstrip("/")
+    client = await gateway_client({"backends": [{"url": url, "api": "ollama"}]})
+    resp = await client.post("/v1/embeddings", json={"model": MODEL, "input": "a"})
+    assert resp.status == 502
+    assert "cannot be understood" in (await resp.json())["error"]["message"]
