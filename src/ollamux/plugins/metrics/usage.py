@@ -16,40 +16,55 @@ from ...transforms import ResponseTransform
 
 TAIL_BYTES = 8192
 
-# Each count's name (as it appears quoted in JSON) and the key it is reported under;
-# Ollama's first, then OpenAI's, then the Responses API's.
-_NAMES = tuple(
-    (b'"' + name + b'"', key)
-    for name, key in (
-        (b"prompt_eval_count", "prompt_tokens"),
-        (b"eval_count", "completion_tokens"),
-        (b"prompt_tokens", "prompt_tokens"),
-        (b"completion_tokens", "completion_tokens"),
-        (b"input_tokens", "prompt_tokens"),
-        (b"output_tokens", "completion_tokens"),
-    )
+# Every count's name ends in ``_count"`` or ``_tokens"``; what comes before that suffix tells
+# which count it is and the key it is reported under (Ollama's names, OpenAI's, the
+# Responses API's).
+_COUNT = b'_count"'
+_COUNTS: tuple[tuple[bytes, str], ...] = (
+    (b'"prompt_eval', "prompt_tokens"),
+    (b'"eval', "completion_tokens"),
+)
+_TOKENS = b'_tokens"'
+_TOKEN_COUNTS: tuple[tuple[bytes, str], ...] = (
+    (b'"prompt', "prompt_tokens"),
+    (b'"completion', "completion_tokens"),
+    (b'"input', "prompt_tokens"),
+    (b'"output', "completion_tokens"),
 )
 _VALUE = re.compile(rb"\s*:\s*(\d+)")
 
 
-def parse_usage(tail: bytes) -> dict[str, int]:
-    """``{"prompt_tokens": n, "completion_tokens": m}`` from the last counts in ``tail``.
+def parse_usage(tail: bytes, start: int = 0) -> dict[str, int]:
+    """``{"prompt_tokens": n, "completion_tokens": m}``: for each, the count of the last
+    of its names in ``tail[start:]`` that has one.
 
-    Searched from the end (the final line or event has them): a few ``rfind`` calls
-    instead of a regular expression over the whole tail, several times cheaper for a
-    stream's 8 KB."""
-    found: dict[str, tuple[int, int]] = {}  # key -> (position, count)
-    for quoted, key in _NAMES:
-        # Only an occurrence after the one already found for this key could win.
-        start = found[key][0] + 1 if key in found else 0
-        end = len(tail)
-        while (pos := tail.rfind(quoted, start, end)) >= 0:
-            match = _VALUE.match(tail, pos + len(quoted))
-            if match is not None:
-                found[key] = (pos, int(match.group(1)))
+    Searched backwards from the end (the final line or event has the counts), by the two
+    suffixes the names share: a short answer costs a few ``rfind`` over its last bytes, an
+    answer without counts two scans of the tail."""
+    found: dict[str, int] = {}
+    count = tail.rfind(_COUNT, start)  # the next candidate of each suffix, going backwards
+    tokens = tail.rfind(_TOKENS, start)
+    while count >= 0 or tokens >= 0:
+        if count > tokens:
+            pos = count
+            after = pos + len(_COUNT)
+            count = tail.rfind(_COUNT, start, after - 1)
+            names = _COUNTS
+        else:
+            pos = tokens
+            after = pos + len(_TOKENS)
+            tokens = tail.rfind(_TOKENS, start, after - 1)
+            names = _TOKEN_COUNTS
+        for name, key in names:
+            begin = pos - len(name)
+            # At most one name fits; one beginning before ``start`` is cut off: not seen.
+            if begin >= start and tail.startswith(name, begin):
+                if key not in found and (match := _VALUE.match(tail, after)) is not None:
+                    found[key] = int(match.group(1))
+                    if len(found) == 2:
+                        return found
                 break
-            end = pos + len(quoted) - 1  # an earlier occurrence may still have a count
-    return {key: count for key, (_, count) in found.items()}
+    return found
 
 
 class UsageTransform(ResponseTransform):
@@ -72,7 +87,9 @@ class UsageTransform(ResponseTransform):
         return data
 
     def end(self) -> bytes:
-        tail = b"".join(self._chunks)[-TAIL_BYTES:]
-        self._chunks.clear()
-        self.usage = parse_usage(tail)
+        chunks = self._chunks
+        # A one-chunk answer is searched in place; nothing is copied but a longer one's tail.
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.usage = parse_usage(body, max(0, len(body) - TAIL_BYTES))
         return b""
