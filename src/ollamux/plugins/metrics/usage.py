@@ -16,54 +16,42 @@ from ...transforms import ResponseTransform
 
 TAIL_BYTES = 8192
 
-# Every count's name ends in ``_count"`` or ``_tokens"``; what comes before that suffix tells
-# which count it is and the key it is reported under (Ollama's names, OpenAI's, the
-# Responses API's).
-_COUNT = b'_count"'
-_COUNTS: tuple[tuple[bytes, str], ...] = (
-    (b'"prompt_eval', "prompt_tokens"),
-    (b'"eval', "completion_tokens"),
+# Each count's name, as it appears in JSON, with its number; and the key it is reported
+# under (Ollama's names, OpenAI's, the Responses API's).
+_COUNT = re.compile(
+    rb'"(prompt_eval_count|eval_count|prompt_tokens|completion_tokens|input_tokens|output_tokens)"'
+    rb"\s*:\s*(\d+)"
 )
-_TOKENS = b'_tokens"'
-_TOKEN_COUNTS: tuple[tuple[bytes, str], ...] = (
-    (b'"prompt', "prompt_tokens"),
-    (b'"completion', "completion_tokens"),
-    (b'"input', "prompt_tokens"),
-    (b'"output', "completion_tokens"),
-)
-_VALUE = re.compile(rb"\s*:\s*(\d+)")
+_KEYS = {
+    b"prompt_eval_count": "prompt_tokens",
+    b"eval_count": "completion_tokens",
+    b"prompt_tokens": "prompt_tokens",
+    b"completion_tokens": "completion_tokens",
+    b"input_tokens": "prompt_tokens",
+    b"output_tokens": "completion_tokens",
+}
+# The last bytes searched first: the final line or event, where the counts are.
+NEAR_BYTES = 512
 
 
 def parse_usage(tail: bytes, start: int = 0) -> dict[str, int]:
-    """``{"prompt_tokens": n, "completion_tokens": m}``: for each, the count of the last
+    """``{"prompt_tokens": n, "completion_tokens": m}``: for each, the number of the last
     of its names in ``tail[start:]`` that has one.
 
-    Searched backwards from the end (the final line or event has the counts), by the two
-    suffixes the names share: a short answer costs a few ``rfind`` over its last bytes, an
-    answer without counts two scans of the tail."""
+    The last ``NEAR_BYTES`` are searched first; the rest only when a count is still
+    missing. One regular expression scan finds every name with its number (an answer
+    without counts, like an embedding, costs one scan of its tail)."""
+    near = max(start, len(tail) - NEAR_BYTES)
+    found = _counts(tail, near)
+    if len(found) < 2 and near > start:
+        found = _counts(tail, start)
+    return found
+
+
+def _counts(tail: bytes, start: int) -> dict[str, int]:
     found: dict[str, int] = {}
-    count = tail.rfind(_COUNT, start)  # the next candidate of each suffix, going backwards
-    tokens = tail.rfind(_TOKENS, start)
-    while count >= 0 or tokens >= 0:
-        if count > tokens:
-            pos = count
-            after = pos + len(_COUNT)
-            count = tail.rfind(_COUNT, start, after - 1)
-            names = _COUNTS
-        else:
-            pos = tokens
-            after = pos + len(_TOKENS)
-            tokens = tail.rfind(_TOKENS, start, after - 1)
-            names = _TOKEN_COUNTS
-        for name, key in names:
-            begin = pos - len(name)
-            # At most one name fits; one beginning before ``start`` is cut off: not seen.
-            if begin >= start and tail.startswith(name, begin):
-                if key not in found and (match := _VALUE.match(tail, after)) is not None:
-                    found[key] = int(match.group(1))
-                    if len(found) == 2:
-                        return found
-                break
+    for name, number in _COUNT.findall(tail, start):
+        found[_KEYS[name]] = int(number)  # a later one replaces an earlier one
     return found
 
 
