@@ -89,3 +89,18 @@ def test_a_long_stream_is_read_in_its_last_bytes() -> None:
         t.feed(chunk)
     t.end()
     assert t.usage == {"completion_tokens": 8}
+
+
+def test_however_an_answer_is_chunked_its_counts_are_read_from_its_last_bytes() -> None:
+    rng = random.Random(5)
+    line = b'{"done":false,"eval_count":%d,"prompt_tokens":%d}\n'
+    body = b"".join(line % (i, i + 1) for i in range(1500))
+    for _ in range(50):
+        t = UsageTransform()
+        pos = 0
+        while pos < len(body):
+            size = rng.choice((1, 7, 100, 3000, 20000))
+            t.feed(body[pos : pos + size])
+            pos += size
+        t.end()
+        assert t.usage == parse_usage(body[-TAIL_BYTES:])

@@ -6,8 +6,8 @@
   (``payload_log``);
 - ``GET /ollamux/stats`` (recent numbers as JSON) and the dashboard at ``GET /ollamux/``.
 
-Per-app state lives on the app (``OBSERVER``); per-request state in
-``exchange.state["metrics"]``.
+Per-app state lives on the app (``OBSERVER``); per-request state (the answer's
+``UsageTransform``) in ``exchange.state["metrics"]``.
 """
 
 from __future__ import annotations

@@ -3,14 +3,13 @@
 Ollama's last line carries ``prompt_eval_count`` / ``eval_count``; OpenAI's answer (or the
 last event of a stream asked with ``include_usage``) carries ``prompt_tokens`` /
 ``completion_tokens``. ``UsageTransform`` passes every chunk through untouched and keeps
-only the last few kilobytes, so a passthrough stream pays one list append per chunk; the
-counts are searched once, when the body ends.
+only the last few kilobytes, so a passthrough stream pays an append and an addition per
+chunk; the counts are searched once, when the body ends.
 """
 
 from __future__ import annotations
 
 import re
-from collections import deque
 
 from ...transforms import ResponseTransform
 
@@ -61,7 +60,7 @@ class UsageTransform(ResponseTransform):
     __slots__ = ("_chunks", "_size", "usage")
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []
         self._size = 0
         self.usage: dict[str, int] = {}
 
@@ -70,9 +69,19 @@ class UsageTransform(ResponseTransform):
         self._size += len(data)
         # Trimmed only once twice the tail is kept: most chunks cost an append and an add.
         if self._size >= 2 * TAIL_BYTES:
-            while len(self._chunks) > 1 and self._size - len(self._chunks[0]) >= TAIL_BYTES:
-                self._size -= len(self._chunks.popleft())
+            self._trim()
         return data
+
+    def _trim(self) -> None:
+        """Drop the oldest chunks the last ``TAIL_BYTES`` do not need."""
+        chunks = self._chunks
+        size = self._size
+        drop = 0
+        while drop < len(chunks) - 1 and size - len(chunks[drop]) >= TAIL_BYTES:
+            size -= len(chunks[drop])
+            drop += 1
+        del chunks[:drop]
+        self._size = size
 
     def end(self) -> bytes:
         chunks = self._chunks
