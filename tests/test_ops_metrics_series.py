@@ -278,3 +278,18 @@ async def test_scrapes_during_many_concurrent_requests_see_consistent_numbers(
     labels = (("backend", "gpu1"), ("endpoint", "/api/chat"), ("model", MODEL), ("status", "200"))
     assert final[("ollamux_requests_total", labels)] == 150
     assert len(seen) >= 2
+
+
+def test_a_kind_of_request_keeps_counting_after_the_cache_of_kinds_is_cleared(
+    monkeypatch: Any,
+) -> None:
+    from ollamux.plugins.metrics import prom
+
+    monkeypatch.setattr(prom, "_MAX_CACHED", 2)
+    metrics, _, _ = both()
+    kinds = [("/api/chat", status, MODEL, "gpu1") for status in (200, 404, 500)]
+    for key in [*kinds, kinds[0]]:
+        metrics.record(key, 0.2, 0.1, None, 3, 0)
+    assert metrics.requests.series[("/api/chat", "200", MODEL, "gpu1")].value == 2
+    assert metrics.duration.series[("/api/chat", MODEL)].counts[2] == 4  # 0.2 <= 0.25
+    assert metrics.tokens.series[("in", MODEL, "gpu1")].value == 12
