@@ -6,8 +6,8 @@
   (``payload_log``);
 - ``GET /ollamux/stats`` (recent numbers as JSON) and the dashboard at ``GET /ollamux/``.
 
-Per-app state lives on the app (``OBSERVER``); per-request state in
-``exchange.state["metrics"]``.
+Per-app state lives on the app (``OBSERVER``); per-request state (the answer's
+``UsageTransform``) in ``exchange.state["metrics"]``.
 """
 
 from __future__ import annotations
@@ -47,32 +47,18 @@ class Observer:
 OBSERVER: web.AppKey[Observer] = web.AppKey("ollamux_metrics", Observer)
 
 
-@dataclass
-class _RequestState:
-    transform: UsageTransform | None = None
-
-
 def _observer(exchange: Exchange) -> Observer:
     app = exchange.gateway.app
     assert app is not None
     return app[OBSERVER]
 
 
-def _state(exchange: Exchange) -> _RequestState:
-    st = exchange.state.get(NAME)
-    if st is None:
-        st = exchange.state[NAME] = _RequestState()
-    assert isinstance(st, _RequestState)
-    return st
-
-
 @hookimpl
 def ollamux_register_routes(gateway: Gateway, app: web.Application) -> None:
-    registry, metrics = build_registry(gateway)
     stats = RecentStats()
     # The requests in flight are the ones the stats hold: read at scrape time, so that no
-    # request pays for a locked gauge update on its way in and out.
-    metrics.in_flight.set_function(lambda: float(len(stats.live)))
+    # request pays for a gauge update on its way in and out.
+    registry, metrics = build_registry(gateway, lambda: float(len(stats.live)))
     app[OBSERVER] = Observer(gateway, registry, metrics, stats)
     routes = gateway.routes
     routes.add(
@@ -114,22 +100,26 @@ def ollamux_request_started(exchange: Exchange) -> None:
 
 @hookimpl
 def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> ResponseTransform | None:
-    st = _state(exchange)
+    """The transform that reads the answer's token counts, kept in ``exchange.state``
+    (the last attempt's is the one the client got)."""
+    transform: UsageTransform
     if exchange.gateway.config.server.debug_payloads:
-        st.transform = PayloadLogTransform(exchange)
+        transform = PayloadLogTransform(exchange)
     elif head.status < 400 and exchange.method == "POST":
-        st.transform = UsageTransform()
+        transform = UsageTransform()
     else:
+        exchange.state.pop(NAME, None)
         return None
-    return st.transform
+    exchange.state[NAME] = transform
+    return transform
 
 
 @hookimpl
 def ollamux_request_finished(exchange: Exchange) -> None:
     obs = _observer(exchange)
-    st = _state(exchange)
-    usage = usage_of(exchange, st)
-    exchange.usage.update(usage)
+    usage = usage_of(exchange, exchange.state.get(NAME))
+    if usage:
+        exchange.usage.update(usage)
     wait = None
     if exchange.routed_at is not None and exchange.selected_at is not None:
         wait = max(0.0, exchange.selected_at - exchange.routed_at)
@@ -147,15 +137,16 @@ _USAGE_KEYS = {
 }
 
 
-def usage_of(exchange: Exchange, st: _RequestState | None = None) -> dict[str, int]:
+def usage_of(exchange: Exchange, transform: object = None) -> dict[str, int]:
     """Token counts as ``prompt_tokens`` / ``completion_tokens``: from ``exchange.usage``
-    (translation fills it) or else read from the tail of the answer."""
+    (translation fills it) or else read from the tail of the answer by ``transform`` (the
+    request's ``UsageTransform``, if it had one)."""
     out: dict[str, int] = {}
     for key, value in exchange.usage.items():
         if key in _USAGE_KEYS and isinstance(value, int):
             out[_USAGE_KEYS[key]] = value
-    if not out and st is not None and st.transform is not None:
-        out = dict(st.transform.usage)
+    if not out and isinstance(transform, UsageTransform):
+        out = dict(transform.usage)
     return out
 
 

@@ -1,6 +1,7 @@
 """Prometheus metrics for one gateway, in a registry of its own (never the global one).
 
-Request metrics are updated from hooks as requests end. Live numbers (backends, queue depth,
+Request metrics are plain numbers updated from hooks as requests end, and exposed by
+``RequestMetrics`` at scrape time (see ``series``). Live numbers (backends, queue depth,
 whatever plugins publish in ``gateway.gauges`` and ``gateway.counters``) are read at scrape
 time by ``GatewayCollector``, so nothing has to push them.
 """
@@ -9,15 +10,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ...backend import with_latest
 from ...endpoints import ENDPOINTS
+from .series import Buckets, Count, CounterFamily, HistogramFamily
 
 if TYPE_CHECKING:
     from ...exchange import Exchange
@@ -51,9 +53,13 @@ def model_label(gateway: Gateway, model: str | None) -> str:
     unknown catalog just ran.)"""
     if not model:
         return ""
-    tagged = with_latest(model)
-    for b in gateway.backends.values():
-        if model in b.models or tagged in b.models:
+    backends = gateway.backends.values()
+    for b in backends:
+        if model in b.models:
+            return model
+    tagged = with_latest(model)  # only built when the name as given is listed nowhere
+    for b in backends:
+        if tagged in b.models:
             return model
     return "other"
 
@@ -63,51 +69,61 @@ def metric_name(name: str) -> str:
     return "ollamux_" + _NAME.sub("_", name)
 
 
-# (requests, duration, ttft, tokens in, tokens out) for one label combination.
-_Series = tuple[Any, Any, Any, Any, Any]
+class _Series:
+    """What one kind of request (endpoint, status, model, backend) updates: its own count,
+    and the histograms and token counts it shares with other kinds."""
+
+    __slots__ = ("duration", "requests", "tokens_in", "tokens_out", "ttft")
+
+    def __init__(
+        self, requests: Count, duration: Buckets, ttft: Buckets, tokens_in: Count, tokens_out: Count
+    ) -> None:
+        self.requests = requests
+        self.duration = duration
+        self.ttft = ttft
+        self.tokens_in = tokens_in
+        self.tokens_out = tokens_out
+
+
 # Bound on the cache of label combinations (unknown paths all map to "other").
 _MAX_CACHED = 4096
 
 
-class RequestMetrics:
-    """The metrics updated per request, registered in ``registry``."""
+class RequestMetrics(Collector):
+    """The metrics updated per request, as plain numbers (see ``series``), and the
+    collector that exposes them (with the requests in flight, read from ``in_flight``)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, in_flight: Callable[[], float] = lambda: 0.0) -> None:
+        self.in_flight = in_flight
         self._series: dict[tuple[str, int, str, str], _Series] = {}
-        self.requests = Counter(
+        self.requests = CounterFamily(
             "ollamux_requests",
             "Requests finished, by endpoint, status, model and backend.",
             ["endpoint", "status", "model", "backend"],
-            registry=registry,
         )
-        self.duration = Histogram(
+        self.duration = HistogramFamily(
             "ollamux_request_duration_seconds",
             "Time from the request's arrival to its end.",
             ["endpoint", "model"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            LATENCY_BUCKETS,
         )
-        self.ttft = Histogram(
+        self.ttft = HistogramFamily(
             "ollamux_time_to_first_chunk_seconds",
             "Time from the request's arrival to the first byte of the answer sent.",
             ["endpoint", "model"],
-            buckets=TTFT_BUCKETS,
-            registry=registry,
+            TTFT_BUCKETS,
         )
-        self.in_flight = Gauge(
-            "ollamux_requests_in_flight", "Requests being handled now.", registry=registry
-        )
-        self.queue_wait = Histogram(
+        self.queue_wait = HistogramFamily(
             "ollamux_queue_wait_seconds",
             "Time a request waited for a backend to be chosen (a free slot).",
-            buckets=WAIT_BUCKETS,
-            registry=registry,
+            [],
+            WAIT_BUCKETS,
         )
-        self.tokens = Counter(
+        self._wait = self.queue_wait.child(())
+        self.tokens = CounterFamily(
             "ollamux_tokens",
             "Tokens in (prompt) and out (completion), by model and backend.",
             ["direction", "model", "backend"],
-            registry=registry,
         )
 
     def observe(self, exchange: Exchange, usage: dict[str, int], wait_s: float | None) -> None:
@@ -115,35 +131,66 @@ class RequestMetrics:
         # Only models that reached a backend and that some backend lists are labels: a
         # client cannot invent series (a backend whose catalog is unknown takes any name).
         model = model_label(exchange.gateway, exchange.model) if backend else ""
-        key = (endpoint_label(exchange.path), exchange.status, model, backend)
+        end = exchange.finished_at or time.monotonic()
+        first = exchange.first_chunk_at
+        self.record(
+            (endpoint_label(exchange.path), exchange.status, model, backend),
+            max(0.0, end - exchange.started_at),
+            None if first is None else max(0.0, first - exchange.started_at),
+            wait_s,
+            usage.get("prompt_tokens", 0),
+            usage.get("completion_tokens", 0),
+        )
+
+    def record(
+        self,
+        key: tuple[str, int, str, str],
+        duration_s: float,
+        ttft_s: float | None,
+        wait_s: float | None,
+        tokens_in: int,
+        tokens_out: int,
+    ) -> None:
+        """One finished request of the kind ``key`` (endpoint, status, model, backend)."""
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = self._children(*key)
-        requests, duration, ttft, tokens_in, tokens_out = series
-        requests.inc()
-        end = exchange.finished_at or time.monotonic()
-        duration.observe(max(0.0, end - exchange.started_at))
-        if exchange.first_chunk_at is not None:
-            ttft.observe(max(0.0, exchange.first_chunk_at - exchange.started_at))
+            series = self._children(*key)
+        series.requests.value += 1
+        series.duration.observe(duration_s)
+        if ttft_s is not None:
+            series.ttft.observe(ttft_s)
         if wait_s is not None:
-            self.queue_wait.observe(wait_s)
-        if usage.get("prompt_tokens"):
-            tokens_in.inc(usage["prompt_tokens"])
-        if usage.get("completion_tokens"):
-            tokens_out.inc(usage["completion_tokens"])
+            self._wait.observe(wait_s)
+        if tokens_in > 0:
+            series.tokens_in.value += tokens_in
+        if tokens_out > 0:
+            series.tokens_out.value += tokens_out
 
     def _children(self, endpoint: str, status: int, model: str, backend: str) -> _Series:
-        """The labelled series one kind of request updates (looked up once, then cached:
-        ``labels()`` takes a lock and builds a tuple on every call)."""
+        """The series one kind of request updates, created (and so exposed, at zero) the
+        first time that kind is seen; cached per kind."""
         if len(self._series) >= _MAX_CACHED:
             self._series.clear()
-        return (
-            self.requests.labels(endpoint, str(status), model, backend),
-            self.duration.labels(endpoint, model),
-            self.ttft.labels(endpoint, model),
-            self.tokens.labels("in", model, backend),
-            self.tokens.labels("out", model, backend),
+        series = self._series[(endpoint, status, model, backend)] = _Series(
+            self.requests.child((endpoint, str(status), model, backend)),
+            self.duration.child((endpoint, model)),
+            self.ttft.child((endpoint, model)),
+            self.tokens.child(("in", model, backend)),
+            self.tokens.child(("out", model, backend)),
         )
+        return series
+
+    def collect(self) -> Iterator[Metric]:
+        yield self.requests.metric()
+        yield self.duration.metric()
+        yield self.ttft.metric()
+        yield GaugeMetricFamily(
+            "ollamux_requests_in_flight",
+            "Requests being handled now.",
+            value=float(self.in_flight()),
+        )
+        yield self.queue_wait.metric()
+        yield self.tokens.metric()
 
 
 class GatewayCollector(Collector):
@@ -198,8 +245,11 @@ class GatewayCollector(Collector):
             yield cfamily
 
 
-def build_registry(gateway: Gateway) -> tuple[CollectorRegistry, RequestMetrics]:
+def build_registry(
+    gateway: Gateway, in_flight: Callable[[], float] = lambda: 0.0
+) -> tuple[CollectorRegistry, RequestMetrics]:
     registry = CollectorRegistry(auto_describe=False)
-    metrics = RequestMetrics(registry)
+    metrics = RequestMetrics(in_flight)
+    registry.register(metrics)
     registry.register(GatewayCollector(gateway))
     return registry, metrics

@@ -3,53 +3,55 @@
 Ollama's last line carries ``prompt_eval_count`` / ``eval_count``; OpenAI's answer (or the
 last event of a stream asked with ``include_usage``) carries ``prompt_tokens`` /
 ``completion_tokens``. ``UsageTransform`` passes every chunk through untouched and keeps
-only the last few kilobytes, so a passthrough stream pays one list append per chunk; the
-counts are searched once, when the body ends.
+only the last few kilobytes, so a passthrough stream pays an append and an addition per
+chunk; the counts are searched once, when the body ends.
 """
 
 from __future__ import annotations
 
 import re
-from collections import deque
 
 from ...transforms import ResponseTransform
 
 TAIL_BYTES = 8192
 
-# Each count's name (as it appears quoted in JSON) and the key it is reported under;
-# Ollama's first, then OpenAI's, then the Responses API's.
-_NAMES = tuple(
-    (b'"' + name + b'"', key)
-    for name, key in (
-        (b"prompt_eval_count", "prompt_tokens"),
-        (b"eval_count", "completion_tokens"),
-        (b"prompt_tokens", "prompt_tokens"),
-        (b"completion_tokens", "completion_tokens"),
-        (b"input_tokens", "prompt_tokens"),
-        (b"output_tokens", "completion_tokens"),
-    )
+# Each count's name, as it appears in JSON, with its number; and the key it is reported
+# under (Ollama's names, OpenAI's, the Responses API's).
+_COUNT = re.compile(
+    rb'"(prompt_eval_count|eval_count|prompt_tokens|completion_tokens|input_tokens|output_tokens)"'
+    rb"\s*:\s*(\d+)"
 )
-_VALUE = re.compile(rb"\s*:\s*(\d+)")
+_KEYS = {
+    b"prompt_eval_count": "prompt_tokens",
+    b"eval_count": "completion_tokens",
+    b"prompt_tokens": "prompt_tokens",
+    b"completion_tokens": "completion_tokens",
+    b"input_tokens": "prompt_tokens",
+    b"output_tokens": "completion_tokens",
+}
+# The last bytes searched first: the final line or event, where the counts are.
+NEAR_BYTES = 512
 
 
-def parse_usage(tail: bytes) -> dict[str, int]:
-    """``{"prompt_tokens": n, "completion_tokens": m}`` from the last counts in ``tail``.
+def parse_usage(tail: bytes, start: int = 0) -> dict[str, int]:
+    """``{"prompt_tokens": n, "completion_tokens": m}``: for each, the number of the last
+    of its names in ``tail[start:]`` that has one.
 
-    Searched from the end (the final line or event has them): a few ``rfind`` calls
-    instead of a regular expression over the whole tail, several times cheaper for a
-    stream's 8 KB."""
-    found: dict[str, tuple[int, int]] = {}  # key -> (position, count)
-    for quoted, key in _NAMES:
-        # Only an occurrence after the one already found for this key could win.
-        start = found[key][0] + 1 if key in found else 0
-        end = len(tail)
-        while (pos := tail.rfind(quoted, start, end)) >= 0:
-            match = _VALUE.match(tail, pos + len(quoted))
-            if match is not None:
-                found[key] = (pos, int(match.group(1)))
-                break
-            end = pos + len(quoted) - 1  # an earlier occurrence may still have a count
-    return {key: count for key, (_, count) in found.items()}
+    The last ``NEAR_BYTES`` are searched first; the rest only when a count is still
+    missing. One regular expression scan finds every name with its number (an answer
+    without counts, like an embedding, costs one scan of its tail)."""
+    near = max(start, len(tail) - NEAR_BYTES)
+    found = _counts(tail, near)
+    if len(found) < 2 and near > start:
+        found = _counts(tail, start)
+    return found
+
+
+def _counts(tail: bytes, start: int) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for name, number in _COUNT.findall(tail, start):
+        found[_KEYS[name]] = int(number)  # a later one replaces an earlier one
+    return found
 
 
 class UsageTransform(ResponseTransform):
@@ -58,7 +60,7 @@ class UsageTransform(ResponseTransform):
     __slots__ = ("_chunks", "_size", "usage")
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []
         self._size = 0
         self.usage: dict[str, int] = {}
 
@@ -67,12 +69,24 @@ class UsageTransform(ResponseTransform):
         self._size += len(data)
         # Trimmed only once twice the tail is kept: most chunks cost an append and an add.
         if self._size >= 2 * TAIL_BYTES:
-            while len(self._chunks) > 1 and self._size - len(self._chunks[0]) >= TAIL_BYTES:
-                self._size -= len(self._chunks.popleft())
+            self._trim()
         return data
 
+    def _trim(self) -> None:
+        """Drop the oldest chunks the last ``TAIL_BYTES`` do not need."""
+        chunks = self._chunks
+        size = self._size
+        drop = 0
+        while drop < len(chunks) - 1 and size - len(chunks[drop]) >= TAIL_BYTES:
+            size -= len(chunks[drop])
+            drop += 1
+        del chunks[:drop]
+        self._size = size
+
     def end(self) -> bytes:
-        tail = b"".join(self._chunks)[-TAIL_BYTES:]
-        self._chunks.clear()
-        self.usage = parse_usage(tail)
+        chunks = self._chunks
+        # A one-chunk answer is searched in place; nothing is copied but a longer one's tail.
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.usage = parse_usage(body, max(0, len(body) - TAIL_BYTES))
         return b""
