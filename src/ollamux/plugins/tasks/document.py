@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import time
-from typing import Any
+from collections.abc import Callable
+from json.encoder import encode_basestring_ascii
 
 from ...exchange import Exchange, new_task_id
 
@@ -28,41 +28,53 @@ def is_valid_task_id(task_id: str) -> bool:
     return _TASK_ID.fullmatch(task_id) is not None
 
 
-def status_document(
+# The document as compact JSON, written directly (the shape in DESIGN.md): a dict built and
+# encoded by ``json`` cost about three times as much, and most documents (a short request's
+# end state) are only ever written, never read back here. ``%s`` slots take JSON values.
+_TEXT = (
+    '{"version":"1.0","event_type":"task.status.update","event_id":"%s",'
+    '"algorithm_id":"ollama-openai","task_id":%s,"state":%s,"stage":%s,"message":%s,'
+    '"extensions":{"method":%s,"path":%s,"stream":%s,"model":%s,"backend":%s,"chunks":%d,'
+    '"ttft_ms":%s,"queued_ms":%s,"attempts":%d,"status":%s%s},"timestamp":%d}'
+)
+# JSON strings exactly as ``json.dumps`` writes them (ASCII, escaped).
+quote: Callable[[str], str] = encode_basestring_ascii
+
+
+def _value(value: str | None) -> str:
+    return "null" if value is None else quote(value)
+
+
+def status_text(
     exchange: Exchange,
     state: str,
     stage: str,
     message: str,
-    selected_at: float | None,
-    now: float | None = None,
-) -> dict[str, Any]:
-    """The public status document of ``exchange`` as of now (``selected_at``: when a
-    backend was chosen, the end of the queueing; ``now``: the epoch time, when the caller
-    read the clock already). One dict literal: this runs once per request."""
+    progress: str,
+    now: float,
+) -> str:
+    """The public status document of ``exchange`` as of ``now`` (epoch seconds), as JSON
+    text; ``progress``: the further ``extensions`` members (``progress.progress_text``)."""
     started = exchange.started_at
-    forwarded = selected_at or exchange.forwarded_at
+    forwarded = exchange.selected_at or exchange.forwarded_at
     first = exchange.first_chunk_at
     backend = exchange.backend
-    return {
-        "version": "1.0",
-        "event_type": "task.status.update",
-        "event_id": new_task_id(),
-        "algorithm_id": "ollama-openai",
-        "task_id": exchange.task_id,
-        "state": state,
-        "stage": stage,
-        "message": message,
-        "extensions": {
-            "method": exchange.method,
-            "path": exchange.path,
-            "stream": exchange.stream,
-            "model": exchange.model,
-            "backend": backend.name if backend is not None else None,
-            "chunks": exchange.chunks,
-            "ttft_ms": None if first is None else int((first - started) * 1000),
-            "queued_ms": None if forwarded is None else int((forwarded - started) * 1000),
-            "attempts": exchange.attempts,
-            "status": exchange.status or None,
-        },
-        "timestamp": int(time.time() if now is None else now),
-    }
+    return _TEXT % (
+        new_task_id(),
+        quote(exchange.task_id),
+        quote(state),
+        quote(stage),
+        quote(message),
+        quote(exchange.method),
+        quote(exchange.path),
+        "true" if exchange.stream else "false",
+        _value(exchange.model),
+        "null" if backend is None else quote(backend.name),
+        exchange.chunks,
+        "null" if first is None else int((first - started) * 1000),
+        "null" if forwarded is None else int((forwarded - started) * 1000),
+        exchange.attempts,
+        exchange.status or "null",
+        progress,
+        int(now),
+    )

@@ -34,28 +34,42 @@ CREATE INDEX IF NOT EXISTS tasks_expires ON tasks (expires_at);
 """
 
 # Another key's live task is never overwritten (the WHERE of the upsert).
-_UPSERT = """
-INSERT INTO tasks (task_id, owner, state, created, expires_at, doc) VALUES (?, ?, ?, ?, ?, ?)
+# A batch is written with multi-row upserts: ``INSERT ... VALUES (...), (...), ...`` of 2**k
+# rows each (120 rows: 64 + 32 + 16 + 8), so that a handful of prepared statements (the
+# connection's statement cache keeps them) serves every batch size. Each statement is one
+# step in SQLite, so the worker thread gives up and retakes the GIL once per statement,
+# not once per row as ``executemany`` does (each retake waits for the busy event loop).
+_MAX_ROWS = 256
+_COLUMNS = 6
+
+
+def _upsert_rows(count: int) -> str:
+    """The upsert of ``count`` rows; parameter 1 is the time, then six per row."""
+    rows = ",".join(
+        "(" + ",".join(f"?{2 + i * _COLUMNS + c}" for c in range(_COLUMNS)) + ")"
+        for i in range(count)
+    )
+    return _UPSERT_HEAD + rows + _UPSERT_TAIL.replace("?", "?1")
+
+
+_UPSERT_HEAD = "INSERT INTO tasks (task_id, owner, state, created, expires_at, doc) VALUES "
+_UPSERT_TAIL = """
 ON CONFLICT (task_id) DO UPDATE SET
     owner = excluded.owner, state = excluded.state, created = excluded.created,
     expires_at = excluded.expires_at, doc = excluded.doc
 WHERE tasks.owner = excluded.owner OR tasks.expires_at <= ?
 """
+_UPSERTS = {1 << k: _upsert_rows(1 << k) for k in range(_MAX_ROWS.bit_length())}
 
-# The same upsert for a whole batch in one statement: the rows come as one JSON array of
-# [task_id, owner, state, created, expires_at, doc]. ``executemany`` releases and retakes
-# the GIL around every row's step, and each retake waits for the busy event loop to let
-# go (two futex calls and a thread switch per row); this is one step per batch.
-_UPSERT_BATCH = """
-INSERT INTO tasks (task_id, owner, state, created, expires_at, doc)
-SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]')
-FROM json_each(?1) WHERE true
-ON CONFLICT (task_id) DO UPDATE SET
-    owner = excluded.owner, state = excluded.state, created = excluded.created,
-    expires_at = excluded.expires_at, doc = excluded.doc
-WHERE tasks.owner = excluded.owner OR tasks.expires_at <= ?2
-"""
+
+def _chunks(count: int) -> list[int]:
+    """``count`` as the sizes of the statements that write it, largest first."""
+    sizes = []
+    while count:
+        size = min(_MAX_ROWS, 1 << (count.bit_length() - 1))
+        sizes.append(size)
+        count -= size
+    return sizes
 
 
 def _prepare(path: Path) -> None:
@@ -96,17 +110,16 @@ class SqliteStore(TaskStore):
             await db.close()
 
     async def put_many(self, records: list[TaskRecord]) -> None:
+        db = self.db
         now = time.time()
-        if len(records) > 1:  # one statement, one JSON encoding for the batch
-            rows = [[r.task_id, r.owner, r.state, r.created, r.expires_at, r.doc] for r in records]
-            await self.db.execute(_UPSERT_BATCH, (json.dumps(rows), now))
-        else:
-            for r in records:
-                doc = json.dumps(r.doc)
-                await self.db.execute(
-                    _UPSERT, (r.task_id, r.owner, r.state, r.created, r.expires_at, doc, now)
-                )
-        await self.db.commit()
+        done = 0
+        for size in _chunks(len(records)):
+            params: list[Any] = [now]
+            for r in records[done : done + size]:
+                params += (r.task_id, r.owner, r.state, r.created, r.expires_at, r.text)
+            done += size
+            await db.execute(_UPSERTS[size], params)
+        await db.commit()
 
     async def get(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
         async with self.db.execute(
