@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ from multidict import CIMultiDict
 
 from ollamux.dialect import Dialect
 from ollamux.exchange import Exchange
-from ollamux.plugins.tasks.document import status_text
-from ollamux.plugins.tasks.progress import FinalLine, progress_text
+from ollamux.plugins.tasks.document import new_event_id, status_text
+from ollamux.plugins.tasks.progress import FinalLine, parse_final, progress_text
 from ollamux.plugins.tasks.routes import TRACKER
 from ollamux.plugins.tasks.sqlite_store import SqliteStore
 from ollamux.plugins.tasks.store import TaskRecord
@@ -204,3 +205,32 @@ async def test_sqlite_writes_a_batch_of_any_size_but_never_over_another_keys_tas
         assert await store.get("t7") == ("me", {"n": 1000})
     finally:
         await store.close()
+
+
+def test_ollamas_final_line_is_read_alike_whether_compact_or_not() -> None:
+    spaced = OLLAMA_END.replace(b":", b": ").replace(b",", b", ")
+    without_load = OLLAMA_END.replace(b'"load_duration":1000000,', b"")
+    openai = b'{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}'
+    figures = {
+        "load_ms": 1,
+        "prompt_eval_ms": 2,
+        "eval_ms": 3,
+        "total_ms": 9,
+        "prompt_eval_count": 7,
+        "eval_count": 4,
+    }
+    assert parse_final(OLLAMA_END) == parse_final(spaced) == figures
+    assert parse_final(without_load) == {k: v for k, v in figures.items() if k != "load_ms"}
+    assert parse_final(openai) == {"prompt_eval_count": 5, "eval_count": 3}
+    assert parse_final(b'{"content":"no figures"}') == {}
+
+
+def test_event_ids_are_unique_uuid_shaped_and_drawn_anew_in_a_forked_child() -> None:
+    ids = {new_event_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for text in list(ids)[:10]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    before = new_event_id()
+    new_event_id.reset()  # what a forked child does first
+    assert new_event_id()[:24] != before[:24]
