@@ -42,21 +42,35 @@ _OLLAMA_END = re.compile(
 )
 
 
+_OLLAMA_TEXT = (
+    ',"load_ms":%d,"prompt_eval_ms":%d,"eval_ms":%d,"total_ms":%d,'
+    '"prompt_eval_count":%d,"eval_count":%d'
+)
+
+
 def parse_final(tail: bytes) -> FinalStats:
     """The last occurrence of each figure in ``tail`` (the answer's end)."""
+    return read_final(tail)[0]
+
+
+def read_final(tail: bytes) -> tuple[FinalStats, str]:
+    """``parse_final``, and the figures as members of the document's ``extensions``."""
     start = tail.rfind(b'"total_duration":')
     match = _OLLAMA_END.match(tail, start) if start >= 0 else None
-    if match is not None:  # the same figures as the search below, found at once
-        total, load, prompt_count, prompt_ns, count, eval_ns = map(int, match.groups())
-        return {
-            "load_ms": load // 1_000_000,
-            "prompt_eval_ms": prompt_ns // 1_000_000,
-            "eval_ms": eval_ns // 1_000_000,
-            "total_ms": total // 1_000_000,
-            "prompt_eval_count": prompt_count,
-            "eval_count": count,
-        }
-    return _search(tail)
+    if match is None:
+        found = _search(tail)
+        return found, "".join([f',"{key}":{value:d}' for key, value in found.items()])
+    # The same figures as the search would find, read at once.
+    total, load, prompt_count, prompt_ns, count, eval_ns = map(int, match.groups())
+    found = {
+        "load_ms": load // 1_000_000,
+        "prompt_eval_ms": prompt_ns // 1_000_000,
+        "eval_ms": eval_ns // 1_000_000,
+        "total_ms": total // 1_000_000,
+        "prompt_eval_count": prompt_count,
+        "eval_count": count,
+    }
+    return found, _OLLAMA_TEXT % tuple(found.values())
 
 
 def _search(tail: bytes) -> FinalStats:
@@ -100,8 +114,8 @@ class FinalLine(ResponseTransform):
         if not self.ended:
             return None
         if self._stats is None:
-            self._stats = parse_final(self._prev[-4096:] + self._last[-4096:])
-            self.text = "".join([f',"{key}":{value:d}' for key, value in self._stats.items()])
+            tail = self._prev[-4096:] + self._last[-4096:] if self._prev else self._last[-4096:]
+            self._stats, self.text = read_final(tail)
             self._prev = self._last = b""
         return self._stats
 
