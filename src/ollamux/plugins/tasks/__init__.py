@@ -114,7 +114,7 @@ def ollamux_attempt_started(exchange: Exchange, backend: Backend) -> None:
     run: Run | None = exchange.state.get("tasks")
     if run is None:
         return
-    run.tracker.record(exchange, "RUNNING", "forwarded", f"sent to backend {backend.name}")
+    run.tracker.note(exchange, run, "RUNNING", "forwarded", f"sent to backend {backend.name}")
 
 
 @hookimpl
@@ -122,13 +122,11 @@ def ollamux_upstream_started(exchange: Exchange, backend: Backend, head: Respons
     run: Run | None = exchange.state.get("tasks")
     if run is None:
         return
-    tracker = run.tracker
     if exchange.stream and head.status < 400:
-        tracker.record(exchange, "RUNNING", "streaming", "stream alive")
+        run.tracker.note(exchange, run, "RUNNING", "streaming", "stream alive")
     else:
-        tracker.record(
-            exchange, "RUNNING", "forwarded", f"backend {backend.name} answered {head.status}"
-        )
+        message = f"backend {backend.name} answered {head.status}"
+        run.tracker.note(exchange, run, "RUNNING", "forwarded", message)
 
 
 @hookimpl
@@ -153,10 +151,11 @@ def ollamux_request_finished(exchange: Exchange) -> None:
     tracker.end(exchange)
     live.ended(tracker, exchange)
     if exchange.state.get("detached"):  # answered 202: a job runs it later, same task id
-        tracker.record(exchange, "PENDING", "queued", "detached: waiting for a worker")
+        tracker.note(exchange, run, "PENDING", "queued", "detached: waiting for a worker")
     elif exchange.outcome is TaskState.CANCELLED:
-        tracker.record(exchange, "CANCELLED", "cancelled", exchange.error or "client disconnected")
+        reason = exchange.error or "client disconnected"
+        tracker.note(exchange, run, "CANCELLED", "cancelled", reason)
     elif exchange.outcome is TaskState.SUCCESS and exchange.status < 400:
-        tracker.record(exchange, "SUCCESS", "completed", "completed")
+        tracker.note(exchange, run, "SUCCESS", "completed", "completed")
     else:
-        tracker.record(exchange, "FAILED", "failed", failure_reason(exchange))
+        tracker.note(exchange, run, "FAILED", "failed", failure_reason(exchange))

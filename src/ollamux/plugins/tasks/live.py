@@ -105,6 +105,5 @@ def final_line(exchange: Exchange, head: ResponseHead) -> FinalLine | None:
     run: Run | None = exchange.state.get("tasks")
     if run is None or head.status >= 400 or exchange.path not in _GENERATIONS:
         return None
-    line = FinalLine()
-    run.final = line.stats
+    line = run.final = FinalLine()
     return line

@@ -8,16 +8,17 @@ figures (``load_ms``, ``prompt_eval_count``, ``prompt_eval_ms``, ``eval_count``,
 ``eval_ms``, ``total_ms``) or OpenAI's usage, and ``wait_ms`` (time spent queued).
 
 The final figures are read from the answer's last bytes (``FinalLine``: two attribute
-stores per chunk, one parse at the end), never from the whole body.
+stores per chunk, one parse when the end state's document is made), never from the whole
+body.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ...exchange import Exchange
 from ...transforms import ResponseTransform
+from .document import quote
 
 FinalStats = dict[str, int]
 
@@ -33,10 +34,46 @@ _FIGURES = (
     (b'"completion_tokens"', "eval_count", 1),
 )
 _NUMBER = re.compile(rb"\s*:\s*(\d+)")
+# Ollama's final line as Ollama writes it (its figures in this order, compact), ending the
+# answer: read with one match instead of a search per figure.
+_OLLAMA_END = re.compile(
+    rb'"total_duration":(\d+),"load_duration":(\d+),"prompt_eval_count":(\d+),'
+    rb'"prompt_eval_duration":(\d+),"eval_count":(\d+),"eval_duration":(\d+)\}\s*\Z'
+)
+
+
+_OLLAMA_TEXT = (
+    ',"load_ms":%d,"prompt_eval_ms":%d,"eval_ms":%d,"total_ms":%d,'
+    '"prompt_eval_count":%d,"eval_count":%d'
+)
 
 
 def parse_final(tail: bytes) -> FinalStats:
     """The last occurrence of each figure in ``tail`` (the answer's end)."""
+    return read_final(tail)[0]
+
+
+def read_final(tail: bytes) -> tuple[FinalStats, str]:
+    """``parse_final``, and the figures as members of the document's ``extensions``."""
+    start = tail.rfind(b'"total_duration":')
+    match = _OLLAMA_END.match(tail, start) if start >= 0 else None
+    if match is None:
+        found = _search(tail)
+        return found, "".join([f',"{key}":{value:d}' for key, value in found.items()])
+    # The same figures as the search would find, read at once.
+    total, load, prompt_count, prompt_ns, count, eval_ns = map(int, match.groups())
+    found = {
+        "load_ms": load // 1_000_000,
+        "prompt_eval_ms": prompt_ns // 1_000_000,
+        "eval_ms": eval_ns // 1_000_000,
+        "total_ms": total // 1_000_000,
+        "prompt_eval_count": prompt_count,
+        "eval_count": count,
+    }
+    return found, _OLLAMA_TEXT % tuple(found.values())
+
+
+def _search(tail: bytes) -> FinalStats:
     found: FinalStats = {}
     for quoted, key, scale in _FIGURES:
         if key in found:
@@ -51,15 +88,17 @@ def parse_final(tail: bytes) -> FinalStats:
 
 
 class FinalLine(ResponseTransform):
-    """Passes the answer on untouched, keeping its last two chunks; parses the backend's
-    figures from them into ``stats`` when the answer ends."""
+    """Passes the answer on untouched, keeping its last two chunks; the backend's figures
+    are parsed from them when first asked for after the answer ended (``figures``)."""
 
-    __slots__ = ("_last", "_prev", "stats")
+    __slots__ = ("_last", "_prev", "_stats", "ended", "text")
 
     def __init__(self) -> None:
         self._prev = b""
         self._last = b""
-        self.stats: FinalStats = {}
+        self._stats: FinalStats | None = None
+        self.ended = False
+        self.text = ""  # the figures as members of the document's extensions (JSON)
 
     def feed(self, data: bytes) -> bytes:
         self._prev = self._last
@@ -67,25 +106,40 @@ class FinalLine(ResponseTransform):
         return data
 
     def end(self) -> bytes:
-        self.stats.update(parse_final(self._prev[-4096:] + self._last[-4096:]))
+        self.ended = True
         return b""
 
+    def figures(self) -> FinalStats | None:
+        """The final figures once the answer ended (parsed once), else ``None``."""
+        if not self.ended:
+            return None
+        if self._stats is None:
+            tail = self._prev[-4096:] + self._last[-4096:] if self._prev else self._last[-4096:]
+            self._stats, self.text = read_final(tail)
+            self._prev = self._last = b""
+        return self._stats
 
-def extend(ext: dict[str, Any], exchange: Exchange, final: FinalStats | None) -> None:
-    """Add the progress figures of ``exchange`` to its document's ``extensions``."""
+
+def progress_text(exchange: Exchange, final: FinalLine | None) -> str:
+    """The progress members of the document's ``extensions`` (JSON text, each with its
+    leading comma): where it waits, the final figures, the wait, the tokens, who cancelled."""
+    parts = ""
     position = exchange.queue_position
     place = position() if position is not None else 0
     if place:  # 0: a backend was just handed over
-        ext["queue_position"] = place
+        parts = f',"queue_position":{place:d}'
         avg = exchange.gateway.gauges.get("queue_wait_seconds_avg")
         if avg is not None:
-            ext["eta_ms"] = int(avg() * 1000)
+            parts += f',"eta_ms":{int(avg() * 1000):d}'
     tokens = exchange.chunks
-    if final:
-        ext.update(final)
-        tokens = final.get("eval_count", tokens)
-    if exchange.selected_at is not None and exchange.routed_at is not None:
-        ext["wait_ms"] = int(max(0.0, exchange.selected_at - exchange.routed_at) * 1000)
-    ext["tokens"] = tokens
+    figures = None if final is None else final.figures()
+    if final is not None and figures:
+        parts += final.text
+        tokens = figures.get("eval_count", tokens)
+    selected, routed = exchange.selected_at, exchange.routed_at
+    if selected is not None and routed is not None:
+        parts += f',"wait_ms":{int(max(0.0, selected - routed) * 1000):d}'
+    parts += f',"tokens":{tokens:d}'
     if exchange.cancelled_by:
-        ext["cancelled_by"] = exchange.cancelled_by
+        parts += ',"cancelled_by":' + quote(exchange.cancelled_by)
+    return parts

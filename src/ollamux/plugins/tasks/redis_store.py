@@ -104,7 +104,7 @@ class RedisStore(TaskStore):
             keys.append(prefix + r.task_id)
             ttl_ms = max(1, int((r.expires_at - now) * 1000))
             starts = 1 if r.state == "PENDING" else 0
-            args += [r.task_id, r.owner, json.dumps(r.doc), ttl_ms, r.created, starts]
+            args += [r.task_id, r.owner, r.text, ttl_ms, r.created, starts]
         await self._put(keys=keys, args=args)
 
     async def get(self, task_id: str) -> tuple[str, dict[str, Any]] | None:

@@ -7,20 +7,55 @@ the owner (the API key's name), the creation time (for "newest first") and an ex
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+import json
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
 class TaskRecord:
-    """One write: the status document of ``task_id`` as of now, owned by ``owner``."""
+    """One write: the status document of ``task_id`` as of now, owned by ``owner``.
 
-    task_id: str
-    owner: str
-    state: str
-    created: float  # epoch seconds when the request arrived: the list order
-    expires_at: float  # epoch seconds after which the task is gone
-    doc: dict[str, Any]
+    The document is held as a dict, as its JSON text, or both: each is made from the other
+    only when asked for (``doc`` / ``text``), and then once. A store that keeps text (SQLite,
+    Redis) never builds the dict of a record nobody reads; see ``document.py``."""
+
+    __slots__ = ("_doc", "_text", "created", "expires_at", "owner", "state", "task_id")
+
+    def __init__(
+        self,
+        task_id: str,
+        owner: str,
+        state: str,
+        created: float,  # epoch seconds when the request arrived: the list order
+        expires_at: float,  # epoch seconds after which the task is gone
+        doc: dict[str, Any] | None = None,
+        text: str | None = None,
+    ) -> None:
+        if doc is None and text is None:
+            raise ValueError("a task record needs its document")
+        self.task_id = task_id
+        self.owner = owner
+        self.state = state
+        self.created = created
+        self.expires_at = expires_at
+        self._doc = doc
+        self._text = text
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The status document (decoded from ``text`` the first time it is asked for)."""
+        if self._doc is None:
+            self._doc = json.loads(self._text)  # type: ignore[arg-type]
+        return self._doc
+
+    @property
+    def text(self) -> str:
+        """The status document as compact JSON (encoded the first time it is asked for)."""
+        if self._text is None:
+            self._text = json.dumps(self._doc, separators=(",", ":"))
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"TaskRecord({self.task_id!r}, {self.owner!r}, {self.state!r})"
 
 
 class TaskStore(abc.ABC):

@@ -12,15 +12,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...errors import upstream_error_message
 from ...exchange import Exchange
 from ...transforms import ResponseTransform
-from .document import LIVE_STATES, status_document
+from .document import LIVE_STATES, status_text
 from .memory_store import MemoryStore
-from .progress import FinalStats, extend
+from .progress import FinalLine, progress_text
 from .redis_store import RedisStore
 from .settings import TasksConfig
 from .sqlite_store import SqliteStore
@@ -39,23 +38,46 @@ _ERROR_BODY_LIMIT = 4096
 _CLAIM_TIMEOUT_S = 1.0
 
 
-@dataclass(eq=False)
 class Run:
-    """What the tracker keeps about one request (``exchange.state["tasks"]``)."""
+    """What the tracker keeps about one request (``exchange.state["tasks"]``).
 
-    tracker: Tracker  # the hooks reach it from the request, without a lookup on the app
-    owner: str
-    created: float
-    state: str = "PENDING"
-    stage: str = "queued"
-    message: str = ""
-    error_body: ErrorCapture | None = None
-    # What cancels the request: the asyncio task running it (``DELETE /tasks/{id}``).
-    handle: asyncio.Task[Any] | None = None
-    # Set on every status change while someone watches the task (``/tasks/{id}/events``).
-    changed: asyncio.Event | None = None
-    # The backend's own figures once the answer ended (durations, counts).
-    final: FinalStats | None = None
+    A status change only stores three attributes here; the document is made from them
+    (and from the exchange) when a snapshot is taken: once for a short request, in its end
+    state."""
+
+    __slots__ = (
+        "changed",
+        "created",
+        "error_body",
+        "final",
+        "handle",
+        "message",
+        "owner",
+        "stage",
+        "state",
+        "tracker",
+    )
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        owner: str,
+        created: float,
+        handle: asyncio.Task[Any] | None = None,
+    ) -> None:
+        self.tracker = tracker  # the hooks reach it from the request, without a lookup
+        self.owner = owner
+        self.created = created
+        self.state = "PENDING"
+        self.stage = "queued"
+        self.message = ""
+        self.error_body: ErrorCapture | None = None
+        # What cancels the request: the asyncio task running it (``DELETE /tasks/{id}``).
+        self.handle = handle
+        # Set on every status change while someone watches the task (``/tasks/{id}/events``).
+        self.changed: asyncio.Event | None = None
+        # Reads the backend's own figures (durations, counts) once the answer ended.
+        self.final: FinalLine | None = None
 
 
 class ErrorCapture(ResponseTransform):
@@ -86,6 +108,7 @@ class Tracker:
         self.writer = TaskWriter(self.store, self.snapshot)
         self.live: set[Exchange] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Set by the plugin at start: the Redis channel between instances (``bus.py``) and
         # the kept outputs (``output.py``).
         self.bus: TaskBus | None = None
@@ -99,6 +122,9 @@ class Tracker:
         return None
 
     async def start(self) -> None:
+        # Requests run in this loop: ``begin`` names it to ``current_task`` (which otherwise
+        # looks the running loop up, a visible cost per request on Python 3.11).
+        self._loop = asyncio.get_running_loop()
         try:
             await self.store.open()
         except Exception as exc:
@@ -148,17 +174,22 @@ class Tracker:
         return found is None or found == owner
 
     def begin(self, exchange: Exchange, owner: str) -> None:
-        run = Run(self, owner=owner, created=exchange.created, handle=asyncio.current_task())
+        run = Run(self, owner, exchange.created, asyncio.current_task(self._loop))
         exchange.state["tasks"] = run
         self.live.add(exchange)
-        self.record(exchange, "PENDING", "queued", "waiting for a backend")
+        self.note(exchange, run, "PENDING", "queued", "waiting for a backend")
 
     def record(self, exchange: Exchange, state: str, stage: str, message: str) -> None:
         """Note the task's new status and file it with the writer (never waits)."""
         run: Run | None = exchange.state.get("tasks")
-        if run is None:
-            return
-        run.state, run.stage, run.message = state, stage, message
+        if run is not None:
+            self.note(exchange, run, state, stage, message)
+
+    def note(self, exchange: Exchange, run: Run, state: str, stage: str, message: str) -> None:
+        """``record`` for a request whose ``Run`` the caller holds already."""
+        run.state = state
+        run.stage = stage
+        run.message = message
         if run.changed is not None:
             run.changed.set()
         if state in LIVE_STATES:
@@ -169,14 +200,15 @@ class Tracker:
             self.writer.put(exchange.task_id, self.snapshot(exchange))
 
     def snapshot(self, exchange: Exchange) -> TaskRecord:
-        """The task's status document as of now, ready for the store."""
+        """The task's status document as of now, ready for the store (as JSON text; its
+        dict is decoded only if someone reads it)."""
         run: Run = exchange.state["tasks"]
         state = run.state
         ttl = self.config.ttl_running_s if state in LIVE_STATES else self.config.ttl_done_s
         now = time.time()
-        doc = status_document(exchange, state, run.stage, run.message, exchange.selected_at, now)
-        extend(doc["extensions"], exchange, run.final)
-        return TaskRecord(exchange.task_id, run.owner, state, run.created, now + ttl, doc)
+        progress = progress_text(exchange, run.final)
+        text = status_text(exchange, state, run.stage, run.message, progress, now)
+        return TaskRecord(exchange.task_id, run.owner, state, run.created, now + ttl, text=text)
 
     def end(self, exchange: Exchange) -> None:
         self.live.discard(exchange)
