@@ -205,8 +205,13 @@ def random16() -> bytes:
 
 
 def new_task_id() -> str:
-    """A random UUID (version 4) as text, formatted directly: a third of the CPU of
-    ``str(uuid.uuid4())``, which validates and builds a ``UUID`` object first."""
-    h = random16().hex()
+    """A time-ordered UUID (version 7, RFC 9562: the Unix time in milliseconds, then 74
+    random bits) as text, formatted directly.
+
+    Ids made later sort later, so a store indexing tasks by id adds each new one at the
+    end of its index instead of on a random page: SQLite's upsert of a finished request
+    costs less than half as much (about 4 against 10 µs a row at 40 000 rows, and the
+    random kind grows dearer as the table grows). The random bits keep ids unguessable."""
+    h = f"{time.time_ns() // 1_000_000:012x}{random16().hex()[12:]}"
     variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+    return f"{h[:8]}-{h[8:12]}-7{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
