@@ -20,8 +20,7 @@ from ...errors import GatewayError
 from ...exchange import principal_of
 from ...permissions import TASKS_CANCEL, TASKS_READ
 from ...pipeline import GATEWAY
-from .document import is_valid_task_id
-from .events import final, find
+from .events import final, requested
 from .store import TaskRecord
 from .tracker import Run, Tracker
 
@@ -47,13 +46,10 @@ async def cancel_task(request: web.Request) -> web.Response:
 
     tracker = request.app[TRACKER]
     gateway = request.app[GATEWAY]
-    task_id = request.match_info["task_id"]
-    if not is_valid_task_id(task_id):
-        return error_response(400, "invalid task id")
-    try:
-        found = await find(tracker, task_id)
-    except Exception:
-        return error_response(503, "task store unavailable", **{"Retry-After": "1"})
+    asked = await requested(request)
+    if isinstance(asked, web.Response):
+        return asked
+    task_id, found = asked
     principal = principal_of(request)
     by = principal.name
     if found is None:

@@ -58,6 +58,22 @@ async def find(tracker: Tracker, task_id: str) -> tuple[str, dict[str, Any]] | N
     return await tracker.store.get(task_id)
 
 
+async def requested(
+    request: web.Request,
+) -> tuple[str, tuple[str, dict[str, Any]] | None] | web.Response:
+    """The task id of a ``/tasks/{task_id}/...`` route and what ``find`` knows of it, or
+    the answer to give instead: 400 for an invalid id, 503 when the store cannot be read."""
+    from .routes import TRACKER, error_response, unavailable
+
+    task_id = request.match_info["task_id"]
+    if not is_valid_task_id(task_id):
+        return error_response(400, "invalid task id")
+    try:
+        return task_id, await find(request.app[TRACKER], task_id)
+    except Exception as exc:
+        return unavailable(exc)
+
+
 async def _local(tracker: Tracker, task_id: str) -> AsyncIterator[dict[str, Any]]:
     """Documents of a task running here, until it ends (or leaves this instance)."""
     exchange = tracker.find_live(task_id)
@@ -175,13 +191,10 @@ async def watch_task(request: web.Request) -> web.StreamResponse:
     from .routes import TRACKER, error_response
 
     tracker = request.app[TRACKER]
-    task_id = request.match_info["task_id"]
-    if not is_valid_task_id(task_id):
-        return error_response(400, "invalid task id")
-    try:
-        found = await find(tracker, task_id)
-    except Exception:
-        return error_response(503, "task store unavailable", **{"Retry-After": "1"})
+    asked = await requested(request)
+    if isinstance(asked, web.Response):
+        return asked
+    task_id, found = asked
     gateway = request.app[GATEWAY]
     if found is None or not await gateway.allowed(principal_of(request), TASKS_READ, found[0]):
         return error_response(404, f"task {task_id} not found")

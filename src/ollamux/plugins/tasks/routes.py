@@ -52,7 +52,7 @@ def error_response(status: int, message: str, **headers: str) -> web.Response:
 _error = error_response
 
 
-def _unavailable(exc: Exception) -> web.Response:
+def unavailable(exc: Exception) -> web.Response:
     log.debug("task store read failed: %s", exc)
     return _error(503, "task store unavailable", **{"Retry-After": "1"})
 
@@ -73,7 +73,7 @@ async def get_task(request: web.Request) -> web.Response:
     try:
         found = await tracker.store.get(task_id)
     except Exception as exc:
-        return _unavailable(exc)
+        return unavailable(exc)
     newer = tracker.writer.pending_record(task_id)
     if newer is not None:
         found = (newer.owner, newer.doc)
@@ -100,5 +100,5 @@ async def list_tasks(request: web.Request) -> web.Response:
     try:
         tasks: list[dict[str, Any]] = await tracker.store.recent(owner, state, limit)
     except Exception as exc:
-        return _unavailable(exc)
+        return unavailable(exc)
     return web.json_response({"tasks": tasks})
