@@ -397,16 +397,7 @@ def report(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    wrk = harness.find_wrk(install=True)
-    if wrk is None:
-        print(harness.WRK_INSTALL_HINT, file=sys.stderr)
-        return 2
-    results = run(args, wrk)
-    print(report(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return harness.wrk_main(_parser().parse_args(argv), run, report)
 
 
 if __name__ == "__main__":

@@ -297,15 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.long:
         args.duration, args.repetitions = max(args.duration, 10.0), max(args.repetitions, 5)
-    wrk = harness.find_wrk(install=not args.no_install)
-    if wrk is None:
-        print(harness.WRK_INSTALL_HINT, file=sys.stderr)
-        return 2
-    results = run(args, wrk)
-    print(report(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return harness.wrk_main(args, run, report, install=not args.no_install)
 
 
 if __name__ == "__main__":

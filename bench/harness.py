@@ -481,6 +481,25 @@ def cpu_cost(
 WRK_INSTALL_HINT = "wrk not found on PATH; install it with: apt-get install -y wrk (Debian/Ubuntu)"
 
 
+def wrk_main(
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace, str], dict[str, Any]],
+    report: Callable[[dict[str, Any]], str],
+    install: bool = True,
+) -> int:
+    """A wrk benchmark's ``main``: find (or install) wrk, ``run``, print the ``report``,
+    write ``args.json`` when asked; 2 when wrk cannot be had."""
+    wrk = find_wrk(install=install)
+    if wrk is None:
+        print(WRK_INSTALL_HINT, file=sys.stderr)
+        return 2
+    results = run(args, wrk)
+    print(report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
 def find_wrk(install: bool = False) -> str | None:
     """The path of ``wrk``; with ``install`` (and root), try ``apt-get install -y wrk`` first
     when it is missing. ``None`` when it cannot be had."""
