@@ -349,3 +349,16 @@ async def test_a_header_holding_a_line_break_is_refused_before_anything_is_sent(
         with pytest.raises(ValueError, match="line break"):
             await pool.request("GET", url, "/", CIMultiDict({"X": "a\r\nInjected: 1"}), None)
     assert server.connections == 0
+
+
+async def test_a_head_that_never_ends_fails_without_filling_memory(pool: UpstreamPool) -> None:
+    async def endless_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Long: ")
+        while not writer.is_closing():
+            writer.write(b"a" * 65536)
+            await writer.drain()
+
+    async with Scripted(endless_head) as url:
+        with pytest.raises(aiohttp.ClientPayloadError, match="head is too large"):
+            await get(pool, url)

@@ -30,6 +30,8 @@ from multidict import CIMultiDict
 
 # A reader this far behind stops reading from the backend until it catches up.
 HIGH_WATER = 256 * 1024
+# The most an answer's status line and headers may take (aiohttp allows 8 KiB per line).
+MAX_HEAD_BYTES = 64 * 1024
 # Idle connections kept per backend, and for how long.
 MAX_IDLE_PER_ORIGIN = 256
 KEEPALIVE_S = 15.0
@@ -220,6 +222,7 @@ class _Connection(asyncio.Protocol):
         self._head_only = False
         self._until_close = False
         self._got_bytes = False
+        self._head_bytes = 0
         self._paused = False
         self.waiting_since: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -238,6 +241,11 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._broken(aiohttp.ClientPayloadError(f"invalid HTTP answer: {exc}"))
+            return
+        if self._head_waiter is not None:  # the head is still coming
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:  # a head that never ends fills no memory
+                self._broken(aiohttp.ClientPayloadError("the answer's head is too large"))
 
     def eof_received(self) -> bool:
         return False  # close the transport: connection_lost follows
@@ -315,6 +323,7 @@ class _Connection(asyncio.Protocol):
         self._head_waiter = waiter
         self._head_only = head_only
         self._got_bytes = False
+        self._head_bytes = 0
         if len(data) == 1:
             self.transport.write(data[0])
         else:
