@@ -162,3 +162,19 @@ async def test_the_access_log_can_be_switched_off_by_a_reload(
     assert await reload_config(gateway_of(client), path)
     await (await client.get("/api/version")).read()
     assert len([r for r in caplog.records if r.name == "ollamux.access"]) == 1
+
+
+async def test_a_reloaded_read_timeout_applies_to_the_next_forwarded_request(
+    gateway_client: Any, tmp_path: Path
+) -> None:
+    client = await gateway_client({"backends": [{"name": "a", "url": "http://127.0.0.1:9"}]})
+    gw = gateway_of(client)
+    path = write(
+        tmp_path / "new.yaml",
+        {
+            "backends": [{"name": "a", "url": "http://127.0.0.1:9"}],
+            "routing": {"read_timeout_s": 7, "connect_timeout_s": 3},
+        },
+    )
+    assert await reload_config(gw, path)
+    assert (gw.upstream.read_timeout, gw.upstream.connect_timeout) == (7, 3)

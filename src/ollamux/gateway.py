@@ -116,8 +116,16 @@ class Gateway:
             timeout=self.client_timeout(),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
-        r = self.config.routing
-        self._upstream = UpstreamPool(r.connect_timeout_s, r.read_timeout_s)
+        self._upstream = UpstreamPool(None, None)
+        self.retime_upstream()
+
+    def retime_upstream(self) -> None:
+        """The routing timeouts of ``config`` for the requests forwarded from now on (a
+        reload changes them without a restart)."""
+        if self._upstream is not None:
+            r = self.config.routing
+            self._upstream.connect_timeout = r.connect_timeout_s
+            self._upstream.read_timeout = r.read_timeout_s
 
     async def close(self) -> None:
         if self._session is not None:

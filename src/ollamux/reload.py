@@ -57,6 +57,7 @@ async def reload_config(
         log.warning("config reload: which plugins are loaded changes only on restart")
     added, removed = sync_backends(gateway, new.backends)
     gateway.config = new
+    gateway.retime_upstream()
     if (old.server.log_level, old.server.log_format) != (
         new.server.log_level,
         new.server.log_format,
