@@ -100,17 +100,23 @@ def _read_some(tail: bytes, groups: tuple[bytes | None, ...]) -> tuple[FinalStat
     as the search would find them; the search itself when ``tail`` names a missing one
     elsewhere."""
     found: FinalStats = {}
-    text = ""
     for index, key, scale, names in _MEMBERS:
         value = groups[index]
         if value is not None:
-            number = found[key] = int(value) // scale
-            text += f',"{key}":{number:d}'
+            found[key] = int(value) // scale
             continue
         for name in names:
             if name in tail:
                 return _searched(tail)
-    return found, text
+    keys = tuple(found)
+    template = _TEMPLATES.get(keys)
+    if template is None:
+        template = _TEMPLATES[keys] = "".join([f',"{key}":%d' for key in keys])
+    return found, template % tuple(found.values())
+
+
+# The members' text for each set of figures a final line had (at most 64 sets).
+_TEMPLATES: dict[tuple[str, ...], str] = {}
 
 
 def _search(tail: bytes) -> FinalStats:
