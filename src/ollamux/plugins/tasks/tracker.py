@@ -197,12 +197,14 @@ class Tracker:
         else:
             # The end state is final: snapshot now, so that the writer does not keep the
             # finished request (and everything it references) alive until the next batch.
-            self.writer.put(exchange.task_id, self.snapshot(exchange))
+            self.writer.put(exchange.task_id, self._snapshot(exchange, run))
 
     def snapshot(self, exchange: Exchange) -> TaskRecord:
         """The task's status document as of now, ready for the store (as JSON text; its
         dict is decoded only if someone reads it)."""
-        run: Run = exchange.state["tasks"]
+        return self._snapshot(exchange, exchange.state["tasks"])
+
+    def _snapshot(self, exchange: Exchange, run: Run) -> TaskRecord:
         state = run.state
         ttl = self.config.ttl_running_s if state in LIVE_STATES else self.config.ttl_done_s
         now = time.time()
