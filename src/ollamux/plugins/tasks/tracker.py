@@ -175,9 +175,10 @@ class Tracker:
 
     def begin(self, exchange: Exchange, owner: str) -> None:
         run = Run(self, owner, exchange.created, asyncio.current_task(self._loop))
+        run.message = "waiting for a backend"  # PENDING, queued (``note`` without its checks)
         exchange.state["tasks"] = run
         self.live.add(exchange)
-        self.note(exchange, run, "PENDING", "queued", "waiting for a backend")
+        self.writer.put(exchange.task_id, exchange)  # snapshotted when written
 
     def record(self, exchange: Exchange, state: str, stage: str, message: str) -> None:
         """Note the task's new status and file it with the writer (never waits)."""
