@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 from ollamux.dialect import Dialect
 from ollamux.exchange import Exchange
 from ollamux.plugins.tasks.document import new_event_id, status_text
-from ollamux.plugins.tasks.progress import FinalLine, parse_final, progress_text
+from ollamux.plugins.tasks.progress import FinalLine, parse_final, progress_text, read_final
 from ollamux.plugins.tasks.routes import TRACKER
 from ollamux.plugins.tasks.sqlite_store import SqliteStore
 from ollamux.plugins.tasks.store import TaskRecord
@@ -223,6 +223,26 @@ def test_ollamas_final_line_is_read_alike_whether_compact_or_not() -> None:
     assert parse_final(without_load) == {k: v for k, v in figures.items() if k != "load_ms"}
     assert parse_final(openai) == {"prompt_eval_count": 5, "eval_count": 3}
     assert parse_final(b'{"content":"no figures"}') == {}
+
+
+def test_a_final_line_without_some_figures_gives_those_it_has_or_the_tails_own() -> None:
+    without = OLLAMA_END.replace(b'"load_duration":1000000,', b"").replace(
+        b'"prompt_eval_duration":2000000,', b""
+    )
+    assert read_final(without) == (
+        {"eval_ms": 3, "total_ms": 9, "prompt_eval_count": 7, "eval_count": 4},
+        ',"eval_ms":3,"total_ms":9,"prompt_eval_count":7,"eval_count":4',
+    )
+    # A figure the final line lacks but the tail names before it: read from there.
+    earlier = b'{"load_duration":5000000}\n' + without
+    assert parse_final(earlier) == {"load_ms": 5, **parse_final(without)}
+    assert list(parse_final(earlier)) == [
+        "load_ms",
+        "eval_ms",
+        "total_ms",
+        "prompt_eval_count",
+        "eval_count",
+    ]
 
 
 def test_event_ids_are_unique_uuid_shaped_and_drawn_anew_in_a_forked_child() -> None:

@@ -34,11 +34,26 @@ _FIGURES = (
     (b'"completion_tokens"', "eval_count", 1),
 )
 _NUMBER = re.compile(rb"\s*:\s*(\d+)")
-# Ollama's final line as Ollama writes it (its figures in this order, compact), ending the
-# answer: read with one match instead of a search per figure.
+# Ollama's final line as Ollama writes it (its figures in this order, compact; a figure
+# that is zero is left out), ending the answer: read with one match instead of a search
+# per figure.
 _OLLAMA_END = re.compile(
-    rb'"total_duration":(\d+),"load_duration":(\d+),"prompt_eval_count":(\d+),'
-    rb'"prompt_eval_duration":(\d+),"eval_count":(\d+),"eval_duration":(\d+)\}\s*\Z'
+    rb'"total_duration":(\d+)(?:,"load_duration":(\d+))?(?:,"prompt_eval_count":(\d+))?'
+    rb'(?:,"prompt_eval_duration":(\d+))?(?:,"eval_count":(\d+))?(?:,"eval_duration":(\d+))?'
+    rb"\}\s*\Z"
+)
+# For a final line without some figures: each figure as the match's group index, its
+# scale, and the names a search would read it from (in ``_FIGURES``' order of keys).
+_MEMBERS = tuple(
+    (index, key, scale, tuple(q for q, k, _ in _FIGURES if k == key))
+    for index, key, scale in (
+        (1, "load_ms", 1_000_000),
+        (3, "prompt_eval_ms", 1_000_000),
+        (5, "eval_ms", 1_000_000),
+        (0, "total_ms", 1_000_000),
+        (2, "prompt_eval_count", 1),
+        (4, "eval_count", 1),
+    )
 )
 
 
@@ -58,10 +73,12 @@ def read_final(tail: bytes) -> tuple[FinalStats, str]:
     start = tail.rfind(b'"total_duration":')
     match = _OLLAMA_END.match(tail, start) if start >= 0 else None
     if match is None:
-        found = _search(tail)
-        return found, "".join([f',"{key}":{value:d}' for key, value in found.items()])
+        return _searched(tail)
+    groups = match.groups()
+    if None in groups:
+        return _read_some(tail, groups)
     # The same figures as the search would find, read at once.
-    total, load, prompt_count, prompt_ns, count, eval_ns = map(int, match.groups())
+    total, load, prompt_count, prompt_ns, count, eval_ns = map(int, groups)
     found = {
         "load_ms": load // 1_000_000,
         "prompt_eval_ms": prompt_ns // 1_000_000,
@@ -71,6 +88,35 @@ def read_final(tail: bytes) -> tuple[FinalStats, str]:
         "eval_count": count,
     }
     return found, _OLLAMA_TEXT % tuple(found.values())
+
+
+def _searched(tail: bytes) -> tuple[FinalStats, str]:
+    found = _search(tail)
+    return found, "".join([f',"{key}":{value:d}' for key, value in found.items()])
+
+
+def _read_some(tail: bytes, groups: tuple[bytes | None, ...]) -> tuple[FinalStats, str]:
+    """``read_final`` of an Ollama final line that leaves figures out: the figures it has,
+    as the search would find them; the search itself when ``tail`` names a missing one
+    elsewhere."""
+    found: FinalStats = {}
+    for index, key, scale, names in _MEMBERS:
+        value = groups[index]
+        if value is not None:
+            found[key] = int(value) // scale
+            continue
+        for name in names:
+            if name in tail:
+                return _searched(tail)
+    keys = tuple(found)
+    template = _TEMPLATES.get(keys)
+    if template is None:
+        template = _TEMPLATES[keys] = "".join([f',"{key}":%d' for key in keys])
+    return found, template % tuple(found.values())
+
+
+# The members' text for each set of figures a final line had (at most 64 sets).
+_TEMPLATES: dict[tuple[str, ...], str] = {}
 
 
 def _search(tail: bytes) -> FinalStats:

@@ -175,9 +175,10 @@ class Tracker:
 
     def begin(self, exchange: Exchange, owner: str) -> None:
         run = Run(self, owner, exchange.created, asyncio.current_task(self._loop))
+        run.message = "waiting for a backend"  # PENDING, queued (``note`` without its checks)
         exchange.state["tasks"] = run
         self.live.add(exchange)
-        self.note(exchange, run, "PENDING", "queued", "waiting for a backend")
+        self.writer.put(exchange.task_id, exchange)  # snapshotted when written
 
     def record(self, exchange: Exchange, state: str, stage: str, message: str) -> None:
         """Note the task's new status and file it with the writer (never waits)."""
@@ -197,12 +198,14 @@ class Tracker:
         else:
             # The end state is final: snapshot now, so that the writer does not keep the
             # finished request (and everything it references) alive until the next batch.
-            self.writer.put(exchange.task_id, self.snapshot(exchange))
+            self.writer.put(exchange.task_id, self._snapshot(exchange, run))
 
     def snapshot(self, exchange: Exchange) -> TaskRecord:
         """The task's status document as of now, ready for the store (as JSON text; its
         dict is decoded only if someone reads it)."""
-        run: Run = exchange.state["tasks"]
+        return self._snapshot(exchange, exchange.state["tasks"])
+
+    def _snapshot(self, exchange: Exchange, run: Run) -> TaskRecord:
         state = run.state
         ttl = self.config.ttl_running_s if state in LIVE_STATES else self.config.ttl_done_s
         now = time.time()

@@ -3,10 +3,13 @@
 ``put`` only files the request under its task id and wakes the writer task, which lingers
 ``linger_s`` (so that more changes gather), then takes a snapshot of each task filed — its
 status as of that moment — and writes them all in one batch. A task that changes state
-three times within that time costs one snapshot and one write; a short request is usually
-written once, in its end state. When the store fails, the batch is kept (up to a bound, newer
-records win) and retried after a pause; the failure is logged once per interval, and
-requests never notice.
+three times within that time costs one snapshot and one write; a short request is written
+once, in its end state: a request still running that began less than ``linger_s`` before
+the batch is left for the next one (by then it has usually ended), so that a busy gateway
+does not write most of its requests twice (once running, once ended). A running task thus
+reaches the store between one and two ``linger_s`` after it began. When the store fails,
+the batch is kept (up to a bound, newer records win) and retried after a pause; the
+failure is logged once per interval, and requests never notice.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class TaskWriter:
         self.linger_s = linger_s
         self.retry_s = retry_s
         self.log_every_s = log_every_s
+        self.clock = time.monotonic  # what ``Exchange.started_at`` is measured with
         self.healthy = True
         self.failures = 0  # store errors so far: ollamux_task_store_errors_total
         self.written = 0
@@ -118,6 +122,8 @@ class TaskWriter:
             self._wake.clear()
             if self._pending:
                 ok = await self._write_batch()
+                if ok and self._pending:
+                    self._wake.set()  # requests left for the next batch: no put wakes it
                 if not ok and not self._stopping.is_set():
                     self._idle.set()
                     with contextlib.suppress(TimeoutError):
@@ -131,7 +137,20 @@ class TaskWriter:
 
     async def _write_batch(self) -> bool:
         filed, self._pending = self._pending, {}
-        batch = [self._record(f) for f in filed.values()]
+        if self._stopping.is_set():
+            batch = [self._record(f) for f in filed.values()]
+        else:
+            batch = []
+            young = self.clock() - self.linger_s
+            for task_id, f in filed.items():
+                if isinstance(f, TaskRecord):
+                    batch.append(f)
+                elif f.started_at > young:
+                    self._pending[task_id] = f  # began within a linger: the next batch
+                else:
+                    batch.append(self.snapshot(f))
+            if not batch:
+                return True
         try:
             await self.store.put_many(batch)
         except Exception as exc:
