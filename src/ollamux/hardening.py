@@ -154,9 +154,9 @@ class BodyDeadline:
         self.max_body_mb = config.server.max_body_mb
         self.limit = int(self.max_body_mb * 1024 * 1024)
 
-    async def read(self, request: web.Request) -> web.StreamResponse | None:
-        """Read the body of a request that has one: ``None`` once read, else the refusal
-        (413 too large, 408 too slow)."""
+    async def read(self, request: web.Request) -> bytes | web.StreamResponse:
+        """Read the body of a request that has one: the body, else the refusal (413 too
+        large, 408 too slow)."""
         declared = request.content_length
         if declared is not None and declared > self.limit:
             # Said too big up front: refused before a byte is read (and no 100 sent).
@@ -170,17 +170,15 @@ class BodyDeadline:
             # usually came in with the headers; then there is nothing to wait for and
             # no timer to arm and cancel (the largest part of this step's cost).
             if request.content.is_eof():
-                await request.read()
-            else:
-                async with asyncio.timeout(self.timeout_s):
-                    await request.read()
+                return await request.read()
+            async with asyncio.timeout(self.timeout_s):
+                return await request.read()
         except TimeoutError:
             response = _error(408, "request body not received in time", request.path)
             response.force_close()  # the rest of the body will not be read: no keep-alive
             return response
         except web.HTTPRequestEntityTooLarge:
             return self._too_large(request)
-        return None
 
     def _too_large(self, request: web.Request) -> web.Response:
         return _error(413, f"request body exceeds {self.max_body_mb:g} MB", request.path)

@@ -27,7 +27,7 @@ from .exchange import ANONYMOUS, PRINCIPAL_KEY
 from .gateway import Gateway
 from .hardening import BodyDeadline, check_path, http_error, internal_error
 from .permissions import ADMIN, METRICS, PROXY, PUBLIC
-from .pipeline import refuse
+from .pipeline import handle, proxy, refuse
 
 # Basic alone: browsers read one challenge per header and skip a header that begins with a
 # scheme they do not know ("Bearer, Basic ..."), so they would never prompt.
@@ -39,7 +39,7 @@ def identity_middleware(gateway: Gateway, *, guard: bool = True) -> Middleware:
     between the guard and identity)."""
     hooks = gateway.hooks
     routes = gateway.routes
-    body = BodyDeadline(gateway.config)
+    body = BodyDeadline(gateway.config)  # read at start, as the limits always were
 
     @web.middleware
     async def identify(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -55,6 +55,7 @@ def identity_middleware(gateway: Gateway, *, guard: bool = True) -> Middleware:
                     if action == PROXY:  # a request event like any refusal
                         return await refuse(gateway, request, refused)
                     return refused.response(Dialect.of_path(request.path))
+            principal = ANONYMOUS
             if action != PUBLIC:
                 try:
                     principal = await hooks.authenticate(request) or ANONYMOUS
@@ -69,10 +70,15 @@ def identity_middleware(gateway: Gateway, *, guard: bool = True) -> Middleware:
                         raise GatewayError(403, _refusal(action), code="permission_denied")
                 except GatewayError as err:
                     return await _refused(gateway, request, action, err)
+            data = b""
             if request.body_exists:
-                too_slow_or_large = await body.read(request)
-                if too_slow_or_large is not None:
-                    return too_slow_or_large
+                read = await body.read(request)
+                if not isinstance(read, bytes):
+                    return read  # too large, or too slow
+                data = read
+            if handler is handle and action == PROXY:
+                # The proxied routes: straight to the pipeline with the caller and the body.
+                return await proxy(gateway, request, principal, data)
             return await handler(request)
         except web.HTTPException as exc:
             if not guard:
