@@ -1,7 +1,8 @@
 """The Gateway: one per app, shared by the core and every plugin.
 
-It holds the effective config, the hook facade, the backends and the one
-``aiohttp.ClientSession`` used to talk to them.
+It holds the effective config, the hook facade, the backends, the pool of connections
+the proxy forwards over and the ``aiohttp.ClientSession`` everything else talks to
+backends with.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .backend import Backend
 from .config import Config
 from .hooks import Hooks, PluginManager
 from .permissions import owner_rule
+from .upstream_client import UpstreamPool
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -39,6 +41,7 @@ class Gateway:
             b.name: Backend.from_config(b) for b in config.backends
         }
         self._session: aiohttp.ClientSession | None = None
+        self._upstream: UpstreamPool | None = None
         self.app: web.Application | None = None
         self.routes: RouteTable  # set by ``create_app``
         self._states: dict[object, Any] = {}
@@ -55,6 +58,13 @@ class Gateway:
         if self._session is None:
             raise RuntimeError("the gateway's client session exists only while the app runs")
         return self._session
+
+    @property
+    def upstream(self) -> UpstreamPool:
+        """The connections the proxy forwards requests over (``upstream_client``)."""
+        if self._upstream is None:
+            raise RuntimeError("the gateway's upstream pool exists only while the app runs")
+        return self._upstream
 
     def state_of(self, kind: Callable[[Gateway], T]) -> T:
         """This gateway's one ``kind(gateway)``, made on first use: per-gateway state of
@@ -106,8 +116,13 @@ class Gateway:
             timeout=self.client_timeout(),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        r = self.config.routing
+        self._upstream = UpstreamPool(r.connect_timeout_s, r.read_timeout_s)
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._upstream is not None:
+            self._upstream.close()
+            self._upstream = None

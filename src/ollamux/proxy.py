@@ -22,8 +22,8 @@ from .dialect import NDJSON, Dialect
 from .errors import GatewayError, stream_error_bytes, upstream_error_message
 from .exchange import Exchange, LocalResponse, Outcome, ResponseHead, TaskState, UpstreamRequest
 from .headers import client_headers, upstream_headers
-from .idle import IdleWatch
 from .transforms import BadUpstreamAnswer, DialectErrorBody, ResponseTransform
+from .upstream_client import UpstreamResponse, request_target
 
 log = logging.getLogger("ollamux.proxy")
 
@@ -97,9 +97,11 @@ async def attempt(exchange: Exchange, backend: Backend) -> web.StreamResponse:
     up = await upstream_request(exchange, backend)
     if isinstance(up, LocalResponse):
         return await _relay_local(exchange, backend, up)
+    headers = upstream_headers(exchange.headers, backend.auth_headers(), exchange.sink.remote)
+    headers.update(up.headers)
     try:
-        upstream = await gw.session.request(
-            **request_args(exchange, backend, up, exchange.sink.remote)
+        upstream = await gw.upstream.request(
+            up.method, backend.url, request_target(up.path, up.query), headers, up.body
         )
     except TimeoutError as exc:
         raise AttemptFailed(Outcome.TIMEOUT, f"backend {backend.name} timed out", 504) from exc
@@ -114,7 +116,7 @@ async def attempt(exchange: Exchange, backend: Backend) -> web.StreamResponse:
 
 
 async def _relay(
-    exchange: Exchange, backend: Backend, upstream: aiohttp.ClientResponse
+    exchange: Exchange, backend: Backend, upstream: UpstreamResponse
 ) -> web.StreamResponse:
     head = ResponseHead(upstream.status, client_headers(upstream.headers))
     if upstream.status >= 500:
@@ -146,19 +148,17 @@ async def _relay(
         and backend.api is Dialect.OLLAMA
         and NDJSON in upstream.headers.get("Content-Type", "")
     )
-    idle = IdleWatch(upstream, exchange.gateway.session.timeout.sock_read)
-    content = upstream.content
+    read = upstream.read_any
+    at_eof = upstream.at_eof
     last = b""
     try:
-        async for data in content.iter_any():
-            idle.busy()
+        while data := await read():
             if watch_errors and b'"error"' in data:
                 _check_error_line(exchange, data)
-            if content.at_eof():  # known to be the last bytes: they go out with the end
+            if at_eof():  # known to be the last bytes: they go out with the end
                 last = data
                 break
             await relay.write(data)
-            idle.waiting()
         await relay.finish(last)
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
         if isinstance(exc, aiohttp.ClientConnectionResetError) and exchange.sink.gone():
@@ -174,8 +174,6 @@ async def _relay(
         if not relay.started:
             raise AttemptFailed(Outcome.SERVER_ERROR, _unreadable(backend, exc), 502) from exc
         await relay.fail(_unreadable(backend, exc))
-    finally:
-        idle.stop()
     return exchange.sink.answer()
 
 
@@ -333,7 +331,9 @@ class BodyTooLarge(Exception):
     """A body the gateway must read whole was larger than it accepts."""
 
 
-async def read_bounded(upstream: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+async def read_bounded(
+    upstream: aiohttp.ClientResponse | UpstreamResponse, limit: int
+) -> tuple[bytes, bool]:
     """At most ``limit`` bytes of ``upstream``'s body, and whether the read timed out.
 
     Reading stops there (the caller closes the response, dropping the rest with the
@@ -356,7 +356,7 @@ async def read_bounded(upstream: aiohttp.ClientResponse, limit: int) -> tuple[by
     return b"".join(parts), False
 
 
-async def read_whole(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
+async def read_whole(upstream: aiohttp.ClientResponse | UpstreamResponse, limit: int) -> bytes:
     """``upstream``'s whole body, which must be at most ``limit`` bytes (``BodyTooLarge``);
     errors and timeouts propagate."""
     parts: list[bytes] = []
