@@ -18,21 +18,23 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from .errors import GatewayError
 from .gateway import Gateway
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_SEC_FETCH_SITE = istr("Sec-Fetch-Site")  # made once: a plain str is case-folded per lookup
 
 
 def from_another_site(request: web.Request) -> bool:
     """Whether a page on another site sent ``request``: ``Sec-Fetch-Site: cross-site``, or
     an ``Origin`` that is not the gateway's own. Plain API clients send neither."""
     headers = request.headers
-    if headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+    if headers.get(_SEC_FETCH_SITE, "").lower() == "cross-site":
         return True
-    origin = headers.get("Origin")
+    origin = headers.get(hdrs.ORIGIN)
     return origin is not None and not _own(origin, request)
 
 

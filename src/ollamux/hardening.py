@@ -24,8 +24,9 @@ import logging
 import re
 from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
+from multidict import istr
 from yarl import URL
 
 from .config import Config
@@ -37,7 +38,11 @@ log = logging.getLogger("ollamux.hardening")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PREPARED: web.RequestKey[bool] = web.RequestKey("ollamux_prepared", bool)
-_SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+# Case-insensitive keys made once (``istr``): a plain ``str`` is case-folded on every use.
+_SECURITY_HEADERS = tuple(
+    (istr(k), v)
+    for k, v in {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}.items()
+)
 
 
 def install(app: web.Application) -> None:
@@ -163,7 +168,7 @@ class BodyDeadline:
             response = self._too_large(request)
             response.force_close()
             return response
-        if request.headers.get("Expect", "").lower() == "100-continue":
+        if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
             await _send_continue(request)
         try:
             # aiohttp keeps the body: handlers read it again for free. A small body
@@ -202,6 +207,7 @@ async def _send_continue(request: web.Request) -> None:
 
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     request[_PREPARED] = True
-    for k, v in _SECURITY_HEADERS.items():
-        response.headers.setdefault(k, v)
-    response.headers["Server"] = "ollamux"  # not aiohttp's version string
+    headers = response.headers
+    for k, v in _SECURITY_HEADERS:
+        headers.setdefault(k, v)
+    headers[hdrs.SERVER] = "ollamux"  # not aiohttp's version string

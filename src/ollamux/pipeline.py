@@ -15,7 +15,8 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from .access_log import EXCHANGE_KEY
 from .dialect import Dialect
@@ -32,6 +33,7 @@ from .sink import HttpSink
 log = logging.getLogger("ollamux.pipeline")
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("ollamux_gateway", Gateway)
+_KEEP = istr(KEEP)  # made once: a plain str is case-folded on every lookup
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -51,7 +53,7 @@ def proxy(
     """Serve a live request from ``principal`` whose ``body`` was read."""
     exchange = _http_exchange(gateway, request, body)
     exchange.principal = principal
-    if request.headers.get(KEEP, "").lower() == "true":
+    if request.headers.get(_KEEP, "").lower() == "true":
         return _serve_kept(exchange)
     return serve(exchange)
 
@@ -179,7 +181,7 @@ def parse_body(exchange: Exchange) -> None:
     if not body or exchange.path.startswith(BLOBS_PREFIX):
         _read_model_and_stream(exchange)
         return
-    ct = exchange.headers.get("Content-Type", "")
+    ct = exchange.headers.get(hdrs.CONTENT_TYPE, "")
     if not (ct.startswith("multipart/") or ct.startswith("application/octet-stream")):
         try:
             exchange.json = parse_json_object(body)
