@@ -38,11 +38,10 @@ log = logging.getLogger("ollamux.hardening")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PREPARED: web.RequestKey[bool] = web.RequestKey("ollamux_prepared", bool)
-# Case-insensitive keys made once (``istr``): a plain ``str`` is case-folded on every use.
-_SECURITY_HEADERS = tuple(
-    (istr(k), v)
-    for k, v in {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}.items()
-)
+# The security headers, their case-insensitive names made once (``istr``): a plain ``str``
+# is case-folded on every use.
+_NOSNIFF = istr("X-Content-Type-Options")
+_REFERRER_POLICY = istr("Referrer-Policy")
 
 
 def install(app: web.Application) -> None:
@@ -208,6 +207,6 @@ async def _send_continue(request: web.Request) -> None:
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     request[_PREPARED] = True
     headers = response.headers
-    for k, v in _SECURITY_HEADERS:
-        headers.setdefault(k, v)
+    headers.setdefault(_NOSNIFF, "nosniff")
+    headers.setdefault(_REFERRER_POLICY, "no-referrer")
     headers[hdrs.SERVER] = "ollamux"  # not aiohttp's version string
