@@ -20,7 +20,7 @@ from multidict import istr
 
 from .access_log import EXCHANGE_KEY
 from .dialect import Dialect
-from .endpoints import BLOBS_PREFIX, endpoint, is_management, listing
+from .endpoints import BLOBS_PREFIX, ENDPOINTS, endpoint, is_management, listing
 from .errors import GatewayError, stream_error_bytes
 from .exchange import Exchange, Outcome, Principal, TaskState, principal_of
 from .gateway import Gateway
@@ -34,6 +34,14 @@ log = logging.getLogger("ollamux.pipeline")
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("ollamux_gateway", Gateway)
 _KEEP = istr(KEEP)  # made once: a plain str is case-folded on every lookup
+
+# Enum members bound once: on Python 3.11 looking one up on its class costs more than the
+# rest of the line it is on, and the request path names several.
+_PENDING, _RUNNING = TaskState.PENDING, TaskState.RUNNING
+_SUCCESS, _FAILED = TaskState.SUCCESS, TaskState.FAILED
+_OK, _CANCELLED = Outcome.OK, Outcome.CANCELLED
+_CLIENT_ERROR, _STREAM_ERROR = Outcome.CLIENT_ERROR, Outcome.STREAM_ERROR
+_OLLAMA = Dialect.OLLAMA
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -150,15 +158,21 @@ def _http_exchange(gateway: Gateway, request: web.Request, body: bytes) -> Excha
         query=request.query_string,
         headers=request.headers,
         body=body,
-        dialect=Dialect.of_path(request.path),
+        dialect=_dialect_of(request.path),
     )
     request[EXCHANGE_KEY] = exchange
     return exchange
 
 
+def _dialect_of(path: str) -> Dialect:
+    """``Dialect.of_path``, read from the endpoint table for the endpoints ollamux knows."""
+    known = ENDPOINTS.get(path)
+    return known.dialect if known is not None else Dialect.of_path(path)
+
+
 def _fail(exchange: Exchange, status: int, message: str) -> None:
     exchange.status = status
-    exchange.outcome = TaskState.FAILED
+    exchange.outcome = _FAILED
     exchange.error = message
 
 
@@ -282,9 +296,7 @@ def _read_model_and_stream(exchange: Exchange) -> None:
         exchange.model_requested = exchange.model = model or None
         if exchange.model is None and known is not None and known.needs_model:
             raise GatewayError(400, "model is required", param="model")
-        default = (
-            exchange.dialect is Dialect.OLLAMA and known is not None and known.streams_by_default
-        )
+        default = exchange.dialect is _OLLAMA and known is not None and known.streams_by_default
         stream = data.get("stream", default)
         exchange.stream = bool(stream) if stream is not None else default
     elif exchange.dialect is Dialect.OPENAI and exchange.path.startswith("/v1/models/"):
@@ -330,23 +342,23 @@ async def run(exchange: Exchange) -> web.StreamResponse:
             exchange.tried.add(backend.name)
             if exchange.selected_at is None:
                 exchange.selected_at = time.monotonic()
-            outcome = Outcome.CANCELLED
+            outcome = _CANCELLED
             try:
                 await hooks.attempt_started(exchange, backend)
                 response = await attempt(exchange, backend)
                 if exchange.stream_broken:
-                    outcome = Outcome.STREAM_ERROR
+                    outcome = _STREAM_ERROR
                 elif response.status >= 400:
-                    outcome = Outcome.CLIENT_ERROR
+                    outcome = _CLIENT_ERROR
                 else:
-                    outcome = Outcome.OK
+                    outcome = _OK
                 break
             except AttemptFailed as failure:
                 outcome = failure.outcome
                 last = failure
                 log.warning("attempt %d failed: %s", exchange.attempts, failure.message)
             except GatewayError:
-                outcome = Outcome.CLIENT_ERROR
+                outcome = _CLIENT_ERROR
                 raise
             finally:
                 await hooks.backend_released(exchange, backend, outcome)
@@ -355,8 +367,8 @@ async def run(exchange: Exchange) -> web.StreamResponse:
                 raise GatewayError(503, "no backend is available", headers={"Retry-After": "1"})
             _fail(exchange, last.status, last.message)
             response = await relay_failure(exchange, last)
-    if exchange.outcome is TaskState.PENDING or exchange.outcome is TaskState.RUNNING:
-        exchange.outcome = TaskState.SUCCESS if response.status < 400 else TaskState.FAILED
+    if exchange.outcome is _PENDING or exchange.outcome is _RUNNING:
+        exchange.outcome = _SUCCESS if response.status < 400 else _FAILED
     if not exchange.status:
         exchange.status = response.status
     if not exchange.sink.started:
