@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -33,3 +34,17 @@ def test_task_ids_made_later_sort_later() -> None:
 
 def test_task_ids_do_not_repeat() -> None:
     assert len({new_task_id() for _ in range(10_000)}) == 10_000
+
+
+def test_task_ids_made_in_several_threads_at_once_do_not_repeat() -> None:
+    made: list[list[str]] = [[] for _ in range(4)]
+
+    def make(into: list[str]) -> None:
+        into.extend(new_task_id() for _ in range(5_000))
+
+    threads = [threading.Thread(target=make, args=(into,)) for into in made]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({i for ids in made for i in ids}) == 20_000

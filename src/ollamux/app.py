@@ -27,11 +27,18 @@ def create_app(config: Config, pm: PluginManager | None = None) -> web.Applicati
     app[GATEWAY] = gateway
     gateway.app = app
     gateway.routes = routes = RouteTable(app)
-    app.middlewares.append(access_middleware(gateway))
-    hardening.install_outer(app)
+    access = access_middleware(gateway)
+    app.middlewares.append(access)
+    hardening.install(app)
+    before = len(app.middlewares)
     gateway.hooks.register_routes(gateway, app)
-    app.middlewares.append(identity_middleware(gateway))
-    hardening.install_inner(app, config)
+    if len(app.middlewares) == before:
+        # No plugin middleware: the path guard, identity and the body read in one frame.
+        app.middlewares.append(identity_middleware(gateway, guard=True))
+    else:
+        # The guard first (right after the access log), the plugins', then identity.
+        app.middlewares.insert(app.middlewares.index(access) + 1, hardening.guard)
+        app.middlewares.append(identity_middleware(gateway, guard=False))
     routes.add("GET", "/ollamux/openapi.json", openapi.serve, action=ADMIN)
     for prefix in ("/api/{tail:.*}", "/v1/{tail:.*}", "/v1", "/"):
         routes.add("*", prefix, handle, action=PROXY)

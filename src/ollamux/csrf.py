@@ -3,9 +3,9 @@
 A browser that once authenticated here with Basic (the jobs page) sends those credentials
 with any request to this origin, including a "simple" cross-site ``POST`` (a form, or
 ``fetch`` with ``Content-Type: text/plain``) that needs no CORS preflight. Such a request
-could run chats, submit or cancel jobs, pull or delete models. This middleware, installed
-by the identity middleware before anything else, refuses with 403 (in the endpoint's dialect) any ``POST``,
-``PUT``, ``PATCH`` or ``DELETE`` whose ``Sec-Fetch-Site`` is ``cross-site`` or whose
+could run chats, submit or cancel jobs, pull or delete models. This guard, asked by the
+identity middleware before anything else, refuses with 403 (in the endpoint's dialect) any
+``POST``, ``PUT``, ``PATCH`` or ``DELETE`` whose ``Sec-Fetch-Site`` is ``cross-site`` or whose
 ``Origin`` is present and not this server's own, unless a plugin allows that origin
 (``ollamux_cross_origin_allowed``: the ``cors`` plugin does for ``cors.allow_origins``).
 
@@ -18,22 +18,32 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from .errors import GatewayError
 from .gateway import Gateway
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_SEC_FETCH_SITE = istr("Sec-Fetch-Site")  # made once: a plain str is case-folded per lookup
+
+
+def from_another_site(request: web.Request) -> bool:
+    """Whether a page on another site sent ``request``: ``Sec-Fetch-Site: cross-site``, or
+    an ``Origin`` that is not the gateway's own. Plain API clients send neither."""
+    headers = request.headers
+    if headers.get(_SEC_FETCH_SITE, "").lower() == "cross-site":
+        return True
+    origin = headers.get(hdrs.ORIGIN)
+    return origin is not None and not _own(origin, request)
 
 
 async def cross_origin_refusal(gateway: Gateway, request: web.Request) -> GatewayError | None:
     """The 403 for a state-changing request from another site, or ``None``. Asked by the
-    identity middleware first thing (one middleware layer less on every request)."""
-    headers = request.headers
-    origin = headers.get("Origin")
-    cross_site = headers.get("Sec-Fetch-Site", "").lower() == "cross-site"
-    if not cross_site and (origin is None or _own(origin, request)):
+    identity middleware first thing, once ``from_another_site`` said the request is."""
+    if not from_another_site(request):
         return None
+    origin = request.headers.get("Origin")
     if origin is not None and await gateway.hooks.cross_origin_allowed(gateway, origin):
         return None
     shown = origin if origin is not None else "another site"

@@ -91,19 +91,21 @@ def endpoint(path: str) -> Endpoint | None:
     return ENDPOINTS.get(path)
 
 
+# Asked on every request: sets made once (an enum member looked up on its class is slow on
+# Python 3.11).
+_MANAGEMENT_PATHS = frozenset(p for p, e in ENDPOINTS.items() if e.kind is Kind.MANAGEMENT)
+_LISTINGS = {p: e for p, e in ENDPOINTS.items() if e.kind is Kind.LISTING}
+
+
 def is_management(path: str) -> bool:
     """Whether ``path`` changes what a backend stores (pull, push, create, delete, copy,
     blobs): an admin matter, sent to one named backend or to all."""
-    e = ENDPOINTS.get(path)
-    return (e is not None and e.kind is Kind.MANAGEMENT) or path.startswith(BLOBS_PREFIX)
+    return path in _MANAGEMENT_PATHS or path.startswith(BLOBS_PREFIX)
 
 
 def listing(method: str, path: str) -> Endpoint | None:
     """The listing endpoint ``GET path`` is, if it is one."""
-    if method != "GET":
-        return None
-    e = ENDPOINTS.get(path)
-    return e if e is not None and e.kind is Kind.LISTING else None
+    return _LISTINGS.get(path) if method == "GET" else None
 
 
 INFERENCE_PATHS = frozenset(p for p, e in ENDPOINTS.items() if e.kind is Kind.INFERENCE)

@@ -3,8 +3,8 @@
 pluggy calls implementations but does not await them. ``Hooks`` walks
 ``hook.get_hookimpls()`` in pluggy's call order (reversed registration order, with
 tryfirst/trylast honoured), awaits what is awaitable, and stops at the first non-None
-result for firstresult hooks. The per-hook implementation lists are cached and rebuilt
-whenever a plugin is registered or unregistered.
+result for firstresult hooks. The per-hook implementation lists are cached and dropped
+whenever a plugin is registered or unregistered (the plugin manager tells the dispatcher).
 """
 
 from __future__ import annotations
@@ -42,22 +42,48 @@ _Impl = tuple[Callable[..., Any], tuple[int, ...] | None, bool, str]
 
 
 class PluginManager(pluggy.PluginManager):
-    """pluggy's manager, bumping a generation counter so the dispatcher's cache stays true."""
+    """pluggy's manager, bumping a generation counter and telling the dispatchers built on
+    it, so that their caches stay true."""
 
     def __init__(self) -> None:
         super().__init__("ollamux")
         self.generation = 0
         self.origins: dict[str, str] = {}
+        self._on_change: list[Callable[[], None]] = []
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
         result = super().register(plugin, name)
-        self.generation += 1
+        self._changed()
         return result
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
         result = super().unregister(plugin, name)
-        self.generation += 1
+        self._changed()
         return result
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever a plugin is registered or unregistered."""
+        self._on_change.append(callback)
+
+    def _changed(self) -> None:
+        self.generation += 1
+        for callback in self._on_change:
+            callback()
+
+
+class _ImplCache(dict[str, "list[_Impl]"]):
+    """Hook name -> its implementations, prepared on first use: a hit is one dictionary
+    lookup, with no method call in between."""
+
+    __slots__ = ("_prepare",)
+
+    def __init__(self, prepare: Callable[[str], list[_Impl]]) -> None:
+        super().__init__()
+        self._prepare = prepare
+
+    def __missing__(self, name: str) -> list[_Impl]:
+        found = self[name] = self._prepare(name)
+        return found
 
 
 class Hooks:
@@ -65,19 +91,16 @@ class Hooks:
 
     def __init__(self, pm: PluginManager) -> None:
         self.pm = pm
-        self._cache: dict[str, list[_Impl]] = {}
+        self._cache = _ImplCache(self._prepare)
         self._argnames: dict[str, tuple[str, ...]] = {}
-        self._generation = -1
+        pm.on_change(self._forget)
+
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._argnames.clear()
 
     def impls(self, name: str) -> list[_Impl]:
-        if self._generation != self.pm.generation:
-            self._cache.clear()
-            self._argnames.clear()
-            self._generation = self.pm.generation
-        found = self._cache.get(name)
-        if found is None:
-            found = self._cache[name] = self._prepare(name)
-        return found
+        return self._cache[name]
 
     def _prepare(self, name: str) -> list[_Impl]:
         caller = getattr(self.pm.hook, name, None)
@@ -96,7 +119,7 @@ class Hooks:
     def _args(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         """Keyword arguments put in the hookspec's order (the slow path; the facade passes
         arguments by position)."""
-        self.impls(name)
+        self._cache[name]  # prepares the hook, and its argument names
         return (*args, *(kwargs[a] for a in self._argnames.get(name, ())[len(args) :]))
 
     # The three calling conventions. Arguments come by position, in the hookspec's order;
@@ -126,20 +149,20 @@ class Hooks:
     # that each hook call is one coroutine, or none when nobody implements the hook.
 
     def _first(self, name: str, args: tuple[Any, ...]) -> Awaitable[Any]:
-        impls = self.impls(name)
+        impls = self._cache[name]
         return _first_of(impls, args) if impls else _NONE
 
     def _all(self, name: str, args: tuple[Any, ...]) -> Awaitable[list[Any]]:
-        return _all_of(self.impls(name), args)
+        return _all_of(self._cache[name], args)
 
     def _each(self, name: str, args: tuple[Any, ...]) -> Awaitable[None]:
         """Every implementation, results ignored, errors raised (``call_all`` without the
         list)."""
-        impls = self.impls(name)
+        impls = self._cache[name]
         return _each_of(impls, args) if impls else _NONE
 
     def _notify(self, name: str, args: tuple[Any, ...]) -> Awaitable[None]:
-        impls = self.impls(name)
+        impls = self._cache[name]
         return _notify_of(name, impls, args) if impls else _NONE
 
     # -- setting up ---------------------------------------------------------------------
@@ -160,14 +183,15 @@ class Hooks:
     # -- identity and permissions -------------------------------------------------------
 
     def authenticate(self, request: web.Request) -> Awaitable[Principal | None]:
-        return self._first("ollamux_authenticate", (request,))
+        impls = self._cache["ollamux_authenticate"]
+        return _first_of(impls, (request,)) if impls else _NONE
 
     async def permission_allowed(
         self, gateway: Gateway, principal: Principal, action: str, resource: str | None = None
     ) -> bool:
         """False when any implementation says so; allowed when none objects."""
         args = (gateway, principal, action, resource)
-        for fn, picks, is_async, _ in self.impls("ollamux_permission_allowed"):
+        for fn, picks, is_async, _ in self._cache["ollamux_permission_allowed"]:
             result = fn(*args) if picks is None else fn(*[args[i] for i in picks])
             if is_async or (result is not None and inspect.isawaitable(result)):
                 result = await result
@@ -204,64 +228,83 @@ class Hooks:
         return (await self.call_first("ollamux_cross_origin_allowed", gateway, origin)) is True
 
     # -- the request path ---------------------------------------------------------------
+    # Each looks its implementations up itself (one dictionary lookup, no call in between):
+    # these run several times per request.
 
     def admit(self, exchange: Exchange) -> Awaitable[None]:
-        return self._each("ollamux_admit", (exchange,))
+        impls = self._cache["ollamux_admit"]
+        return _each_of(impls, (exchange,)) if impls else _NONE
 
     def request_started(self, exchange: Exchange) -> Awaitable[None]:
-        return self._each("ollamux_request_started", (exchange,))
+        impls = self._cache["ollamux_request_started"]
+        return _each_of(impls, (exchange,)) if impls else _NONE
 
     def rewrite_request(self, exchange: Exchange) -> Awaitable[None]:
-        return self._each("ollamux_rewrite_request", (exchange,))
+        impls = self._cache["ollamux_rewrite_request"]
+        return _each_of(impls, (exchange,)) if impls else _NONE
 
     def respond(self, exchange: Exchange) -> Awaitable[web.StreamResponse | None]:
-        return self._first("ollamux_respond", (exchange,))
+        impls = self._cache["ollamux_respond"]
+        return _first_of(impls, (exchange,)) if impls else _NONE
 
     def fanout_backends(self, exchange: Exchange) -> Awaitable[list[Backend] | None]:
-        return self._first("ollamux_fanout_backends", (exchange,))
+        impls = self._cache["ollamux_fanout_backends"]
+        return _first_of(impls, (exchange,)) if impls else _NONE
 
     def select_backend(self, exchange: Exchange) -> Awaitable[Backend | None]:
-        return self._first("ollamux_select_backend", (exchange,))
+        impls = self._cache["ollamux_select_backend"]
+        return _first_of(impls, (exchange,)) if impls else _NONE
 
     def attempt_started(self, exchange: Exchange, backend: Backend) -> Awaitable[None]:
-        return self._notify("ollamux_attempt_started", (exchange, backend))
+        impls = self._cache["ollamux_attempt_started"]
+        return _notify_of("ollamux_attempt_started", impls, (exchange, backend)) if impls else _NONE
 
     def translate_request(
         self, exchange: Exchange, backend: Backend
     ) -> Awaitable[UpstreamRequest | LocalResponse | None]:
-        return self._first("ollamux_translate_request", (exchange, backend))
+        impls = self._cache["ollamux_translate_request"]
+        return _first_of(impls, (exchange, backend)) if impls else _NONE
 
     def upstream_started(
         self, exchange: Exchange, backend: Backend, head: ResponseHead
     ) -> Awaitable[None]:
-        return self._notify("ollamux_upstream_started", (exchange, backend, head))
+        impls = self._cache["ollamux_upstream_started"]
+        if not impls:
+            return _NONE
+        return _notify_of("ollamux_upstream_started", impls, (exchange, backend, head))
 
     def transform_response(
         self, exchange: Exchange, head: ResponseHead
     ) -> Awaitable[list[ResponseTransform]]:
-        return self._all("ollamux_transform_response", (exchange, head))
+        return _all_of(self._cache["ollamux_transform_response"], (exchange, head))
 
     def backend_released(
         self, exchange: Exchange, backend: Backend, outcome: Outcome
     ) -> Awaitable[None]:
-        return self._notify("ollamux_backend_released", (exchange, backend, outcome))
+        impls = self._cache["ollamux_backend_released"]
+        if not impls:
+            return _NONE
+        return _notify_of("ollamux_backend_released", impls, (exchange, backend, outcome))
 
     def response_started(self, exchange: Exchange, status: int) -> Awaitable[None]:
-        return self._notify("ollamux_response_started", (exchange, status))
+        impls = self._cache["ollamux_response_started"]
+        if not impls:
+            return _NONE
+        return _notify_of("ollamux_response_started", impls, (exchange, status))
 
     def request_finished(self, exchange: Exchange) -> Awaitable[None]:
-        return self._notify("ollamux_request_finished", (exchange,))
+        impls = self._cache["ollamux_request_finished"]
+        return _notify_of("ollamux_request_finished", impls, (exchange,)) if impls else _NONE
 
 
 class _Nothing:
     """An awaitable that is already done with ``None``: the call of a hook nobody
-    implements."""
+    implements. Awaiting it iterates an empty tuple (half the cost of a generator)."""
 
     __slots__ = ()
 
     def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield
+        return cast("Generator[Any, None, None]", iter(()))
 
 
 _NONE: Awaitable[None] = _Nothing()

@@ -12,15 +12,17 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import istr
 
 from .access_log import EXCHANGE_KEY
 from .dialect import Dialect
-from .endpoints import BLOBS_PREFIX, endpoint, is_management, listing
+from .endpoints import BLOBS_PREFIX, ENDPOINTS, endpoint, is_management, listing
 from .errors import GatewayError, stream_error_bytes
-from .exchange import Exchange, Outcome, TaskState, principal_of
+from .exchange import Exchange, Outcome, Principal, TaskState, principal_of
 from .gateway import Gateway
 from .listing import fanout
 from .permissions import MODEL_USE, MODELS_MANAGE, PROXY
@@ -31,17 +33,37 @@ from .sink import HttpSink
 log = logging.getLogger("ollamux.pipeline")
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("ollamux_gateway", Gateway)
+_KEEP = istr(KEEP)  # made once: a plain str is case-folded on every lookup
+
+# Enum members bound once: on Python 3.11 looking one up on its class costs more than the
+# rest of the line it is on, and the request path names several.
+_PENDING, _RUNNING = TaskState.PENDING, TaskState.RUNNING
+_SUCCESS, _FAILED = TaskState.SUCCESS, TaskState.FAILED
+_OK, _CANCELLED = Outcome.OK, Outcome.CANCELLED
+_CLIENT_ERROR, _STREAM_ERROR = Outcome.CLIENT_ERROR, Outcome.STREAM_ERROR
+_OLLAMA = Dialect.OLLAMA
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
     """The catch-all handler for ``/api/*``, ``/v1/*`` and ``/``: the caller is already
-    known (the identity middleware), the body already read (``hardening``)."""
+    known (the identity middleware), the body already read (``hardening``).
+
+    The identity middleware calls ``proxy`` itself for these routes, with the caller and
+    the body it has at hand (one coroutine frame less under every await of the request);
+    this handler serves the routes that hand a request on to the pipeline."""
     body = await request.read() if request.body_exists else b""
-    exchange = _http_exchange(request.app[GATEWAY], request, body)
-    exchange.principal = principal_of(request)
-    if request.headers.get(KEEP, "").lower() == "true":
-        return await _serve_kept(exchange)
-    return await serve(exchange)
+    return await proxy(request.app[GATEWAY], request, principal_of(request), body)
+
+
+def proxy(
+    gateway: Gateway, request: web.Request, principal: Principal, body: bytes
+) -> Awaitable[web.StreamResponse]:
+    """Serve a live request from ``principal`` whose ``body`` was read."""
+    exchange = _http_exchange(gateway, request, body)
+    exchange.principal = principal
+    if request.headers.get(_KEEP, "").lower() == "true":
+        return _serve_kept(exchange)
+    return serve(exchange)
 
 
 _KEPT: set[asyncio.Task[web.StreamResponse]] = set()
@@ -136,15 +158,21 @@ def _http_exchange(gateway: Gateway, request: web.Request, body: bytes) -> Excha
         query=request.query_string,
         headers=request.headers,
         body=body,
-        dialect=Dialect.of_path(request.path),
+        dialect=_dialect_of(request.path),
     )
     request[EXCHANGE_KEY] = exchange
     return exchange
 
 
+def _dialect_of(path: str) -> Dialect:
+    """``Dialect.of_path``, read from the endpoint table for the endpoints ollamux knows."""
+    known = ENDPOINTS.get(path)
+    return known.dialect if known is not None else Dialect.of_path(path)
+
+
 def _fail(exchange: Exchange, status: int, message: str) -> None:
     exchange.status = status
-    exchange.outcome = TaskState.FAILED
+    exchange.outcome = _FAILED
     exchange.error = message
 
 
@@ -167,7 +195,7 @@ def parse_body(exchange: Exchange) -> None:
     if not body or exchange.path.startswith(BLOBS_PREFIX):
         _read_model_and_stream(exchange)
         return
-    ct = exchange.headers.get("Content-Type", "")
+    ct = exchange.headers.get(hdrs.CONTENT_TYPE, "")
     if not (ct.startswith("multipart/") or ct.startswith("application/octet-stream")):
         try:
             exchange.json = parse_json_object(body)
@@ -268,9 +296,7 @@ def _read_model_and_stream(exchange: Exchange) -> None:
         exchange.model_requested = exchange.model = model or None
         if exchange.model is None and known is not None and known.needs_model:
             raise GatewayError(400, "model is required", param="model")
-        default = (
-            exchange.dialect is Dialect.OLLAMA and known is not None and known.streams_by_default
-        )
+        default = exchange.dialect is _OLLAMA and known is not None and known.streams_by_default
         stream = data.get("stream", default)
         exchange.stream = bool(stream) if stream is not None else default
     elif exchange.dialect is Dialect.OPENAI and exchange.path.startswith("/v1/models/"):
@@ -280,27 +306,69 @@ def _read_model_and_stream(exchange: Exchange) -> None:
 
 
 async def run(exchange: Exchange) -> web.StreamResponse:
-    """The hook chain for one identified request."""
-    hooks = exchange.gateway.hooks
-    principal = exchange.principal
+    """The hook chain for one identified request, the attempts included (one coroutine
+    frame for the whole chain: every await of the upstream leg passes through each)."""
+    gateway = exchange.gateway
+    hooks = gateway.hooks
     action = MODELS_MANAGE if is_management(exchange.path) else PROXY
-    if not await exchange.gateway.allowed(principal, action, exchange.path):
+    if not await gateway.allowed(exchange.principal, action, exchange.path):
         raise GatewayError(403, "this endpoint needs an admin key", code="admin_required")
     await hooks.admit(exchange)
     await hooks.request_started(exchange)
     await hooks.rewrite_request(exchange)
-    await _check_model(exchange)
+    # ``model.use``: the model as sent upstream, or as the client named it (an alias).
+    model = exchange.model
+    if (model is not None or exchange.method not in ("GET", "HEAD")) and not (
+        await gateway.allowed(exchange.principal, MODEL_USE, model)
+    ):
+        await _check_alias(exchange)
     exchange.routed_at = time.monotonic()
     response = await hooks.respond(exchange)
     if response is None and listing(exchange.method, exchange.path) is not None:
         backends = await hooks.fanout_backends(exchange)
         if backends is None:
-            backends = list(exchange.gateway.backends.values())
+            backends = list(gateway.backends.values())
         response = await fanout(exchange, backends)
     if response is None:
-        response = await forward(exchange)
-    if exchange.outcome is TaskState.PENDING or exchange.outcome is TaskState.RUNNING:
-        exchange.outcome = TaskState.SUCCESS if response.status < 400 else TaskState.FAILED
+        # Try backends until one answers, at most ``1 + routing.retries`` times.
+        max_attempts = 1 + gateway.config.routing.retries
+        last: AttemptFailed | None = None
+        while exchange.attempts < max_attempts:
+            backend = await hooks.select_backend(exchange)
+            if backend is None:
+                break
+            exchange.backend = backend
+            exchange.attempts += 1
+            exchange.tried.add(backend.name)
+            if exchange.selected_at is None:
+                exchange.selected_at = time.monotonic()
+            outcome = _CANCELLED
+            try:
+                await hooks.attempt_started(exchange, backend)
+                response = await attempt(exchange, backend)
+                if exchange.stream_broken:
+                    outcome = _STREAM_ERROR
+                elif response.status >= 400:
+                    outcome = _CLIENT_ERROR
+                else:
+                    outcome = _OK
+                break
+            except AttemptFailed as failure:
+                outcome = failure.outcome
+                last = failure
+                log.warning("attempt %d failed: %s", exchange.attempts, failure.message)
+            except GatewayError:
+                outcome = _CLIENT_ERROR
+                raise
+            finally:
+                await hooks.backend_released(exchange, backend, outcome)
+        if response is None:
+            if last is None:
+                raise GatewayError(503, "no backend is available", headers={"Retry-After": "1"})
+            _fail(exchange, last.status, last.message)
+            response = await relay_failure(exchange, last)
+    if exchange.outcome is _PENDING or exchange.outcome is _RUNNING:
+        exchange.outcome = _SUCCESS if response.status < 400 else _FAILED
     if not exchange.status:
         exchange.status = response.status
     if not exchange.sink.started:
@@ -308,15 +376,11 @@ async def run(exchange: Exchange) -> web.StreamResponse:
     return response
 
 
-async def _check_model(exchange: Exchange) -> None:
-    """``model.use``: the model as sent upstream, or as the client named it (an alias)."""
-    gateway = exchange.gateway
+async def _check_alias(exchange: Exchange) -> None:
+    """``model.use`` refused the model as sent upstream: allowed all the same as the client
+    named it (an alias), else a 403."""
     model, asked = exchange.model, exchange.model_requested
-    if model is None and exchange.method in ("GET", "HEAD"):
-        return  # listings (filtered), versions, the root: no model involved
-    if await gateway.allowed(exchange.principal, MODEL_USE, model):
-        return
-    if asked != model and await gateway.allowed(exchange.principal, MODEL_USE, asked):
+    if asked != model and await exchange.gateway.allowed(exchange.principal, MODEL_USE, asked):
         return
     if model is None:
         raise GatewayError(
@@ -328,43 +392,3 @@ async def _check_model(exchange: Exchange) -> None:
         code="model_not_allowed",
         param="model",
     )
-
-
-async def forward(exchange: Exchange) -> web.StreamResponse:
-    """Try backends until one answers, at most ``1 + routing.retries`` times."""
-    hooks = exchange.gateway.hooks
-    max_attempts = 1 + exchange.gateway.config.routing.retries
-    last: AttemptFailed | None = None
-    while exchange.attempts < max_attempts:
-        backend = await hooks.select_backend(exchange)
-        if backend is None:
-            break
-        exchange.backend = backend
-        exchange.attempts += 1
-        exchange.tried.add(backend.name)
-        if exchange.selected_at is None:
-            exchange.selected_at = time.monotonic()
-        outcome = Outcome.CANCELLED
-        try:
-            await hooks.attempt_started(exchange, backend)
-            response = await attempt(exchange, backend)
-            if exchange.stream_broken:
-                outcome = Outcome.STREAM_ERROR
-            elif response.status >= 400:
-                outcome = Outcome.CLIENT_ERROR
-            else:
-                outcome = Outcome.OK
-            return response
-        except AttemptFailed as failure:
-            outcome = failure.outcome
-            last = failure
-            log.warning("attempt %d failed: %s", exchange.attempts, failure.message)
-        except GatewayError:
-            outcome = Outcome.CLIENT_ERROR
-            raise
-        finally:
-            await hooks.backend_released(exchange, backend, outcome)
-    if last is None:
-        raise GatewayError(503, "no backend is available", headers={"Retry-After": "1"})
-    _fail(exchange, last.status, last.message)
-    return await relay_failure(exchange, last)

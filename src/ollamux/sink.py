@@ -8,7 +8,8 @@ answer through a sink, so the same hook chain serves a live request and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Generator, Mapping
+from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -49,7 +50,8 @@ class HttpSink(Sink):
     A client that stops reading makes writes wait for it; after ``write_timeout_s``
     without progress its connection is dropped and the write raises ``CancelledError``,
     as when the client goes away: the upstream request is cancelled and the backend's
-    slot freed. One timer per answer, armed by the first write (not one per chunk)."""
+    slot freed. One timer per answer, armed by the first write that has to wait for the
+    client (not one per chunk): most answers go out without waiting and never arm one."""
 
     __slots__ = (
         "_handle",
@@ -91,9 +93,11 @@ class HttpSink(Sink):
 
     async def write(self, data: bytes) -> None:
         assert self.response is not None
-        self._writing()
         try:
-            await self.response.write(data)
+            if self.write_timeout_s:
+                await _Watched(self.response.write(data), self._waiting)
+            else:
+                await self.response.write(data)
         except ConnectionError as exc:
             if self._timed_out:
                 raise asyncio.CancelledError from exc
@@ -105,9 +109,11 @@ class HttpSink(Sink):
 
     async def end(self, data: bytes = b"") -> None:
         assert self.response is not None
-        self._writing()
         try:
-            await self.response.write_eof(data)
+            if self.write_timeout_s:
+                await _Watched(self.response.write_eof(data), self._waiting)
+            else:
+                await self.response.write_eof(data)
         except ConnectionError as exc:
             if self._timed_out:
                 raise asyncio.CancelledError from exc
@@ -124,12 +130,11 @@ class HttpSink(Sink):
         assert self.response is not None
         return self.response
 
-    def _writing(self) -> None:
-        if not self.write_timeout_s:
-            return
+    def _waiting(self) -> None:
+        """A write has to wait for the client: watch it."""
         loop = asyncio.get_running_loop()
         self._since = loop.time()
-        if self._handle is None:
+        if self._handle is None and self.write_timeout_s:
             self._handle = loop.call_at(self._since + self.write_timeout_s, self._check)
 
     def _check(self) -> None:
@@ -146,6 +151,42 @@ class HttpSink(Sink):
         transport = self.request.transport
         if transport is not None:
             transport.abort()  # drops what is buffered; the stuck write returns
+
+
+class _Watched:
+    """Awaits a write as ``await`` would, calling ``on_wait`` when it first has to wait
+    (yields to the event loop): a write that completes at once needs no timer, and arming
+    and cancelling one costs more than the rest of a small answer's write."""
+
+    __slots__ = ("_on_wait", "_write")
+
+    def __init__(self, write: Coroutine[Any, Any, None], on_wait: Callable[[], None]) -> None:
+        self._write = write
+        self._on_wait = on_wait
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        write = self._write
+        try:
+            step = write.send(None)
+        except StopIteration:
+            return
+        self._on_wait()
+        while True:  # the rest of ``yield from write``
+            try:
+                sent = yield step
+            except GeneratorExit:
+                write.close()
+                raise
+            except BaseException as exc:  # a cancellation: the write gets it, as it would
+                try:
+                    step = write.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    step = write.send(sent)
+                except StopIteration:
+                    return
 
 
 class CollectSink(Sink):
