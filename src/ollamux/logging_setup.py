@@ -104,6 +104,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if (
             type(formatter) is not TextFormatter
             or formatter._fmt != TEXT_FORMAT
+            or formatter.datefmt is not None
             or self.filters != _REDACTOR_ONLY
         ):
             return False
