@@ -272,12 +272,14 @@ async def test_an_access_line_on_the_loop_is_the_formatted_redacted_record(
     assert "sk-live-1234" not in line
 
 
-@pytest.mark.parametrize("change", ["formatter", "filter"])
+@pytest.mark.parametrize("change", ["formatter", "date format", "filter"])
 async def test_a_handler_set_up_otherwise_declines_the_direct_access_line(
     root_handler: BatchingStreamHandler, change: str
 ) -> None:
     if change == "formatter":
         root_handler.setFormatter(logging.Formatter("%(message)s"))
+    elif change == "date format":
+        root_handler.setFormatter(TextFormatter(TEXT_FORMAT, datefmt="%H:%M"))
     else:
         root_handler.addFilter(logging.Filter("ollamux"))
     assert not root_handler.info_line("ollamux.access", '127.0.0.1 "GET /" 200')
