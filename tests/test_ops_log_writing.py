@@ -12,9 +12,18 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from ollamux import access_log
-from ollamux.logging_setup import BatchingStreamHandler, JsonFormatter, TextFormatter, sole_handler
+from ollamux.dialect import Dialect
+from ollamux.exchange import Exchange, Principal, TaskState
+from ollamux.logging_setup import (
+    TEXT_FORMAT,
+    BatchingStreamHandler,
+    JsonFormatter,
+    TextFormatter,
+    sole_handler,
+)
 from ollamux.redact import REDACTOR
 
 FIELDS: dict[str, Any] = {
@@ -51,7 +60,7 @@ def root_handler() -> BatchingStreamHandler:
     """A ``BatchingStreamHandler`` on a counting stream, as ``setup_logging`` makes it,
     the root logger's only handler for the test's body (``root_only``)."""
     handler = BatchingStreamHandler(CountingStream())
-    handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(TextFormatter(TEXT_FORMAT))
     handler.addFilter(REDACTOR)
     return handler
 
@@ -189,3 +198,96 @@ def test_the_direct_path_still_masks_credentials(root_handler: BatchingStreamHan
         (line,) = written(root_handler)
         assert "sk-live-1234" not in line
         assert "Bearer ***" in line or "Authorization: ***" in line
+
+
+class _Sink:
+    remote = "10.0.0.7"
+
+
+class _Backend:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _exchange(**fields: Any) -> Exchange:
+    """An ended exchange of ``POST /api/chat`` with ``fields`` set on it."""
+    exchange = Exchange(
+        None,  # type: ignore[arg-type]
+        None,
+        _Sink(),  # type: ignore[arg-type]
+        "POST",
+        "/api/chat",
+        "",
+        CIMultiDict(),
+        b"",
+        Dialect.OLLAMA,
+    )
+    exchange.finished_at = exchange.started_at + 0.0123
+    for name, value in fields.items():
+        setattr(exchange, name, value)
+    return exchange
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {
+            "status": 200,
+            "outcome": TaskState.SUCCESS,
+            "task_id": "t-1",
+            "principal": Principal(name="alice"),
+            "model": "llama3.2:latest",
+            "backend": _Backend("gpu1"),
+            "attempts": 1,
+            "bytes_out": 312,
+            "usage": {"prompt_tokens": 7, "completion_tokens": 4},
+        },
+        {"usage": {"prompt_eval_count": 7, "eval_count": 4}},
+        {"usage": {"prompt_tokens": 7}},
+        {"model": 'odd "model" name', "backend": _Backend(""), "principal": Principal(name="")},
+        {"status": 502, "outcome": TaskState.FAILED, "error": 'backend said "no" twice'},
+    ],
+    ids=["bare", "full", "ollama-counts", "prompt-only", "quoted", "failed"],
+)
+def test_an_exchange_line_is_the_text_line_of_its_fields(fields: dict[str, Any]) -> None:
+    exchange = _exchange(**fields)
+    exchange.first_chunk_at = exchange.started_at + 0.004 if fields else None
+    assert access_log.exchange_line(exchange) == access_log.text_line(
+        access_log.exchange_fields(exchange)
+    )
+
+
+async def test_an_access_line_on_the_loop_is_the_formatted_redacted_record(
+    root_handler: BatchingStreamHandler,
+) -> None:
+    message = 'x "POST /api/chat" 200 error="Authorization: Bearer sk-live-1234"'
+    record = logging.LogRecord("ollamux.access", logging.INFO, __file__, 0, message, (), None)
+    REDACTOR.filter(record)
+    expected = root_handler.format(record).split(" ", 2)[2]
+    assert root_handler.info_line("ollamux.access", message)
+    root_handler.flush()
+    (line,) = written(root_handler)
+    assert line.split(" ", 2)[2] == expected + "\n"
+    assert "sk-live-1234" not in line
+
+
+@pytest.mark.parametrize("change", ["formatter", "date format", "filter"])
+async def test_a_handler_set_up_otherwise_declines_the_direct_access_line(
+    root_handler: BatchingStreamHandler, change: str
+) -> None:
+    if change == "formatter":
+        root_handler.setFormatter(logging.Formatter("%(message)s"))
+    elif change == "date format":
+        root_handler.setFormatter(TextFormatter(TEXT_FORMAT, datefmt="%H:%M"))
+    else:
+        root_handler.addFilter(logging.Filter("ollamux"))
+    assert not root_handler.info_line("ollamux.access", '127.0.0.1 "GET /" 200')
+    root_handler.flush()
+    assert written(root_handler) == []
+
+
+def test_off_the_loop_the_direct_access_line_is_declined(
+    root_handler: BatchingStreamHandler,
+) -> None:
+    assert not root_handler.info_line("ollamux.access", '127.0.0.1 "GET /" 200')

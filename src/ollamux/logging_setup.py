@@ -11,6 +11,9 @@ from typing import TextIO
 
 from .redact import REDACTOR
 
+# The text lines ``setup_logging`` writes.
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -45,6 +48,14 @@ class TextFormatter(logging.Formatter):
             self._text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.created))
             self._second = second
         return f"{self._text},{int(record.msecs):03d}"
+
+    def stamp(self, now: float) -> str:
+        """``formatTime`` of a record created at ``now`` (``time.time()``)."""
+        second = int(now)
+        if second != self._second:
+            self._text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now))
+            self._second = second
+        return f"{self._text},{int((now - second) * 1000):03d}"
 
 
 class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -81,6 +92,34 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             loop.call_soon(self.flush)
         self._waiting.append(line)  # under the handler's lock, held by ``handle``
 
+    def info_line(self, logger: str, message: str) -> bool:
+        """Queue the INFO line of ``logger`` saying ``message``, built as ``handle`` would
+        build it (redacted, in ``TEXT_FORMAT``), when this handler is as ``setup_logging``
+        made it (that formatter, only the redactor as filter) and the loop is running;
+        else nothing is done and False says so (the caller takes the usual way).
+
+        The access line of every request comes this way: no record, no filter chain, no
+        ``%`` formatting."""
+        formatter = self.formatter
+        if (
+            type(formatter) is not TextFormatter
+            or formatter._fmt != TEXT_FORMAT
+            or formatter.datefmt is not None
+            or self.filters != _REDACTOR_ONLY
+        ):
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        line = f"{formatter.stamp(time.time())} INFO {logger}: {REDACTOR.redact(message)}\n"
+        with self.lock:  # type: ignore[union-attr]  # always made by ``Handler.__init__``
+            if self._flush_on is not loop:
+                self._flush_on = loop
+                loop.call_soon(self.flush)
+            self._waiting.append(line)
+        return True
+
     def flush(self) -> None:
         self.acquire()
         try:
@@ -95,6 +134,9 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             pass
         finally:
             self.release()
+
+
+_REDACTOR_ONLY: list[object] = [REDACTOR]
 
 
 def sole_handler(logger: logging.Logger) -> BatchingStreamHandler | None:
@@ -121,7 +163,7 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter(TEXT_FORMAT))
     handler.addFilter(REDACTOR)  # every logger's lines, not only aiohttp's
     root = logging.getLogger()
     root.handlers[:] = [handler]

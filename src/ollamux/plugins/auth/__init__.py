@@ -185,8 +185,10 @@ def ollamux_resolve_principal(gateway: Gateway, name: str) -> Principal | None:
 def ollamux_admit(exchange: Exchange) -> Awaitable[None] | None:
     """Charge the key's rate (live requests: a job paid when it was submitted) and take an
     in-flight slot (live requests and jobs share ``max_concurrency``)."""
+    if not exchange.principal.authenticated:  # no key to charge (auth off, nothing to look up)
+        return None
     state = _state(exchange.gateway)
-    if state is None or not state.ring.enabled or not exchange.principal.authenticated:
+    if state is None or not state.ring.enabled:
         return None
     entry = state.ring.by_name.get(exchange.principal.name)
     if entry is None or not (entry.rpm or entry.max_concurrency):
@@ -220,8 +222,10 @@ def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> Respon
 def ollamux_request_finished(exchange: Exchange) -> Awaitable[None] | None:
     """Give back the in-flight slot, if the request took one (awaited only then)."""
     slot = exchange.state.pop(_SLOT, None)
+    if slot is None:
+        return None
     state = _state(exchange.gateway)
-    if slot is None or state is None:
+    if state is None:
         return None
     return _release(state, *slot)
 

@@ -141,6 +141,8 @@ def usage_of(exchange: Exchange, transform: object = None) -> dict[str, int]:
     """Token counts as ``prompt_tokens`` / ``completion_tokens``: from ``exchange.usage``
     (translation fills it) or else read from the tail of the answer by ``transform`` (the
     request's ``UsageTransform``, if it had one)."""
+    if not exchange.usage:  # a passthrough answer: the counts its tail gave, if any
+        return dict(transform.usage) if isinstance(transform, UsageTransform) else {}
     out: dict[str, int] = {}
     for key, value in exchange.usage.items():
         if key in _USAGE_KEYS and isinstance(value, int):

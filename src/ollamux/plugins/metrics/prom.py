@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -156,11 +157,18 @@ class RequestMetrics(Collector):
         if series is None:
             series = self._children(*key)
         series.requests.value += 1
-        series.duration.observe(duration_s)
+        # ``Buckets.observe`` inlined (three method calls less for every request).
+        h = series.duration
+        h.counts[bisect_left(h.bounds, duration_s)] += 1
+        h.sum += duration_s
         if ttft_s is not None:
-            series.ttft.observe(ttft_s)
+            h = series.ttft
+            h.counts[bisect_left(h.bounds, ttft_s)] += 1
+            h.sum += ttft_s
         if wait_s is not None:
-            self._wait.observe(wait_s)
+            h = self._wait
+            h.counts[bisect_left(h.bounds, wait_s)] += 1
+            h.sum += wait_s
         if tokens_in > 0:
             series.tokens_in.value += tokens_in
         if tokens_out > 0:

@@ -40,7 +40,10 @@ class RecentStats:
     def end(self, exchange: Exchange, usage: dict[str, int]) -> None:
         self.live.pop(id(exchange), None)
         self.total += 1
-        b = self._bucket(int(time.time()))
+        second = int(time.time())
+        buckets = self.buckets
+        # The current second's bucket, nearly always there already (no call to find it).
+        b = buckets[-1] if buckets and buckets[-1].second == second else self._bucket(second)
         b.requests += 1
         if exchange.status >= 400 or exchange.outcome == "FAILED":
             b.errors += 1
@@ -48,7 +51,8 @@ class RecentStats:
         if exchange.first_chunk_at is not None:
             b.ttft_ms += (exchange.first_chunk_at - exchange.started_at) * 1000
             b.ttft_n += 1
-        b.tokens_out += usage.get("completion_tokens", 0)
+        if usage:
+            b.tokens_out += usage.get("completion_tokens", 0)
 
     def _bucket(self, second: int) -> Bucket:
         if not self.buckets or self.buckets[-1].second != second:
