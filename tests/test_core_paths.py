@@ -140,3 +140,16 @@ async def test_stream_chunks_reach_the_client_before_the_backend_finishes(
     fake.release.set()
     rest = [json.loads(x) for x in (await resp.text()).splitlines()]
     assert rest[-1]["done"] is True
+
+
+async def test_a_whole_answer_goes_out_with_its_length_not_chunked(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    _fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}]})
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    resp = await client.post("/api/chat", json=chat)
+    body = await resp.read()
+    assert resp.headers["Content-Length"] == str(len(body))
+    assert "Transfer-Encoding" not in resp.headers
+    assert json.loads(body)["done"] is True

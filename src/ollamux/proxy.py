@@ -177,6 +177,10 @@ async def _relay(
     return exchange.sink.answer()
 
 
+# Answers that carry no body, so no length either (RFC 9110).
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
 class _Relay:
     """Writes transformed bytes to the exchange's sink, starting the answer with the first
     bytes."""
@@ -242,9 +246,14 @@ class _Relay:
         if tail:
             self.exchange.chunks += 1
             self.exchange.bytes_out += len(tail)
+        body = data + tail if tail else data
         if not self.sink.started:
+            if self.head.status not in _NO_BODY_STATUSES and self.exchange.method != "HEAD":
+                # The whole answer is known: sent with its length, not chunked, as the
+                # backend (Ollama, an OpenAI server) sends a non-streamed answer.
+                self.headers["Content-Length"] = str(len(body))
             await self._start()
-        await self.sink.end(data + tail if tail else data)
+        await self.sink.end(body)
 
     async def fail(self, message: str) -> None:
         """End a stream that broke: an error event/line in the endpoint's dialect."""
