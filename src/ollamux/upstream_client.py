@@ -225,7 +225,7 @@ class _Connection(asyncio.Protocol):
         self._head_bytes = 0
         self._paused = False
         self.waiting_since: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self.watched = False  # in the pool's between-bytes watch
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -252,7 +252,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        self._stop_timer()
+        self._unwatch()
         response = self._response
         if response is not None and not response._done:
             self._response = None
@@ -305,7 +305,7 @@ class _Connection(asyncio.Protocol):
         if response is None:
             return
         self._response = None
-        self._stop_timer()
+        self._unwatch()
         response._finished()
         if self.parser.should_keep_alive() and not self._until_close:
             self.pool._release(self)
@@ -330,7 +330,7 @@ class _Connection(asyncio.Protocol):
             self.transport.writelines(data)
         if read_timeout:
             self.waiting_since = self.loop.time()
-            self._arm(read_timeout)
+            self.pool._watch(self)
         return waiter
 
     def pause(self) -> None:
@@ -345,34 +345,23 @@ class _Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         """Drop the connection (its request, if any, fails)."""
-        self._stop_timer()
+        self._unwatch()
         if self.transport is not None and not self.lost:
             self.transport.abort()
 
     def usable(self) -> bool:
         return not self.lost and self.transport is not None and not self.transport.is_closing()
 
-    # -- the between-bytes timeout: one timer per request, re-armed only when it fires ------
+    def _unwatch(self) -> None:
+        if self.watched:
+            self.watched = False
+            self.pool._watched.discard(self)
 
-    def _arm(self, timeout: float) -> None:
-        self._timer = self.loop.call_at(self.loop.time() + timeout, self._check, timeout)
-
-    def _check(self, timeout: float) -> None:
-        self._timer = None
-        if self._head_waiter is None and self._response is None:
-            return
-        now = self.loop.time()
+    def silent_for(self, now: float) -> float:
+        """How long the reader has been waiting for this backend (0 while it is busy
+        elsewhere: time spent writing to a slow client is not the backend's silence)."""
         since = self.waiting_since
-        due = now + timeout if since is None else since + timeout
-        if now < due:
-            self._timer = self.loop.call_at(due, self._check, timeout)
-            return
-        self._broken(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        return 0.0 if since is None else now - since
 
     def _broken(self, exc: BaseException) -> None:
         """The request in flight fails with ``exc``; the connection is dropped."""
@@ -396,6 +385,9 @@ class UpstreamPool:
         self._ssl: ssl.SSLContext | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
+        # Requests in flight, checked for backend silence by one ticker (no timer each).
+        self._watched: set[_Connection] = set()
+        self._ticker: asyncio.TimerHandle | None = None
 
     def origin(self, url: str) -> Origin:
         found = self._origins.get(url)
@@ -465,6 +457,26 @@ class UpstreamPool:
             ) from exc
         return conn
 
+    def _watch(self, conn: _Connection) -> None:
+        conn.watched = True
+        self._watched.add(conn)
+        if self._ticker is None and self.read_timeout:
+            self._ticker = conn.loop.call_later(_tick_s(self.read_timeout), self._tick)
+
+    def _tick(self) -> None:
+        """Fail the requests whose backend has been silent longer than ``read_timeout``
+        (within a quarter of it, at most a second, late)."""
+        self._ticker = None
+        timeout = self.read_timeout
+        if not self._watched or not timeout:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn in [c for c in self._watched if c.silent_for(now) >= timeout]:
+            conn._broken(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
+        if self._watched:
+            self._ticker = loop.call_later(_tick_s(timeout), self._tick)
+
     def _release(self, conn: _Connection) -> None:
         if self._closed or not conn.usable():
             conn.abort()
@@ -497,6 +509,9 @@ class UpstreamPool:
     def close(self) -> None:
         """Close every idle connection (those in use close when their answer is done)."""
         self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -518,6 +533,10 @@ def request_target(path: str, query: str) -> str:
     percent-encoded (aiohttp hands the gateway decoded paths), escapes kept."""
     target = f"{path}?{query}" if query else path
     return target if _PLAIN_TARGET(target) else quote(target, safe=_TARGET_SAFE)
+
+
+def _tick_s(timeout: float) -> float:
+    return min(1.0, timeout / 4)
 
 
 def _request_bytes(
