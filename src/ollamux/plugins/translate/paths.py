@@ -110,7 +110,7 @@ async def translate(exchange: Exchange, backend: Backend) -> Result | None:
             exchange.state.pop(STATE, None)
             return None
         raise GatewayError(404, f"{exchange.method} {exchange.path} is not available")
-    if backend.api == "ollama":
+    if backend.api is Dialect.OLLAMA:
         return await _to_ollama(exchange)
     return await _to_openai(exchange, backend)
 
