@@ -19,7 +19,6 @@ import base64
 import re
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
@@ -76,7 +75,7 @@ class UpstreamResponse:
     """A backend's answer: status and headers, then the body as it arrives.
 
     ``content`` is the response itself, so code written for aiohttp's
-    ``response.content.read()`` / ``iter_any()`` / ``at_eof()`` reads it unchanged.
+    ``response.content.read()`` / ``at_eof()`` reads it unchanged.
     """
 
     __slots__ = (
@@ -165,10 +164,6 @@ class UpstreamResponse:
         self._buffer.appendleft(data)
         self._buffered += len(data)
 
-    async def iter_any(self) -> AsyncIterator[bytes]:
-        while data := await self.read_any():
-            yield data
-
     def close(self) -> None:
         """Done with this answer: a connection still carrying its body is dropped."""
         conn = self._conn
@@ -214,7 +209,6 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.lost = False
         self.idle_since = 0.0
-        self.reused = False
         # The request in flight: its head (until complete), its response once the head is in.
         self._head_waiter: asyncio.Future[UpstreamResponse] | None = None
         self._response: UpstreamResponse | None = None
@@ -262,12 +256,6 @@ class _Connection(asyncio.Protocol):
                 response._fail(aiohttp.ClientPayloadError("Response payload is not completed"))
         elif self._head_waiter is not None and not self._head_waiter.done():
             self._head_waiter.set_exception(aiohttp.ServerDisconnectedError())
-
-    def pause_writing(self) -> None:  # a request body larger than the socket buffer
-        pass
-
-    def resume_writing(self) -> None:
-        pass
 
     # -- httptools callbacks ---------------------------------------------------------------
 
@@ -430,7 +418,6 @@ class UpstreamPool:
         while idle:
             conn = idle.pop()
             if conn.usable():
-                conn.reused = True
                 return conn
         return None
 
@@ -497,10 +484,12 @@ class UpstreamPool:
         cutoff = loop.time() - KEEPALIVE_S
         left = False
         for idle in self._idle.values():
-            keep = [c for c in idle if c.idle_since > cutoff and c.usable()]
-            for c in idle:
-                if c not in keep:
-                    c.abort()
+            keep = []
+            for conn in idle:
+                if conn.idle_since > cutoff and conn.usable():
+                    keep.append(conn)
+                else:
+                    conn.abort()
             idle[:] = keep
             left = left or bool(keep)
         if left:
