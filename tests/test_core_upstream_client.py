@@ -5,6 +5,7 @@ misbehave on cue (close, hang, cut short, answer garbage)."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ollamux.upstream_client import HIGH_WATER, UpstreamPool, request_target
+from ollamux.upstream_client import HIGH_WATER, MAX_INFLATED_READ, UpstreamPool, request_target
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -362,3 +363,49 @@ async def test_a_head_that_never_ends_fails_without_filling_memory(pool: Upstrea
     async with Scripted(endless_head) as url:
         with pytest.raises(aiohttp.ClientPayloadError, match="head is too large"):
             await get(pool, url)
+
+
+async def test_a_compressed_answer_is_decoded(pool: UpstreamPool) -> None:
+    text = b'{"message": "' + b"tok " * 1000 + b'"}'
+    packed = gzip.compress(text)
+
+    async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+        writer.write(head % len(packed) + packed)
+        await writer.drain()
+        await reader.read()
+
+    async with Scripted(gzipped) as url:
+        assert await get(pool, url) == (200, text)
+
+
+async def test_a_compressed_answer_that_inflates_too_far_fails(pool: UpstreamPool) -> None:
+    bomb = gzip.compress(b"\0" * (2 * MAX_INFLATED_READ))
+
+    async def zip_bomb(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+        writer.write(head % len(bomb) + bomb)
+        await writer.drain()
+        await reader.read()
+
+    async with Scripted(zip_bomb) as url:
+        response = await pool.request("GET", url, "/", CIMultiDict(), None)
+        with pytest.raises(aiohttp.ClientPayloadError, match="inflates too far"):
+            await response.read()
+
+
+async def test_a_body_that_is_not_what_its_encoding_says_is_a_payload_error(
+    pool: UpstreamPool,
+) -> None:
+    async def not_gzip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nplain")
+        await writer.drain()
+        await reader.read()
+
+    async with Scripted(not_gzip) as url:
+        response = await pool.request("GET", url, "/", CIMultiDict(), None)
+        with pytest.raises(aiohttp.ClientPayloadError, match="undecodable compressed body"):
+            await response.read()

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import re
 import ssl
+import zlib
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, cast
@@ -31,6 +32,8 @@ from multidict import CIMultiDict
 HIGH_WATER = 256 * 1024
 # The most an answer's status line and headers may take (aiohttp allows 8 KiB per line).
 MAX_HEAD_BYTES = 64 * 1024
+# The most one read from a compressed answer may decompress to (a zip bomb fills no memory).
+MAX_INFLATED_READ = 64 * 1024 * 1024
 # Idle connections kept per backend, and for how long.
 MAX_IDLE_PER_ORIGIN = 256
 KEEPALIVE_S = 15.0
@@ -214,6 +217,8 @@ class _Connection(asyncio.Protocol):
         self._response: UpstreamResponse | None = None
         self._headers: CIMultiDict[str] = CIMultiDict()
         self._head_only = False
+        self._inflate: Any = None  # a zlib decompressor when the answer is compressed
+        self._callback_error = ""
         self._until_close = False
         self._got_bytes = False
         self._head_bytes = 0
@@ -234,7 +239,8 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._broken(aiohttp.ClientPayloadError(f"invalid HTTP answer: {exc}"))
+            reason = self._callback_error or f"invalid HTTP answer: {exc}"
+            self._broken(aiohttp.ClientPayloadError(reason))
             return
         if self._head_waiter is not None:  # the head is still coming
             self._head_bytes += len(data)
@@ -271,6 +277,10 @@ class _Connection(asyncio.Protocol):
         self._headers = CIMultiDict()
         self.waiting_since = None  # the reader is busy with the head until it reads again
         self._until_close = "Content-Length" not in headers and "Transfer-Encoding" not in headers
+        coding = headers.get("Content-Encoding", "").strip().lower()
+        # Nothing asks for compression; a backend that compresses anyway is decoded here,
+        # as aiohttp's client did (gzip or zlib, told apart by their headers).
+        self._inflate = zlib.decompressobj(47) if coding in _INFLATABLE else None
         response = UpstreamResponse(self, status, headers)
         waiter = self._head_waiter
         self._head_waiter = None
@@ -285,8 +295,27 @@ class _Connection(asyncio.Protocol):
             self.abort()
 
     def on_body(self, body: bytes) -> None:
-        if self._response is not None:
-            self._response._data(body)
+        if self._response is None:
+            return
+        if self._inflate is not None:
+            body = self._inflated(body)
+            if not body:
+                return
+        self._response._data(body)
+
+    def _inflated(self, data: bytes) -> bytes:
+        """``data`` decompressed; a failure stops the parser (httptools reports it without
+        its words, so they are kept for ``data_received``)."""
+        inflate = self._inflate
+        try:
+            out = inflate.decompress(data, MAX_INFLATED_READ)
+        except zlib.error as exc:
+            self._callback_error = f"an undecodable compressed body: {exc}"
+            raise
+        if inflate.unconsumed_tail:
+            self._callback_error = "a compressed body that inflates too far"
+            raise ValueError(self._callback_error)
+        return bytes(out)
 
     def on_message_complete(self) -> None:
         response = self._response
@@ -294,6 +323,11 @@ class _Connection(asyncio.Protocol):
             return
         self._response = None
         self._unwatch()
+        if self._inflate is not None:
+            tail = self._inflate.flush()
+            self._inflate = None
+            if tail:
+                response._data(tail)
         response._finished()
         if self.parser.should_keep_alive() and not self._until_close:
             self.pool._release(self)
@@ -522,6 +556,9 @@ def request_target(path: str, query: str) -> str:
     percent-encoded (aiohttp hands the gateway decoded paths), escapes kept."""
     target = f"{path}?{query}" if query else path
     return target if _PLAIN_TARGET(target) else quote(target, safe=_TARGET_SAFE)
+
+
+_INFLATABLE = frozenset({"gzip", "x-gzip", "deflate"})
 
 
 def _tick_s(timeout: float) -> float:
