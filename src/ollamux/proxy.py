@@ -68,13 +68,21 @@ async def upstream_request(exchange: Exchange, backend: Backend) -> UpstreamRequ
     return passthrough_request(exchange, backend) if up is None else up
 
 
+def headers_for(
+    exchange: Exchange, backend: Backend, up: UpstreamRequest, peer: str | None
+) -> CIMultiDict[str]:
+    """The headers ``up`` goes to ``backend`` with: the client's that may cross, the
+    backend's own, then those the translation set."""
+    headers = upstream_headers(exchange.headers, backend.auth_headers(), peer)
+    headers.update(up.headers)
+    return headers
+
+
 def request_args(
     exchange: Exchange, backend: Backend, up: UpstreamRequest, peer: str | None
 ) -> dict[str, Any]:
     """Keyword arguments for ``ClientSession.request`` sending ``up`` to ``backend``."""
-    headers = upstream_headers(exchange.headers, backend.auth_headers(), peer)
-    for key, value in up.headers.items():
-        headers[key] = value
+    headers = headers_for(exchange, backend, up, peer)
     args: dict[str, Any] = {
         "method": up.method,
         "url": backend.url + up.path + (f"?{up.query}" if up.query else ""),
@@ -97,8 +105,7 @@ async def attempt(exchange: Exchange, backend: Backend) -> web.StreamResponse:
     up = await upstream_request(exchange, backend)
     if isinstance(up, LocalResponse):
         return await _relay_local(exchange, backend, up)
-    headers = upstream_headers(exchange.headers, backend.auth_headers(), exchange.sink.remote)
-    headers.update(up.headers)
+    headers = headers_for(exchange, backend, up, exchange.sink.remote)
     try:
         upstream = await gw.upstream.request(
             up.method, backend.url, request_target(up.path, up.query), headers, up.body
@@ -340,9 +347,7 @@ class BodyTooLarge(Exception):
     """A body the gateway must read whole was larger than it accepts."""
 
 
-async def read_bounded(
-    upstream: aiohttp.ClientResponse | UpstreamResponse, limit: int
-) -> tuple[bytes, bool]:
+async def read_bounded(upstream: UpstreamResponse, limit: int) -> tuple[bytes, bool]:
     """At most ``limit`` bytes of ``upstream``'s body, and whether the read timed out.
 
     Reading stops there (the caller closes the response, dropping the rest with the
@@ -351,7 +356,7 @@ async def read_bounded(
     size = 0
     try:
         while size < limit:
-            data = await upstream.content.read(limit - size)
+            data = await upstream.read(limit - size)
             if not data:
                 break
             parts.append(data)
@@ -360,12 +365,12 @@ async def read_bounded(
         return b"".join(parts), True
     except aiohttp.ClientError:
         pass
-    if size >= limit and not upstream.content.at_eof():
+    if size >= limit and not upstream.at_eof():
         upstream.close()  # the rest is not wanted: drop the connection
     return b"".join(parts), False
 
 
-async def read_whole(upstream: aiohttp.ClientResponse | UpstreamResponse, limit: int) -> bytes:
+async def read_whole(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
     """``upstream``'s whole body, which must be at most ``limit`` bytes (``BodyTooLarge``);
     errors and timeouts propagate."""
     parts: list[bytes] = []

@@ -75,11 +75,7 @@ class Origin:
 
 
 class UpstreamResponse:
-    """A backend's answer: status and headers, then the body as it arrives.
-
-    ``content`` is the response itself, so code written for aiohttp's
-    ``response.content.read()`` / ``at_eof()`` reads it unchanged.
-    """
+    """A backend's answer: status and headers, then the body as it arrives."""
 
     __slots__ = (
         "_buffer",
@@ -101,10 +97,6 @@ class UpstreamResponse:
         self._done = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-
-    @property
-    def content(self) -> UpstreamResponse:
-        return self
 
     def at_eof(self) -> bool:
         """Whether the whole body has arrived and been read."""
