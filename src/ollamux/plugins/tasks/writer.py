@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -137,20 +138,17 @@ class TaskWriter:
 
     async def _write_batch(self) -> bool:
         filed, self._pending = self._pending, {}
-        if self._stopping.is_set():
-            batch = [self._record(f) for f in filed.values()]
-        else:
-            batch = []
-            young = self.clock() - self.linger_s
-            for task_id, f in filed.items():
-                if isinstance(f, TaskRecord):
-                    batch.append(f)
-                elif f.started_at > young:
-                    self._pending[task_id] = f  # began within a linger: the next batch
-                else:
-                    batch.append(self.snapshot(f))
-            if not batch:
-                return True
+        # A request still running that began within a linger waits for the next batch
+        # (unless the writer is stopping: then everything goes now).
+        young = math.inf if self._stopping.is_set() else self.clock() - self.linger_s
+        batch = []
+        for task_id, f in filed.items():
+            if not isinstance(f, TaskRecord) and f.started_at > young:
+                self._pending[task_id] = f
+            else:
+                batch.append(self._record(f))
+        if not batch:
+            return True
         try:
             await self.store.put_many(batch)
         except Exception as exc:
