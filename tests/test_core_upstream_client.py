@@ -48,6 +48,24 @@ async def read_head(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
 
+def answers(raw: bytes, *, close: bool = False) -> Script:
+    """A backend that reads one request, sends ``raw``, then closes (``close``) or waits
+    for the client to close."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        if raw:
+            writer.write(raw)
+            await writer.drain()
+        if not close:
+            await reader.read()
+
+    return script
+
+
+GZIP_HEAD = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+
+
 async def answer_forever(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Answer every request on the connection with ``ok`` (keep-alive)."""
     while True:
@@ -101,8 +119,7 @@ async def test_a_request_on_a_connection_the_backend_just_closed_goes_again_on_a
 async def test_a_new_connection_closed_before_the_head_is_a_connection_error(
     pool: UpstreamPool,
 ) -> None:
-    async def close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
+    close_at_once = answers(b"", close=True)
 
     server = Scripted(close_at_once)
     async with server as url:
@@ -142,10 +159,7 @@ async def test_a_chunked_body_is_handed_over_as_it_arrives(pool: UpstreamPool) -
 
 
 async def test_a_body_without_length_runs_to_the_close(pool: UpstreamPool) -> None:
-    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\n\r\nall of it")
-        await writer.drain()
+    until_close = answers(b"HTTP/1.1 200 OK\r\n\r\nall of it", close=True)
 
     server = Scripted(until_close)
     async with server as url:
@@ -155,10 +169,7 @@ async def test_a_body_without_length_runs_to_the_close(pool: UpstreamPool) -> No
 
 
 async def test_a_body_cut_short_of_its_length_is_a_payload_error(pool: UpstreamPool) -> None:
-    async def short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
-        await writer.drain()
+    short = answers(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", close=True)
 
     async with Scripted(short) as url:
         response = await pool.request("GET", url, "/", CIMultiDict(), None)
@@ -167,11 +178,7 @@ async def test_a_body_cut_short_of_its_length_is_a_payload_error(pool: UpstreamP
 
 
 async def test_an_answer_that_is_not_http_is_a_payload_error(pool: UpstreamPool) -> None:
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"<html>hello</html>\r\n\r\n")
-        await writer.drain()
-        await reader.read()
+    garbage = answers(b"<html>hello</html>\r\n\r\n")
 
     async with Scripted(garbage) as url:
         with pytest.raises(aiohttp.ClientPayloadError, match="invalid HTTP answer"):
@@ -181,9 +188,7 @@ async def test_an_answer_that_is_not_http_is_a_payload_error(pool: UpstreamPool)
 async def test_a_backend_silent_before_its_head_times_out() -> None:
     pool = UpstreamPool(connect_timeout=2.0, read_timeout=0.2)
 
-    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        await reader.read()
+    hang = answers(b"")
 
     try:
         async with Scripted(hang) as url:
@@ -196,11 +201,7 @@ async def test_a_backend_silent_before_its_head_times_out() -> None:
 async def test_a_backend_silent_mid_body_times_out() -> None:
     pool = UpstreamPool(connect_timeout=2.0, read_timeout=0.2)
 
-    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n")
-        await writer.drain()
-        await reader.read()
+    stall = answers(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n")
 
     try:
         async with Scripted(stall) as url:
@@ -263,11 +264,7 @@ async def test_a_reader_that_falls_behind_stops_reading_from_the_backend(
 
 
 async def test_a_head_answer_ends_at_its_head(pool: UpstreamPool) -> None:
-    async def head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
-        await writer.drain()
-        await reader.read()
+    head = answers(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
 
     async with Scripted(head) as url:
         response = await pool.request("HEAD", url, "/", CIMultiDict(), None)
@@ -277,24 +274,16 @@ async def test_a_head_answer_ends_at_its_head(pool: UpstreamPool) -> None:
 
 
 async def test_an_interim_answer_is_skipped_for_the_real_one(pool: UpstreamPool) -> None:
-    async def interim(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
-        )
-        await writer.drain()
-        await reader.read()
+    interim = answers(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
+    )
 
     async with Scripted(interim) as url:
         assert await get(pool, url) == (201, b"ok")
 
 
 async def test_an_abandoned_answer_drops_its_connection(pool: UpstreamPool) -> None:
-    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n")
-        await writer.drain()
-        await reader.read()  # until the client drops the connection
+    endless = answers(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n")
 
     server = Scripted(endless)
     async with server as url:
@@ -369,12 +358,7 @@ async def test_a_compressed_answer_is_decoded(pool: UpstreamPool) -> None:
     text = b'{"message": "' + b"tok " * 1000 + b'"}'
     packed = gzip.compress(text)
 
-    async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
-        writer.write(head % len(packed) + packed)
-        await writer.drain()
-        await reader.read()
+    gzipped = answers(GZIP_HEAD % len(packed) + packed)
 
     async with Scripted(gzipped) as url:
         assert await get(pool, url) == (200, text)
@@ -383,12 +367,7 @@ async def test_a_compressed_answer_is_decoded(pool: UpstreamPool) -> None:
 async def test_a_compressed_answer_that_inflates_too_far_fails(pool: UpstreamPool) -> None:
     bomb = gzip.compress(b"\0" * (2 * MAX_INFLATED_READ))
 
-    async def zip_bomb(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
-        writer.write(head % len(bomb) + bomb)
-        await writer.drain()
-        await reader.read()
+    zip_bomb = answers(GZIP_HEAD % len(bomb) + bomb)
 
     async with Scripted(zip_bomb) as url:
         response = await pool.request("GET", url, "/", CIMultiDict(), None)
@@ -399,11 +378,9 @@ async def test_a_compressed_answer_that_inflates_too_far_fails(pool: UpstreamPoo
 async def test_a_body_that_is_not_what_its_encoding_says_is_a_payload_error(
     pool: UpstreamPool,
 ) -> None:
-    async def not_gzip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nplain")
-        await writer.drain()
-        await reader.read()
+    not_gzip = answers(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nplain"
+    )
 
     async with Scripted(not_gzip) as url:
         response = await pool.request("GET", url, "/", CIMultiDict(), None)
