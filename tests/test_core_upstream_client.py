@@ -14,7 +14,13 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ollamux.upstream_client import HIGH_WATER, MAX_INFLATED_READ, UpstreamPool, request_target
+from ollamux.upstream_client import (
+    HIGH_WATER,
+    MAX_INFLATED_READ,
+    UpstreamPool,
+    UpstreamResponse,
+    request_target,
+)
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -386,3 +392,118 @@ async def test_a_body_that_is_not_what_its_encoding_says_is_a_payload_error(
         response = await pool.request("GET", url, "/", CIMultiDict(), None)
         with pytest.raises(aiohttp.ClientPayloadError, match="undecodable compressed body"):
             await response.read()
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def chunks_on_cue(go: asyncio.Event, cue: asyncio.Event) -> Script:
+    """A chunked answer: ``first``; ``second`` once ``go`` is set; the end once ``cue``
+    is set."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(CHUNKED_HEAD + b"5\r\nfirst\r\n")
+        await writer.drain()
+        await go.wait()
+        writer.write(b"6\r\nsecond\r\n")
+        await writer.drain()
+        await cue.wait()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    return script
+
+
+async def first_then(pool: UpstreamPool, url: str, go: asyncio.Event) -> UpstreamResponse:
+    """The answer, its first chunk read: ``second`` comes while the reader waits."""
+    response = await pool.request("GET", url, "/", CIMultiDict(), None)
+    assert await response.read_any() == b"first"
+    asyncio.get_running_loop().call_soon(go.set)
+    return response
+
+
+async def test_bytes_arriving_while_the_reader_waits_go_to_on_data(pool: UpstreamPool) -> None:
+    go, cue = asyncio.Event(), asyncio.Event()
+    taken: list[bytes] = []
+
+    def take(data: bytes) -> bool:
+        taken.append(data)
+        cue.set()
+        return True
+
+    async with Scripted(chunks_on_cue(go, cue)) as url:
+        response = await first_then(pool, url, go)
+        response.on_data = take
+        assert await response.read_any() == b""
+        assert taken == [b"second"]
+        assert response.at_eof()
+
+
+async def test_bytes_on_data_declines_are_read(pool: UpstreamPool) -> None:
+    go, cue = asyncio.Event(), asyncio.Event()
+    offered: list[bytes] = []
+
+    def decline(data: bytes) -> bool:
+        offered.append(data)
+        cue.set()
+        return False
+
+    async with Scripted(chunks_on_cue(go, cue)) as url:
+        response = await first_then(pool, url, go)
+        response.on_data = decline
+        assert await response.read() == b"second"
+    assert offered == [b"second"]
+
+
+async def test_what_on_data_raises_is_raised_to_the_reader_and_the_connection_dropped(
+    pool: UpstreamPool,
+) -> None:
+    go, closed = asyncio.Event(), asyncio.Event()
+
+    def refuse(data: bytes) -> bool:
+        raise ValueError("not understood")
+
+    async def closed_by_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(CHUNKED_HEAD + b"5\r\nfirst\r\n")
+        await writer.drain()
+        await go.wait()
+        writer.write(b"6\r\nsecond\r\n")
+        await writer.drain()
+        await reader.read()  # returns once the client closed the connection
+        closed.set()
+
+    async with Scripted(closed_by_client) as url:
+        response = await first_then(pool, url, go)
+        response.on_data = refuse
+        with pytest.raises(ValueError, match="not understood"):
+            await response.read_any()
+        response.close()
+        await asyncio.wait_for(closed.wait(), 5)
+
+
+async def test_a_backend_that_keeps_sending_to_on_data_is_not_silent() -> None:
+    pool = UpstreamPool(connect_timeout=2.0, read_timeout=0.2)
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(CHUNKED_HEAD)
+        for _ in range(10):  # 0.5 s in all, never 0.2 s without a byte
+            writer.write(b"1\r\nx\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    taken: list[bytes] = []
+    try:
+        async with Scripted(trickle) as url:
+            response = await pool.request("GET", url, "/", CIMultiDict(), None)
+            response.on_data = lambda data: taken.append(data) is None
+            rest = await response.read()
+        assert b"".join(taken) + rest == b"x" * 10
+    finally:
+        pool.close()

@@ -375,3 +375,57 @@ def test_text_fast_path_writes_the_same_line_as_the_general_path(generate: bool)
     assert json.loads(line) == stream.feed(chunk({"content": 'say "hi"\n'}))[0]
     assert stream.content_line(chunk({"content": "x", "reasoning_content": "y"})) is None
     assert stream.content_line(chunk({"content": "x"}, "stop")) is None
+
+
+def _compact(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_a_chunk_shaped_like_the_last_text_chunk_is_converted_from_its_bytes() -> None:
+    stream = res.ChatStream(MODEL)
+    first = _compact(chunk({"content": "Hi"}))
+    assert stream.content_line_raw(first) is None  # nothing learnt yet
+    stream.content_line(chunk({"content": "Hi"}), first)
+    line = stream.content_line_raw(_compact(chunk({"content": 'é "quoted"\n'})))
+    assert line is not None
+    assert json.loads(line)["message"] == {"role": "assistant", "content": 'é "quoted"\n'}
+    assert json.loads(line) == stream.feed(chunk({"content": 'é "quoted"\n'}))[0]
+
+
+@pytest.mark.parametrize(
+    "middle",
+    [
+        b'"a","role":"x"',  # two strings where one was: another shape
+        b'""',  # empty text: nothing to send
+        b"null",
+        b'"\xff"',  # not UTF-8
+        b'"tab\there"',  # a control character: not JSON
+    ],
+)
+def test_a_line_that_only_looks_like_the_learnt_shape_is_not_taken_raw(middle: bytes) -> None:
+    stream = res.ChatStream(MODEL)
+    learnt = _compact(chunk({"content": "Hi"}))
+    stream.content_line(chunk({"content": "Hi"}), learnt)
+    head, _, tail = learnt.partition(b'"Hi"')
+    assert stream.content_line_raw(head + middle + tail) is None
+
+
+def test_a_key_named_content_elsewhere_teaches_no_shape() -> None:
+    stream = res.ChatStream(MODEL)
+    obj = chunk({"content": "Hi"})
+    obj["choices"][0]["logprobs"] = {"content": []}
+    line = _compact(obj)
+    assert stream.content_line(obj, line) is not None
+    assert stream.content_line_raw(line) is None
+
+
+def test_a_stream_of_compact_chunks_keeps_every_text_exactly() -> None:
+    objs = [chunk({"role": "assistant", "content": ""})]
+    objs += [chunk({"content": text}) for text in ("Hel", "lo", ' "w"', "\\", "\u00e9")]
+    body = b"".join(_compact(o) + b"\n\n" for o in [*objs, chunk({}, "stop")]) + _sse(b"[DONE]")
+    fast = _transform(_exchange())
+    out = fast.feed(body) + fast.end()
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert [x["message"]["content"] for x in lines[:-1]] == ["Hel", "lo", ' "w"', "\\", "\u00e9"]
+    assert lines[-1]["done"] is True
+    assert fast.stream.content_line_raw(_compact(chunk({"content": "more"}))) is not None

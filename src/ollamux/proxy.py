@@ -155,6 +155,7 @@ async def _relay(
         and backend.api is Dialect.OLLAMA
         and NDJSON in upstream.headers.get("Content-Type", "")
     )
+    relay.watch_errors = watch_errors
     read = upstream.read_any
     at_eof = upstream.at_eof
     last = b""
@@ -166,6 +167,10 @@ async def _relay(
                 last = data
                 break
             await relay.write(data)
+            if upstream.on_data is None and relay.sink.writable_now():
+                # The answer is under way: what follows is written on as it arrives, from
+                # the connection's callback, without waking this task for every chunk.
+                upstream.on_data = relay.push
         await relay.finish(last)
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as exc:
         if isinstance(exc, aiohttp.ClientConnectionResetError) and exchange.sink.gone():
@@ -201,6 +206,8 @@ class _Relay:
         self.headers = head.headers
         self.headers.update(exchange.response_headers)
         self.sink = exchange.sink
+        # Ollama ``{"error": ...}`` lines may come inside this 200 stream (``_relay``).
+        self.watch_errors = False
 
     @property
     def started(self) -> bool:
@@ -237,6 +244,17 @@ class _Relay:
             if not self.sink.started:
                 await self._start()
             await self.sink.write(data)
+
+    def push(self, data: bytes) -> bool:
+        """``write`` without waiting, from the backend connection's callback: ``False``
+        (nothing done) when the write might have to wait, or the bytes may hold an error
+        line to look at."""
+        if (self.watch_errors and b'"error"' in data) or not self.sink.writable_now():
+            return False
+        data = self._feed(data)
+        if data:
+            self.sink.write_now(data)
+        return True
 
     async def finish(self, data: bytes = b"") -> None:
         """End the answer; ``data``, the answer's last bytes when already known, is sent

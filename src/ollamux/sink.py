@@ -14,6 +14,10 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+# Chunks smaller than this are framed by copying into one buffer (one write), larger ones
+# written as three pieces (no copy).
+_JOIN_BELOW = 16 * 1024
+
 
 class Sink:
     """The interface: ``start`` once (status and headers), ``write`` chunks, ``end``."""
@@ -39,6 +43,14 @@ class Sink:
     async def end(self, data: bytes = b"") -> None:
         raise NotImplementedError
 
+    def writable_now(self) -> bool:
+        """Whether ``write_now`` may be used: a write that cannot have to wait."""
+        return False
+
+    def write_now(self, data: bytes) -> None:
+        """Write ``data`` at once, from a callback (only when ``writable_now``)."""
+        raise NotImplementedError
+
     def answer(self) -> web.StreamResponse:
         """What the handler returns to aiohttp once the answer went through this sink."""
         raise NotImplementedError
@@ -54,6 +66,7 @@ class HttpSink(Sink):
     client (not one per chunk): most answers go out without waiting and never arm one."""
 
     __slots__ = (
+        "_chunked",
         "_handle",
         "_since",
         "_timed_out",
@@ -73,6 +86,9 @@ class HttpSink(Sink):
         self._since: float | None = None  # when the write in progress began
         self._handle: asyncio.TimerHandle | None = None
         self._timed_out = False
+        # Whether ``write_now`` may frame chunks: the answer is chunked and its head went
+        # out (``None`` until the first write tells).
+        self._chunked: bool | None = None
 
     def gone(self) -> bool:
         transport = self.request.transport
@@ -106,6 +122,30 @@ class HttpSink(Sink):
             self._since = None
         if self._timed_out:
             raise asyncio.CancelledError
+        if self._chunked is None:  # the head went out with these first bytes
+            response = self.response
+            self._chunked = (
+                response.headers.get("Transfer-Encoding") == "chunked" and not response.compression
+            )
+
+    def writable_now(self) -> bool:
+        # Only while the client takes everything written: a backlog goes through ``write``,
+        # which waits for the client (and watches how long).
+        transport = self.request.transport
+        return (
+            self._chunked is True
+            and transport is not None
+            and not transport.is_closing()
+            and not transport.get_write_buffer_size()
+        )
+
+    def write_now(self, data: bytes) -> None:
+        transport = self.request.transport
+        assert transport is not None
+        if len(data) < _JOIN_BELOW:
+            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
 
     async def end(self, data: bytes = b"") -> None:
         assert self.response is not None

@@ -20,6 +20,7 @@ import re
 import ssl
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
@@ -83,8 +84,10 @@ class UpstreamResponse:
         "_conn",
         "_done",
         "_error",
+        "_handing",
         "_waiter",
         "headers",
+        "on_data",
         "status",
     )
 
@@ -97,6 +100,11 @@ class UpstreamResponse:
         self._done = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        # Takes the body's bytes as they arrive while the reader waits, instead of waking
+        # it: ``True`` when they were dealt with (written on), ``False`` to have them read.
+        # What it raises is raised to the reader.
+        self.on_data: Callable[[bytes], bool] | None = None
+        self._handing = False  # a hand-over to ``on_data`` is due
 
     def at_eof(self) -> bool:
         """Whether the whole body has arrived and been read."""
@@ -173,6 +181,40 @@ class UpstreamResponse:
         self._buffered += len(data)
         if self._buffered > HIGH_WATER and self._conn is not None:
             self._conn.pause()
+        if self.on_data is not None and self._waiter is not None:
+            if not self._handing:  # what else arrives meanwhile goes with it
+                self._handing = True
+                asyncio.get_running_loop().call_soon(self._hand_over)
+            return
+        self._wake()
+
+    def _hand_over(self) -> None:
+        """Give what arrived to ``on_data`` while the reader still waits; what it does not
+        take (or an error it raises) wakes the reader."""
+        self._handing = False
+        waiter, on_data, buffer = self._waiter, self.on_data, self._buffer
+        if waiter is None or waiter.done() or not buffer:
+            return  # the reader was woken (the end, a failure) and takes the bytes itself
+        if on_data is not None:
+            data = buffer[0] if len(buffer) == 1 else b"".join(buffer)
+            try:
+                taken = on_data(data)
+            except Exception as exc:
+                self.on_data = None
+                buffer.clear()
+                self._error = exc  # the connection stays: ``close`` drops it
+                taken = False
+            if taken:
+                buffer.clear()
+                was = self._buffered
+                self._buffered = 0
+                conn = self._conn
+                if conn is not None:
+                    if was > HIGH_WATER:
+                        conn.resume()
+                    if conn.waiting_since is not None:
+                        conn.waiting_since = conn.loop.time()  # the backend is not silent
+                return
         self._wake()
 
     def _finished(self) -> None:

@@ -265,6 +265,22 @@ def loads(data: bytes) -> Any:
     return obj
 
 
+# One JSON string that is not empty, exactly: what the raw fast paths copy as it is.
+TEXT_STRING = re.compile(rb'"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))+"')
+
+
+def all_text(values: list[bytes], block: bytes) -> bool:
+    """Whether every one of ``values`` is a non-empty JSON string and ``block``, where
+    they come from, is UTF-8: then they may be copied as they are."""
+    if not all(map(TEXT_STRING.fullmatch, values)):
+        return False
+    try:
+        block.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def loads_strict(data: bytes) -> Any:
     """As ``loads``, but invalid UTF-8 is an error (the fast paths copy bytes as they are)."""
     text = data.decode()
@@ -330,6 +346,12 @@ class Lines:
         self.limit = limit
 
     def feed(self, data: bytes) -> list[bytes]:
+        block = self.block(data)
+        return [] if block is None else block.split(b"\n")
+
+    def block(self, data: bytes) -> bytes | None:
+        """The lines ``data`` completes, as one block (joined by newlines, without the
+        last one); ``None`` when it completes none."""
         cut = data.rfind(b"\n")
         if cut < 0:
             self._parts.append(data)
@@ -337,7 +359,7 @@ class Lines:
             if self._size > self.limit:
                 self._parts, self._size = [], 0
                 raise LineTooLong(f"a line longer than {self.limit} bytes")
-            return []
+            return None
         if self._parts:
             self._parts.append(data[:cut])
             head = b"".join(self._parts)
@@ -346,13 +368,12 @@ class Lines:
         rest = data[cut + 1 :]
         self._parts = [rest] if rest else []
         self._size = len(rest)
-        lines = head.split(b"\n")
-        if len(head) > self.limit and max(map(len, lines)) > self.limit:
+        if len(head) > self.limit and max(map(len, head.split(b"\n"))) > self.limit:
             raise LineTooLong(f"a line longer than {self.limit} bytes")
         if self._size > self.limit:
             self._parts, self._size = [], 0
             raise LineTooLong(f"a line longer than {self.limit} bytes")
-        return lines
+        return head
 
     def flush(self) -> list[bytes]:
         rest = b"".join(self._parts)

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from .common import (
+    all_text,
     count_of,
     floats_to_base64,
     loads_strict,
@@ -210,6 +211,23 @@ class ChatStream:
             return None
         return self._content_prefix() + value + _CONTENT_TAIL
 
+    def content_events_raw(self, block: bytes) -> bytes | None:
+        """``content_event_raw`` for a block of lines at once: ``None`` unless every line
+        in it is a text-only line as Ollama writes it."""
+        if not self.role_sent or self.done:
+            return None
+        lines = block.split(b"\n")
+        end = -len(_OLLAMA_PIECE_TAIL)
+        values = [
+            line[at + len(_OLLAMA_MESSAGE_HEAD) : end]
+            for line in lines
+            if line.endswith(_OLLAMA_PIECE_TAIL) and (at := line.find(_OLLAMA_MESSAGE_HEAD)) >= 0
+        ]
+        if len(values) != len(lines) or not all_text(values, block):
+            return None
+        prefix = self._content_prefix()
+        return prefix + (_CONTENT_TAIL + prefix).join(values) + _CONTENT_TAIL
+
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -280,6 +298,9 @@ class CompletionStream(ChatStream):
         return None  # the chat fast paths do not apply to completions
 
     def content_event_raw(self, line: bytes) -> bytes | None:
+        return None
+
+    def content_events_raw(self, block: bytes) -> bytes | None:
         return None
 
     def feed(self, obj: dict[str, Any]) -> list[dict[str, Any]]:

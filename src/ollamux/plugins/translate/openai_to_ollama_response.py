@@ -10,23 +10,29 @@ durations Ollama clients read. An answer whose shape is not OpenAI's raises
 from __future__ import annotations
 
 import json
+import re
 import struct
 import time
 from typing import Any
 
 from .common import (
     Unreadable,
+    all_text,
     base64_to_floats,
     count_of,
     is_int,
     is_number,
     iso_of,
+    loads_strict,
     need,
     text_of,
 )
 
 _CHAT_TAIL = b'}, "done": false}\n'
 _GENERATE_TAIL = b', "done": false}\n'
+_CONTENT_KEY = b'"content":'
+# One JSON string token (its escapes are checked when it is decoded).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _MAX_TOOL_CALLS = 1024
 DONE_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "content_filter": "stop"}
 
@@ -168,10 +174,11 @@ class ChatStream:
         self.finish: str | None = None
         self.usage: dict[str, Any] | None = None
         self.done = False
-        self.stamp = ""
         self._second = -1
-        self._second_text = ""
+        self._head_second = b""  # ``_model_head`` and the date to the second
         self._prefix = b""
+        # The bytes around the content string of the last text-only chunk (``learn``).
+        self._head = self._tail = b""
         self._model_head = b'{"model": ' + json.dumps(model).encode() + b', "created_at": "'
         self._body_head = (
             b'", "response": ' if generate else (b'", "message": {"role": "assistant", "content": ')
@@ -184,18 +191,82 @@ class ChatStream:
         second = int(now)
         if second != self._second:  # format the date only once a second
             self._second = second
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        self.stamp = f"{self._second_text}.{int((now - second) * 1e6):06d}Z"
-        self._prefix = self._model_head + self.stamp.encode() + self._body_head
+            date = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+            self._head_second = self._model_head + date.encode()
+        self._prefix = b"%b%06dZ%b" % (self._head_second, (now - second) * 1e6, self._body_head)
 
-    def content_line(self, obj: dict[str, Any]) -> bytes | None:
+    @property
+    def stamp(self) -> str:
+        """The time ``tick`` took, as Ollama writes a ``created_at``."""
+        prefix = self._prefix
+        return prefix[len(self._model_head) : len(prefix) - len(self._body_head)].decode()
+
+    def content_line(self, obj: dict[str, Any], line: bytes = b"") -> bytes | None:
         """The hot path: a text-only chunk as a ready NDJSON line (no dicts built);
-        ``None`` when the chunk needs ``feed``."""
+        ``None`` when the chunk needs ``feed``. ``line``: the chunk's ``data:`` line, to
+        learn its shape from (``learn``)."""
         content = chunk_content(obj)
         if content is None:
             return None
+        if line:
+            self.learn(line, content)
         tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL
         return self._prefix + json.dumps(content).encode() + tail
+
+    def learn(self, line: bytes, content: str) -> None:
+        """Keep the bytes around the content string of ``line``, a text-only chunk's
+        ``data:`` line whose text is ``content``: a server writes every text chunk of a
+        stream alike, so the next ones are known by those bytes (``content_line_raw``)."""
+        at = line.find(_CONTENT_KEY)
+        if at < 0 or line.find(_CONTENT_KEY, at + 1) >= 0:
+            return  # no key, or more than one: not a line to learn from
+        start = at + len(_CONTENT_KEY)
+        while line[start : start + 1] in (b" ", b"\t"):
+            start += 1
+        match = _JSON_STRING.match(line, start)
+        if match is None:
+            return
+        try:
+            if loads_strict(match.group()) != content:
+                return
+        except ValueError:
+            return
+        self._head, self._tail = line[:start], line[match.end() :]
+
+    def content_line_raw(self, line: bytes) -> bytes | None:
+        """The hottest path: a ``data:`` line that is the learnt text-only chunk with
+        another text becomes an NDJSON line without parsing the line; its content string
+        is copied as it is. ``None`` for any other line."""
+        head, tail = self._head, self._tail
+        if not head or not line.startswith(head) or not line.endswith(tail):
+            return None
+        value = line[len(head) : len(line) - len(tail)]
+        # One JSON string, not empty; not several tokens that start and end with quotes.
+        if len(value) < 3 or value[0] != 0x22 or value[-1] != 0x22:
+            return None
+        try:
+            loads_strict(value)
+        except ValueError:
+            return None
+        return self._prefix + value + (_GENERATE_TAIL if self.generate else _CHAT_TAIL)
+
+    def content_lines_raw(self, block: bytes) -> bytes | None:
+        """``content_line_raw`` for a block of SSE lines at once (blank lines between
+        events): ``None`` unless every event in it is the learnt text-only chunk."""
+        head, tail = self._head, self._tail
+        if not head:
+            return None
+        lines = block.split(b"\n")
+        start, end = len(head), -len(tail)
+        values = [
+            line[start:end] for line in lines if line.startswith(head) and line.endswith(tail)
+        ]
+        count = len(lines) - lines.count(b"")
+        if not count or len(values) != count or not all_text(values, block):
+            return None
+        prefix = self._prefix
+        tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL
+        return prefix + (tail + prefix).join(values) + tail
 
     def _piece(self, content: str = "", thinking: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model, "created_at": self.stamp}

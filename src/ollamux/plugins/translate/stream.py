@@ -98,10 +98,21 @@ class _Translating(ResponseTransform):
         if self.failed:
             return b""
         try:
-            lines = self.lines.feed(data)
+            block = self.lines.block(data)
         except LineTooLong as exc:
             return self._broken(str(exc), False)
-        return self._lines(lines)
+        if block is None:
+            return b""
+        fast = self.text_block(block)
+        if fast is not None:
+            self.sent = True
+            return fast
+        return self._lines(block.split(b"\n"))
+
+    def text_block(self, block: bytes) -> bytes | None:
+        """The hottest path: a block of lines that are all plain text pieces, converted
+        from their bytes at once; ``None`` when it holds any other line."""
+        return None
 
     def _lines(self, lines: list[bytes]) -> bytes:
         """Convert complete lines; nothing more once the stream has failed."""
@@ -208,6 +219,9 @@ class OllamaToOpenAI(_Translating):
 
         return convert
 
+    def text_block(self, block: bytes) -> bytes | None:
+        return self.stream.content_events_raw(block)
+
     def line(self, line: bytes) -> bytes:
         fast = self.stream.content_event_raw(line)
         if fast is not None:
@@ -271,13 +285,21 @@ class OpenAIToOllama(_Translating):
 
         return convert
 
+    def text_block(self, block: bytes) -> bytes | None:
+        if self.event or self.stream.done:
+            return None
+        return self.stream.content_lines_raw(block)
+
     def line(self, line: bytes) -> bytes:
         if not line.startswith(b"data:"):
             if line.startswith(b"event:"):
                 self.event = line[6:].strip()
             return b""
-        if self.stream.done:
+        stream = self.stream
+        if stream.done:
             return b""  # nothing counts after [DONE]
+        if not self.event and (fast := stream.content_line_raw(line)) is not None:
+            return fast
         payload = line[5:].strip()
         if payload == b"[DONE]":
             return self._finish()
@@ -288,7 +310,7 @@ class OpenAIToOllama(_Translating):
             raise Unreadable("an event that is not JSON") from exc
         if not isinstance(obj, dict):
             raise Unreadable("an event that is not a JSON object")
-        fast = self.stream.content_line(obj)
+        fast = stream.content_line(obj, b"" if event else line)
         if fast is not None:
             return fast
         if event == b"error" or obj.get("error") is not None or obj.get("object") == "error":
