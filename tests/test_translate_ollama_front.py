@@ -429,3 +429,29 @@ def test_a_stream_of_compact_chunks_keeps_every_text_exactly() -> None:
     assert [x["message"]["content"] for x in lines[:-1]] == ["Hel", "lo", ' "w"', "\\", "\u00e9"]
     assert lines[-1]["done"] is True
     assert fast.stream.content_line_raw(_compact(chunk({"content": "more"}))) is not None
+
+
+def test_a_read_of_learnt_text_chunks_becomes_their_lines_in_order() -> None:
+    stream = res.ChatStream(MODEL)
+    stream.content_line(chunk({"content": "Hi"}), _compact(chunk({"content": "Hi"})))
+    texts = ["a", 'say "hi"', "\\"]
+    block = stream.content_lines_raw(b"\n\n".join(_compact(chunk({"content": t})) for t in texts))
+    assert block is not None
+    assert [json.loads(x)["message"]["content"] for x in block.splitlines()] == texts
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        b"event: error",
+        _compact(chunk({}, "stop")),
+        _compact(chunk({"content": ""})),
+        b"data: [DONE]",
+    ],
+)
+def test_a_read_holding_any_other_event_is_left_to_the_line_by_line_path(odd: bytes) -> None:
+    stream = res.ChatStream(MODEL)
+    stream.content_line(chunk({"content": "Hi"}), _compact(chunk({"content": "Hi"})))
+    block = _compact(chunk({"content": "a"})) + b"\n\n" + odd
+    assert stream.content_lines_raw(block) is None
+    assert stream.content_lines_raw(b"\n") is None  # no event at all

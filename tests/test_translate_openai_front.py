@@ -473,6 +473,47 @@ def test_raw_fast_path_leaves_other_lines_to_the_parser() -> None:
     assert stream.content_event_raw(b'{"error":"x"}') is None
 
 
+def test_a_read_of_ollama_text_lines_becomes_their_events_in_order() -> None:
+    stream = res.ChatStream(MODEL)
+    stream.feed(piece("first"))
+    texts = ["a", 'say "hi"', "\\", "\u00e9"]
+    block = stream.content_events_raw(b"\n".join(_go_line(text) for text in texts))
+    assert block is not None
+    assert [e["choices"][0]["delta"]["content"] for e in _events(block)] == texts
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        _go_line("", thinking="y"),  # not text only
+        _go_line(""),  # nothing to say
+        b"",  # a blank line
+        b'{"error":"x"}',
+        _go_line("x")[:-1] + b',"extra":1}',  # another shape
+        _go_line("x").replace(b'"x"', b'"\xff"'),  # not UTF-8
+    ],
+)
+def test_a_read_holding_any_other_line_is_left_to_the_line_by_line_path(odd: bytes) -> None:
+    stream = res.ChatStream(MODEL)
+    stream.feed(piece("first"))
+    assert stream.content_events_raw(_go_line("a") + b"\n" + odd) is None
+
+
+def test_text_lines_around_another_line_in_one_read_all_arrive() -> None:
+    t = _transform(_exchange())
+    lines = [piece("first"), piece("a"), piece("", thinking="hmm"), piece("b"), FINAL]
+    body = b"".join(json.dumps(o, separators=(",", ":")).encode() + b"\n" for o in lines)
+    events = _events(t.feed(body) + t.end())
+    deltas = [e["choices"][0]["delta"] for e in events if isinstance(e, dict) and e["choices"]]
+    assert [d.get("content") or d.get("reasoning") for d in deltas if d] == [
+        "first",
+        "a",
+        "hmm",
+        "b",
+    ]
+    assert events[-1] == "[DONE]"
+
+
 def test_nothing_follows_a_mid_stream_error_in_the_same_read() -> None:
     t = _transform(_exchange())
     body = b'{"error":"boom"}\n' + json.dumps(piece("late")).encode() + b"\n"

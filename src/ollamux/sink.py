@@ -70,6 +70,7 @@ class HttpSink(Sink):
         "_handle",
         "_since",
         "_timed_out",
+        "_transport",
         "remote",
         "request",
         "response",
@@ -89,6 +90,7 @@ class HttpSink(Sink):
         # Whether ``write_now`` may frame chunks: the answer is chunked and its head went
         # out (``None`` until the first write tells).
         self._chunked: bool | None = None
+        self._transport: asyncio.Transport | None = None
 
     def gone(self) -> bool:
         transport = self.request.transport
@@ -127,11 +129,12 @@ class HttpSink(Sink):
             self._chunked = (
                 response.headers.get("Transfer-Encoding") == "chunked" and not response.compression
             )
+            self._transport = self.request.transport
 
     def writable_now(self) -> bool:
         # Only while the client takes everything written: a backlog goes through ``write``,
         # which waits for the client (and watches how long).
-        transport = self.request.transport
+        transport = self._transport
         return (
             self._chunked is True
             and transport is not None
@@ -140,7 +143,7 @@ class HttpSink(Sink):
         )
 
     def write_now(self, data: bytes) -> None:
-        transport = self.request.transport
+        transport = self._transport
         assert transport is not None
         if len(data) < _JOIN_BELOW:
             transport.write(b"%x\r\n%b\r\n" % (len(data), data))
