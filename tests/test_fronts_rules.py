@@ -451,3 +451,35 @@ def test_a_tool_call_that_goes_on_after_the_next_began_fails_the_stream() -> Non
     assert out.endswith(b"\n\n") and b"event: response.failed" in out
     assert b"interleaved" in out
     assert exchange.outcome is TaskState.FAILED
+
+
+def _text_deltas(out: bytes) -> list[str]:
+    return [
+        json.loads(event.split(b"data: ", 1)[1])["delta"]["text"]
+        for event in out.split(b"\n\n")
+        if event.startswith(b"event: content_block_delta\n")
+    ]
+
+
+@pytest.mark.parametrize("ollama", [True, False])
+def test_a_read_of_text_pieces_becomes_the_fronts_deltas_in_order(ollama: bool) -> None:
+    transform = FrontTransform(
+        _exchange("/v1/messages"), ollama, lambda o: o, an_res.MessageStream("m")
+    )
+    kind = "application/x-ndjson" if ollama else "text/event-stream"
+    transform.head(ResponseHead(200, CIMultiDict({"Content-Type": kind})))
+    texts = ["first", "a", 'say "hi"', "\\", "é"]
+
+    def piece(text: str) -> bytes:
+        if ollama:
+            message = {"role": "assistant", "content": text}
+            obj = {"model": "m", "created_at": "x", "message": message, "done": False}
+            return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+        chunk = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+    out = transform.feed(piece(texts[0]))
+    block = b"".join(piece(text) for text in texts[1:])
+    assert transform.text_block(block.rstrip(b"\n")) is not None  # taken as a whole
+    out += transform.feed(block)
+    assert _text_deltas(out) == texts

@@ -455,3 +455,13 @@ def test_a_read_holding_any_other_event_is_left_to_the_line_by_line_path(odd: by
     block = _compact(chunk({"content": "a"})) + b"\n\n" + odd
     assert stream.content_lines_raw(block) is None
     assert stream.content_lines_raw(b"\n") is None  # no event at all
+
+
+def test_chunks_that_differ_beyond_their_text_stop_being_learnt_from() -> None:
+    stream = res.ChatStream(MODEL)
+    lines = [_compact(chunk({"content": "t"}, obfuscation=f"x{i}")) for i in range(20)]
+    for line in lines:
+        assert stream.content_line_raw(line) is None  # each has a shape of its own
+        stream.content_line(chunk({"content": "t"}), line)
+    assert stream.content_line_raw(lines[7]) is not None  # the last one learnt from
+    assert stream.content_line_raw(lines[19]) is None  # not looked at any more

@@ -216,14 +216,8 @@ class ChatStream:
         in it is a text-only line as Ollama writes it."""
         if not self.role_sent or self.done:
             return None
-        lines = block.split(b"\n")
-        end = -len(_OLLAMA_PIECE_TAIL)
-        values = [
-            line[at + len(_OLLAMA_MESSAGE_HEAD) : end]
-            for line in lines
-            if line.endswith(_OLLAMA_PIECE_TAIL) and (at := line.find(_OLLAMA_MESSAGE_HEAD)) >= 0
-        ]
-        if len(values) != len(lines) or not all_text(values, block):
+        values = raw_contents(block)
+        if values is None:
             return None
         prefix = self._content_prefix()
         return prefix + (_CONTENT_TAIL + prefix).join(values) + _CONTENT_TAIL
@@ -396,6 +390,21 @@ def model_from_show(show: dict[str, Any], name: str) -> dict[str, Any]:
     """An ``/api/show`` answer -> one ``/v1/models/{id}`` object."""
     need(any(key in show for key in _SHOW_KEYS), "not an /api/show answer")
     return model_entry(name, show.get("modified_at"))
+
+
+def raw_contents(block: bytes) -> list[bytes] | None:
+    """``raw_content`` of every line of ``block`` (lines joined by newlines): ``None``
+    unless every line is a text-only line as Ollama writes it."""
+    lines = block.split(b"\n")
+    end = -len(_OLLAMA_PIECE_TAIL)
+    values = [
+        line[at + len(_OLLAMA_MESSAGE_HEAD) : end]
+        for line in lines
+        if line.endswith(_OLLAMA_PIECE_TAIL) and (at := line.find(_OLLAMA_MESSAGE_HEAD)) >= 0
+    ]
+    if len(values) != len(lines) or not all_text(values, block):
+        return None
+    return values
 
 
 def raw_content(line: bytes) -> bytes | None:

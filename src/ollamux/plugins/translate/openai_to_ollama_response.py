@@ -31,6 +31,9 @@ from .common import (
 _CHAT_TAIL = b'}, "done": false}\n'
 _GENERATE_TAIL = b', "done": false}\n'
 _CONTENT_KEY = b'"content":'
+# Text chunks ``learn`` looks at per stream: chunks that differ beyond their text (a
+# per-chunk field such as OpenAI's ``obfuscation``) never fit a learnt shape.
+_MAX_LESSONS = 8
 # One JSON string token (its escapes are checked when it is decoded).
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _MAX_TOOL_CALLS = 1024
@@ -179,6 +182,7 @@ class ChatStream:
         self._prefix = b""
         # The bytes around the content string of the last text-only chunk (``learn``).
         self._head = self._tail = b""
+        self._lessons = 0  # times ``learn`` looked at a line
         self._model_head = b'{"model": ' + json.dumps(model).encode() + b', "created_at": "'
         self._body_head = (
             b'", "response": ' if generate else (b'", "message": {"role": "assistant", "content": ')
@@ -217,6 +221,9 @@ class ChatStream:
         """Keep the bytes around the content string of ``line``, a text-only chunk's
         ``data:`` line whose text is ``content``: a server writes every text chunk of a
         stream alike, so the next ones are known by those bytes (``content_line_raw``)."""
+        if self._lessons >= _MAX_LESSONS:
+            return  # a server whose chunks differ beyond their text: stop trying
+        self._lessons += 1
         at = line.find(_CONTENT_KEY)
         if at < 0 or line.find(_CONTENT_KEY, at + 1) >= 0:
             return  # no key, or more than one: not a line to learn from
@@ -250,9 +257,9 @@ class ChatStream:
             return None
         return self._prefix + value + (_GENERATE_TAIL if self.generate else _CHAT_TAIL)
 
-    def content_lines_raw(self, block: bytes) -> bytes | None:
-        """``content_line_raw`` for a block of SSE lines at once (blank lines between
-        events): ``None`` unless every event in it is the learnt text-only chunk."""
+    def text_values_raw(self, block: bytes) -> list[bytes] | None:
+        """The content strings of a block of SSE lines (blank lines between events), as
+        they are: ``None`` unless every event in it is the learnt text-only chunk."""
         head, tail = self._head, self._tail
         if not head:
             return None
@@ -263,6 +270,13 @@ class ChatStream:
         ]
         count = len(lines) - lines.count(b"")
         if not count or len(values) != count or not all_text(values, block):
+            return None
+        return values
+
+    def content_lines_raw(self, block: bytes) -> bytes | None:
+        """``content_line_raw`` for a block of SSE lines at once (``text_values_raw``)."""
+        values = self.text_values_raw(block)
+        if values is None:
             return None
         prefix = self._prefix
         tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL

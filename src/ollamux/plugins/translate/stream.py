@@ -414,6 +414,22 @@ class FrontTransform(_Translating):
 
         return counted
 
+    def text_block(self, block: bytes) -> bytes | None:
+        writer = self.writer
+        if writer.done:
+            return None
+        if self.ollama:
+            values = to_openai.raw_contents(block)
+        else:
+            upstream = self.upstream
+            assert upstream is not None
+            if self.event or upstream.done:
+                return None
+            values = upstream.text_values_raw(block)
+        if values is None:
+            return None
+        return b"".join(map(writer.text_raw, values))
+
     def line(self, line: bytes) -> bytes:
         if self.ollama:
             return self._ollama_line(line)
@@ -464,6 +480,8 @@ class FrontTransform(_Translating):
         obj = self._object(payload)
         text = to_ollama.chunk_content(obj)
         if text is not None:
+            if not event:
+                upstream.learn(line, text)
             return self.writer.text_raw(json.dumps(text).encode())
         if event == b"error" or obj.get("error") is not None or obj.get("object") == "error":
             return self.stream_error(error_text(obj.get("error") or obj))
