@@ -384,9 +384,9 @@ def _compact(obj: Any) -> bytes:
 def test_a_chunk_shaped_like_the_last_text_chunk_is_converted_from_its_bytes() -> None:
     stream = res.ChatStream(MODEL)
     first = _compact(chunk({"content": "Hi"}))
-    assert stream.content_line_raw(first) is None  # nothing learnt yet
+    assert stream.content_lines_raw(first) is None  # nothing learnt yet
     stream.content_line(chunk({"content": "Hi"}), first)
-    line = stream.content_line_raw(_compact(chunk({"content": 'é "quoted"\n'})))
+    line = stream.content_lines_raw(_compact(chunk({"content": 'é "quoted"\n'})))
     assert line is not None
     assert json.loads(line)["message"] == {"role": "assistant", "content": 'é "quoted"\n'}
     assert json.loads(line) == stream.feed(chunk({"content": 'é "quoted"\n'}))[0]
@@ -407,7 +407,7 @@ def test_a_line_that_only_looks_like_the_learnt_shape_is_not_taken_raw(middle: b
     learnt = _compact(chunk({"content": "Hi"}))
     stream.content_line(chunk({"content": "Hi"}), learnt)
     head, _, tail = learnt.partition(b'"Hi"')
-    assert stream.content_line_raw(head + middle + tail) is None
+    assert stream.content_lines_raw(head + middle + tail) is None
 
 
 def test_a_key_named_content_elsewhere_teaches_no_shape() -> None:
@@ -416,7 +416,7 @@ def test_a_key_named_content_elsewhere_teaches_no_shape() -> None:
     obj["choices"][0]["logprobs"] = {"content": []}
     line = _compact(obj)
     assert stream.content_line(obj, line) is not None
-    assert stream.content_line_raw(line) is None
+    assert stream.content_lines_raw(line) is None
 
 
 def test_a_stream_of_compact_chunks_keeps_every_text_exactly() -> None:
@@ -428,7 +428,7 @@ def test_a_stream_of_compact_chunks_keeps_every_text_exactly() -> None:
     lines = [json.loads(x) for x in out.splitlines()]
     assert [x["message"]["content"] for x in lines[:-1]] == ["Hel", "lo", ' "w"', "\\", "\u00e9"]
     assert lines[-1]["done"] is True
-    assert fast.stream.content_line_raw(_compact(chunk({"content": "more"}))) is not None
+    assert fast.stream.content_lines_raw(_compact(chunk({"content": "more"}))) is not None
 
 
 def test_a_read_of_learnt_text_chunks_becomes_their_lines_in_order() -> None:
@@ -461,7 +461,7 @@ def test_chunks_that_differ_beyond_their_text_stop_being_learnt_from() -> None:
     stream = res.ChatStream(MODEL)
     lines = [_compact(chunk({"content": "t"}, obfuscation=f"x{i}")) for i in range(20)]
     for line in lines:
-        assert stream.content_line_raw(line) is None  # each has a shape of its own
+        assert stream.content_lines_raw(line) is None  # each has a shape of its own
         stream.content_line(chunk({"content": "t"}), line)
-    assert stream.content_line_raw(lines[7]) is not None  # the last one learnt from
-    assert stream.content_line_raw(lines[19]) is None  # not looked at any more
+    assert stream.content_lines_raw(lines[7]) is not None  # the last one learnt from
+    assert stream.content_lines_raw(lines[19]) is None  # not looked at any more

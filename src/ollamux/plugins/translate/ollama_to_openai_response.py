@@ -18,7 +18,6 @@ from .common import (
     all_text,
     count_of,
     floats_to_base64,
-    loads_strict,
     need,
     new_id,
     text_of,
@@ -411,16 +410,5 @@ def raw_content(line: bytes) -> bytes | None:
     """The content of a text-only ``/api/chat`` line as Ollama's server writes it (compact
     JSON, ``message`` just before ``done``), as the JSON string it is: the line is not
     parsed. ``None`` for any other line."""
-    if not line.endswith(_OLLAMA_PIECE_TAIL):
-        return None
-    start = line.find(_OLLAMA_MESSAGE_HEAD)
-    if start < 0:
-        return None
-    value = line[start + len(_OLLAMA_MESSAGE_HEAD) : -len(_OLLAMA_PIECE_TAIL)]
-    if len(value) < 3 or value[0] != 0x22 or value[-1] != 0x22:
-        return None
-    try:  # one valid JSON string, not several fields that start and end with quotes
-        loads_strict(value)
-    except ValueError:
-        return None
-    return value
+    values = raw_contents(line)
+    return None if values is None else values[0]

@@ -10,12 +10,12 @@ durations Ollama clients read. An answer whose shape is not OpenAI's raises
 from __future__ import annotations
 
 import json
-import re
 import struct
 import time
 from typing import Any
 
 from .common import (
+    TEXT_STRING,
     Unreadable,
     all_text,
     base64_to_floats,
@@ -34,8 +34,6 @@ _CONTENT_KEY = b'"content":'
 # Text chunks ``learn`` looks at per stream: chunks that differ beyond their text (a
 # per-chunk field such as OpenAI's ``obfuscation``) never fit a learnt shape.
 _MAX_LESSONS = 8
-# One JSON string token (its escapes are checked when it is decoded).
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _MAX_TOOL_CALLS = 1024
 DONE_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "content_filter": "stop"}
 
@@ -220,7 +218,7 @@ class ChatStream:
     def learn(self, line: bytes, content: str) -> None:
         """Keep the bytes around the content string of ``line``, a text-only chunk's
         ``data:`` line whose text is ``content``: a server writes every text chunk of a
-        stream alike, so the next ones are known by those bytes (``content_line_raw``)."""
+        stream alike, so the next ones are known by those bytes (``content_lines_raw``)."""
         if self._lessons >= _MAX_LESSONS:
             return  # a server whose chunks differ beyond their text: stop trying
         self._lessons += 1
@@ -230,7 +228,7 @@ class ChatStream:
         start = at + len(_CONTENT_KEY)
         while line[start : start + 1] in (b" ", b"\t"):
             start += 1
-        match = _JSON_STRING.match(line, start)
+        match = TEXT_STRING.match(line, start)
         if match is None:
             return
         try:
@@ -239,23 +237,6 @@ class ChatStream:
         except ValueError:
             return
         self._head, self._tail = line[:start], line[match.end() :]
-
-    def content_line_raw(self, line: bytes) -> bytes | None:
-        """The hottest path: a ``data:`` line that is the learnt text-only chunk with
-        another text becomes an NDJSON line without parsing the line; its content string
-        is copied as it is. ``None`` for any other line."""
-        head, tail = self._head, self._tail
-        if not head or not line.startswith(head) or not line.endswith(tail):
-            return None
-        value = line[len(head) : len(line) - len(tail)]
-        # One JSON string, not empty; not several tokens that start and end with quotes.
-        if len(value) < 3 or value[0] != 0x22 or value[-1] != 0x22:
-            return None
-        try:
-            loads_strict(value)
-        except ValueError:
-            return None
-        return self._prefix + value + (_GENERATE_TAIL if self.generate else _CHAT_TAIL)
 
     def text_values_raw(self, block: bytes) -> list[bytes] | None:
         """The content strings of a block of SSE lines (blank lines between events), as
@@ -274,7 +255,9 @@ class ChatStream:
         return values
 
     def content_lines_raw(self, block: bytes) -> bytes | None:
-        """``content_line_raw`` for a block of SSE lines at once (``text_values_raw``)."""
+        """The hottest path: SSE lines (one or a read's block) that are all the learnt
+        text-only chunk with other texts become NDJSON lines without being parsed, their
+        content strings copied as they are. ``None`` when any is another line."""
         values = self.text_values_raw(block)
         if values is None:
             return None

@@ -298,7 +298,7 @@ class OpenAIToOllama(_Translating):
         stream = self.stream
         if stream.done:
             return b""  # nothing counts after [DONE]
-        if not self.event and (fast := stream.content_line_raw(line)) is not None:
+        if not self.event and (fast := stream.content_lines_raw(line)) is not None:
             return fast
         payload = line[5:].strip()
         if payload == b"[DONE]":
