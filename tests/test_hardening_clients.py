@@ -595,3 +595,63 @@ async def test_a_refused_foreign_task_id_leaves_the_owners_task_alone(
         return (await resp.json()).get("state") == "SUCCESS"
 
     await wait_until(task_succeeded)
+
+
+# -- 4. a client that falls behind, then catches up --------------------------------------------
+
+
+class NumberedStream:
+    """A backend streaming ``count`` numbered NDJSON lines as fast as it can, then the end."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/generate", self.generate)
+        return app
+
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        for i in range(self.count):
+            line = {"model": "llama3.2:latest", "response": f"{i:06d}" + "x" * 2000, "done": False}
+            await resp.write(json.dumps(line).encode() + b"\n")
+        await resp.write(b'{"model":"llama3.2:latest","response":"","done":true}\n')
+        await resp.write_eof()
+        return resp
+
+
+async def test_a_stream_to_a_client_that_stalls_then_reads_arrives_whole_and_in_order(
+    gateway_client: Any, aiohttp_server: Any
+) -> None:
+    count = 3000  # ~6 MB: more than the sockets buffer while the client stalls
+    server = await aiohttp_server(NumberedStream(count).app())
+    client = await gateway_client(keyed(str(server.make_url("")).rstrip("/")))
+    body = json.dumps({"model": "llama3.2:latest", "prompt": "hi"}).encode()
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        b"POST /api/generate HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        + f"Content-Length: {len(body)}\r\nAuthorization: Bearer {ALICE}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 200") and b"chunked" in head.lower()
+    first = await asyncio.wait_for(reader.read(1000), 5)  # then a stall: nothing read
+    for _ in range(20):
+        await asyncio.sleep(0)  # the relay runs on while the client reads nothing
+    raw = first + await asyncio.wait_for(reader.read(), 30)
+    writer.close()
+    pieces, at = [], 0
+    while True:  # undo the chunked framing
+        eol = raw.index(b"\r\n", at)
+        size = int(raw[at:eol], 16)
+        pieces.append(raw[eol + 2 : eol + 2 + size])
+        at = eol + 2 + size + 2
+        if size == 0:
+            break
+    lines = [json.loads(x) for x in b"".join(pieces).splitlines()]
+    assert [x["response"][:6] for x in lines[:-1]] == [f"{i:06d}" for i in range(count)]
+    assert lines[-1]["done"] is True
