@@ -143,6 +143,19 @@ async def test_ollama_chat_streams_from_llama_cpp(host: str) -> None:
     assert all(p.model == MODEL for p in parts)
 
 
+async def test_ollama_chat_streamed_text_is_the_whole_answers_text(host: str) -> None:
+    """Each streamed piece's text arrives exactly (the raw fast paths copy it as bytes)."""
+    client = ollama.AsyncClient(host=host)
+    request: dict[str, Any] = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "hello"}],
+        "options": {"num_predict": 12, "seed": 1, "temperature": 0},
+    }
+    whole = await client.chat(**request, stream=False)
+    parts = [p async for p in await client.chat(**request, stream=True)]
+    assert "".join(p.message.content or "" for p in parts) == whole.message.content
+
+
 async def test_ollama_chat_whole_answer_has_counts(host: str) -> None:
     done = await ollama.AsyncClient(host=host).chat(
         model=MODEL,
