@@ -397,9 +397,9 @@ async def test_a_body_that_is_not_what_its_encoding_says_is_a_payload_error(
 CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-def chunks_on_cue(go: asyncio.Event, cue: asyncio.Event) -> Script:
+def chunks_on_cue(go: asyncio.Event, cue: asyncio.Event | None) -> Script:
     """A chunked answer: ``first``; ``second`` once ``go`` is set; the end once ``cue``
-    is set."""
+    is set (``None``: never; the script returns once the client closed)."""
 
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
@@ -408,9 +408,10 @@ def chunks_on_cue(go: asyncio.Event, cue: asyncio.Event) -> Script:
         await go.wait()
         writer.write(b"6\r\nsecond\r\n")
         await writer.drain()
-        await cue.wait()
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
+        if cue is not None:
+            await cue.wait()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
         await reader.read()
 
     return script
@@ -466,13 +467,7 @@ async def test_what_on_data_raises_is_raised_to_the_reader_and_the_connection_dr
         raise ValueError("not understood")
 
     async def closed_by_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(CHUNKED_HEAD + b"5\r\nfirst\r\n")
-        await writer.drain()
-        await go.wait()
-        writer.write(b"6\r\nsecond\r\n")
-        await writer.drain()
-        await reader.read()  # returns once the client closed the connection
+        await chunks_on_cue(go, None)(reader, writer)  # no end: returns once the client closed
         closed.set()
 
     async with Scripted(closed_by_client) as url:

@@ -212,12 +212,8 @@ async def test_expect_continue_within_the_limit_gets_its_100_and_an_answer(
 # -- 3. a client that stops reading ------------------------------------------------------------
 
 
-class EndlessStream:
-    """A backend streaming NDJSON lines as fast as it can, until its reader goes away."""
-
-    def __init__(self) -> None:
-        self.closed = asyncio.Event()
-        self.streaming = asyncio.Event()
+class StreamingGenerate:
+    """A backend whose ``/api/generate`` streams NDJSON (``stream`` writes the lines)."""
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -228,6 +224,38 @@ class EndlessStream:
         await request.read()
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
+        await self.stream(resp)
+        return resp
+
+    async def stream(self, resp: web.StreamResponse) -> None:
+        raise NotImplementedError
+
+
+async def generate_on_a_socket(
+    client: Any, *, close: bool = False
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A streamed ``/api/generate`` sent as raw bytes on a socket of the test's own, so the
+    test decides when (and whether) the answer is read."""
+    body = json.dumps({"model": "llama3.2:latest", "prompt": "hi"}).encode()
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        b"POST /api/generate HTTP/1.1\r\nHost: t\r\n"
+        + (b"Connection: close\r\n" if close else b"")
+        + f"Content-Length: {len(body)}\r\nAuthorization: Bearer {ALICE}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    return reader, writer
+
+
+class EndlessStream(StreamingGenerate):
+    """A backend streaming NDJSON lines as fast as it can, until its reader goes away."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+        self.streaming = asyncio.Event()
+
+    async def stream(self, resp: web.StreamResponse) -> None:
         line = json.dumps({"model": "llama3.2:latest", "response": "x" * 60000}).encode() + b"\n"
         try:
             while True:
@@ -247,14 +275,7 @@ async def test_a_client_that_stops_reading_is_dropped_and_its_backend_slot_freed
     finished = Finished()
     config = keyed(url) | {"server": {"write_timeout_s": 0.3}}
     client = await gateway_client(config, plugins=[("finished", finished)])
-    body = json.dumps({"model": "llama3.2:latest", "prompt": "hi"}).encode()
-    _reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    writer.write(
-        b"POST /api/generate HTTP/1.1\r\nHost: t\r\n"
-        + f"Content-Length: {len(body)}\r\nAuthorization: Bearer {ALICE}\r\n\r\n".encode()
-        + body
-    )
-    await writer.drain()  # ... and never read
+    _reader, writer = await generate_on_a_socket(client)  # ... and never read
     try:
         await asyncio.wait_for(fake.closed.wait(), 10)  # the upstream was cancelled
         exchange = await finished.last()
@@ -600,27 +621,18 @@ async def test_a_refused_foreign_task_id_leaves_the_owners_task_alone(
 # -- 4. a client that falls behind, then catches up --------------------------------------------
 
 
-class NumberedStream:
+class NumberedStream(StreamingGenerate):
     """A backend streaming ``count`` numbered NDJSON lines as fast as it can, then the end."""
 
     def __init__(self, count: int) -> None:
         self.count = count
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/api/generate", self.generate)
-        return app
-
-    async def generate(self, request: web.Request) -> web.StreamResponse:
-        await request.read()
-        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await resp.prepare(request)
+    async def stream(self, resp: web.StreamResponse) -> None:
         for i in range(self.count):
             line = {"model": "llama3.2:latest", "response": f"{i:06d}" + "x" * 2000, "done": False}
             await resp.write(json.dumps(line).encode() + b"\n")
         await resp.write(b'{"model":"llama3.2:latest","response":"","done":true}\n')
         await resp.write_eof()
-        return resp
 
 
 async def test_a_stream_to_a_client_that_stalls_then_reads_arrives_whole_and_in_order(
@@ -629,14 +641,7 @@ async def test_a_stream_to_a_client_that_stalls_then_reads_arrives_whole_and_in_
     count = 3000  # ~6 MB: more than the sockets buffer while the client stalls
     server = await aiohttp_server(NumberedStream(count).app())
     client = await gateway_client(keyed(str(server.make_url("")).rstrip("/")))
-    body = json.dumps({"model": "llama3.2:latest", "prompt": "hi"}).encode()
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    writer.write(
-        b"POST /api/generate HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-        + f"Content-Length: {len(body)}\r\nAuthorization: Bearer {ALICE}\r\n\r\n".encode()
-        + body
-    )
-    await writer.drain()
+    reader, writer = await generate_on_a_socket(client, close=True)
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert head.startswith(b"HTTP/1.1 200") and b"chunked" in head.lower()
     first = await asyncio.wait_for(reader.read(1000), 5)  # then a stall: nothing read

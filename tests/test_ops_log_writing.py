@@ -12,10 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from multidict import CIMultiDict
 
 from ollamux import access_log
-from ollamux.dialect import Dialect
 from ollamux.exchange import Exchange, Principal, TaskState
 from ollamux.logging_setup import (
     TEXT_FORMAT,
@@ -25,6 +23,7 @@ from ollamux.logging_setup import (
     sole_handler,
 )
 from ollamux.redact import REDACTOR
+from tests.exchange_support import chat_exchange
 
 FIELDS: dict[str, Any] = {
     "remote": "127.0.0.1",
@@ -211,17 +210,7 @@ class _Backend:
 
 def _exchange(**fields: Any) -> Exchange:
     """An ended exchange of ``POST /api/chat`` with ``fields`` set on it."""
-    exchange = Exchange(
-        None,  # type: ignore[arg-type]
-        None,
-        _Sink(),  # type: ignore[arg-type]
-        "POST",
-        "/api/chat",
-        "",
-        CIMultiDict(),
-        b"",
-        Dialect.OLLAMA,
-    )
+    exchange = chat_exchange(_Sink())
     exchange.finished_at = exchange.started_at + 0.0123
     for name, value in fields.items():
         setattr(exchange, name, value)

@@ -10,16 +10,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from multidict import CIMultiDict
-
-from ollamux.dialect import Dialect
-from ollamux.exchange import Exchange
 from ollamux.plugins.tasks.document import new_event_id, status_text
 from ollamux.plugins.tasks.progress import FinalLine, parse_final, progress_text, read_final
 from ollamux.plugins.tasks.routes import TRACKER
 from ollamux.plugins.tasks.sqlite_store import SqliteStore
 from ollamux.plugins.tasks.store import TaskRecord
 from ollamux.testing import gateway_of
+from tests.exchange_support import chat_exchange
 from tests.tasks_util import MODEL, settle, wait_for_state
 
 OLLAMA_END = (
@@ -33,26 +30,9 @@ class _Backend:
     name = 'gpu "1"'
 
 
-def _exchange(**fields: Any) -> Exchange:
-    exchange = Exchange(
-        None,  # type: ignore[arg-type]
-        None,
-        None,  # type: ignore[arg-type]
-        "POST",
-        "/api/chat",
-        "",
-        CIMultiDict(),
-        b"",
-        Dialect.OLLAMA,
-    )
-    for name, value in fields.items():
-        setattr(exchange, name, value)
-    return exchange
-
-
 def test_the_document_text_is_the_compact_json_of_the_documented_shape() -> None:
     started = time.monotonic()
-    exchange = _exchange(
+    exchange = chat_exchange(
         task_id="doc-1",
         model='odd "model" \\ näme\n',
         stream=True,
@@ -110,7 +90,7 @@ def test_the_document_text_is_the_compact_json_of_the_documented_shape() -> None
 
 
 def test_a_queued_requests_document_has_nulls_where_nothing_is_known_yet() -> None:
-    exchange = _exchange(task_id="doc-2", model=None, chunks=0)
+    exchange = chat_exchange(task_id="doc-2", model=None, chunks=0)
     doc = json.loads(
         status_text(exchange, "PENDING", "queued", "waiting", progress_text(exchange, None), 5)
     )
