@@ -698,10 +698,13 @@ def fake_backend_app(chunks: int = 100, chunk_delay: float = 0.0, embed_dim: int
             obj["message"] = {"role": "assistant", "content": content}
         else:
             obj["response"] = content
+        # Ollama's members, in the order its server writes them
+        if done:
+            obj["done_reason"] = "stop"
         obj["done"] = done
         if done:
-            obj.update(done_reason="stop", total_duration=1000, prompt_eval_count=1)
-            obj.update(eval_count=chunks, eval_duration=1000)
+            obj.update(total_duration=1_000_000, load_duration=1000, prompt_eval_count=1)
+            obj.update(prompt_eval_duration=1000, eval_count=chunks, eval_duration=1000)
         return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
     def openai_event(content: str | None, finish: str | None) -> bytes:

@@ -88,7 +88,7 @@ def test_the_vectors_are_copied_as_the_backend_wrote_them() -> None:
     body = b'{"model":"m","embeddings":[[1E-7,-0.50,3],[ 2e+2 , 0 ]],"prompt_eval_count":2}'
     found = embedding_list_raw(body, MODEL, "float")
     assert found is not None
-    answer, tokens = found
+    answer, tokens, _ = found
     assert b'"embedding": [1E-7,-0.50,3]' in answer
     assert b'"embedding": [ 2e+2 , 0 ]' in answer
     assert tokens == 2

@@ -55,14 +55,17 @@ def _counts(tail: bytes, start: int) -> dict[str, int]:
 
 
 class UsageTransform(ResponseTransform):
-    """Keeps the body's last ``TAIL_BYTES`` and parses token counts from them at the end."""
+    """Keeps the body's last ``TAIL_BYTES``; the token counts are parsed from them when
+    first asked for after the end (``usage``): not at all when a translation counted them
+    (``exchange.usage``)."""
 
-    __slots__ = ("_chunks", "_size", "usage")
+    __slots__ = ("_chunks", "_ended", "_size", "_usage")
 
     def __init__(self) -> None:
         self._chunks: list[bytes] = []
         self._size = 0
-        self.usage: dict[str, int] = {}
+        self._ended = False
+        self._usage: dict[str, int] | None = None
 
     def feed(self, data: bytes) -> bytes:
         self._chunks.append(data)
@@ -83,10 +86,19 @@ class UsageTransform(ResponseTransform):
         del chunks[:drop]
         self._size = size
 
+    @property
+    def usage(self) -> dict[str, int]:
+        """The counts the body's tail gave (none before the body ended)."""
+        if self._usage is None:
+            if not self._ended:
+                return {}
+            chunks = self._chunks
+            # A one-chunk answer is searched in place; only a longer one's tail is copied.
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            self._usage = parse_usage(body, max(0, len(body) - TAIL_BYTES))
+        return self._usage
+
     def end(self) -> bytes:
-        chunks = self._chunks
-        # A one-chunk answer is searched in place; nothing is copied but a longer one's tail.
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        self.usage = parse_usage(body, max(0, len(body) - TAIL_BYTES))
+        self._ended = True
         return b""

@@ -152,9 +152,10 @@ class ChatStream:
     """``/api/chat`` NDJSON objects -> ``chat.completion.chunk`` objects."""
 
     object = "chat.completion.chunk"
+    id_prefix = "chatcmpl-"
 
     def __init__(self, model: str, include_usage: bool = False) -> None:
-        self.id = new_id("chatcmpl-")
+        self._id: str | None = None
         self.created: int | None = None
         self.model = model
         self.include_usage = include_usage
@@ -163,6 +164,13 @@ class ChatStream:
         self.usage: dict[str, int] | None = None
         self.done = False
         self._prefix: bytes | None = None
+
+    @property
+    def id(self) -> str:
+        """The stream's id, made when first needed (a whole answer never needs it)."""
+        if self._id is None:
+            self._id = new_id(self.id_prefix)
+        return self._id
 
     def _pin_created(self, obj: dict[str, Any]) -> int:
         """One ``created`` for the whole stream: the first line's ``created_at``."""
@@ -282,10 +290,7 @@ class CompletionStream(ChatStream):
     """``/api/generate`` NDJSON objects -> streamed ``text_completion`` objects."""
 
     object = "text_completion"
-
-    def __init__(self, model: str, include_usage: bool = False) -> None:
-        super().__init__(model, include_usage)
-        self.id = new_id("cmpl-")
+    id_prefix = "cmpl-"
 
     def content_event(self, obj: dict[str, Any]) -> bytes | None:
         return None  # the chat fast paths do not apply to completions

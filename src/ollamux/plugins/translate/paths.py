@@ -39,6 +39,7 @@ from .common import (
     now_iso,
     ollama_extensions,
 )
+from .raw_chat import chat_completion_raw
 from .raw_embeddings import embedding_list_raw
 from .stream import FrontStream, FrontTransform, ListingTransform, OllamaToOpenAI, OpenAIToOllama
 
@@ -165,6 +166,7 @@ async def _to_ollama(exchange: Exchange) -> Result | None:
             await _fetch_images(exchange, out["messages"])
         usage = oa_req.include_usage(body)
         limit = max_line_bytes(exchange)
+        quoted = json.dumps(model) if model else ""
         _plan(
             exchange,
             lambda ex: OllamaToOpenAI(
@@ -172,6 +174,7 @@ async def _to_ollama(exchange: Exchange) -> Result | None:
                 lambda o: to_openai.chat_completion(o, model),
                 to_openai.ChatStream(model, usage),
                 limit,
+                raw=lambda b: chat_completion_raw(b, quoted),
             ),
         )
         return _post(exchange, "/api/chat", out)

@@ -38,9 +38,11 @@ _VALUE = json.JSONDecoder().raw_decode  # one JSON value at an index (its C scan
 Reader = Callable[[str, int], tuple[list[str], int] | None]
 
 
-def embedding_list_raw(body: bytes, model: str, encoding_format: str) -> tuple[bytes, int] | None:
-    """The OpenAI embedding list for a whole ``/api/embed`` answer, and its prompt token
-    count; ``None`` when the answer needs the slow path."""
+def embedding_list_raw(
+    body: bytes, model: str, encoding_format: str
+) -> tuple[bytes, int, int] | None:
+    """The OpenAI embedding list for a whole ``/api/embed`` answer, and its prompt and
+    completion (none) token counts; ``None`` when the answer needs the slow path."""
     read = _base64_vectors if encoding_format == "base64" else _vectors
     try:
         found = split_answer(body.decode(), read)
@@ -66,7 +68,7 @@ def embedding_list_raw(body: bytes, model: str, encoding_format: str) -> tuple[b
         f'{{"object": "list", "data": [{data}], "model": {json.dumps(name)}, '
         f'"usage": {{"prompt_tokens": {tokens}, "total_tokens": {tokens}}}}}'
     )
-    return answer.encode(), tokens
+    return answer.encode(), tokens, 0
 
 
 def split_answer(text: str, read: Reader) -> tuple[dict[str, Any], list[str]] | None:

@@ -36,9 +36,9 @@ from .common import (
 )
 
 Whole = Callable[[dict[str, Any]], dict[str, Any]]
-# A whole answer converted from its bytes (the answer and its prompt token count), or
-# ``None``: then it is parsed and converted by ``Whole``.
-Raw = Callable[[bytes], tuple[bytes, int] | None]
+# A whole answer converted from its bytes (the answer and its prompt and completion token
+# counts), or ``None``: then it is parsed and converted by ``Whole``.
+Raw = Callable[[bytes], tuple[bytes, int, int] | None]
 
 _SSE_DONE = b"data: [DONE]\n\n"
 # What a converter raises on an answer of the wrong shape (besides ``Unreadable``): never a
@@ -153,8 +153,8 @@ class _Translating(ResponseTransform):
             self._mark_failed(message)
             return json.dumps(error_payload(self.exchange.dialect, message, self.status)).encode()
         if self.raw is not None and (fast := self.raw(body)) is not None:
-            answer, prompt_tokens = fast
-            self.record_usage(prompt_tokens, 0)
+            answer, prompt_tokens, completion_tokens = fast
+            self.record_usage(prompt_tokens, completion_tokens)
             return answer
         obj = answer_of(body)
         if obj.get("error") is not None or obj.get("object") == "error":
