@@ -234,3 +234,27 @@ def test_event_ids_are_unique_uuid_shaped_and_drawn_anew_in_a_forked_child() -> 
     before = new_event_id()
     new_event_id.reset()  # what a forked child does first
     assert new_event_id()[:24] != before[:24]
+
+
+async def test_a_translated_answer_s_document_has_the_counts_the_translation_noted(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    """An OpenAI client's stream without ``include_usage`` carries no counts to read from
+    its end; the document still has the backend's, as the translation counted them."""
+    _fake, url = fake_ollama
+    client = await gateway_client({"backends": [{"url": url}], "tasks": {"store": "memory"}})
+    for task_id, stream in (("oa-whole", False), ("oa-stream", True)):
+        resp = await client.post(
+            "/v1/chat/completions",
+            json={
+                "model": MODEL,
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream": stream,
+            },
+            headers={"X-Task-Id": task_id},
+        )
+        assert resp.status == 200
+        await resp.read()
+        ext = (await wait_for_state(client, task_id, "SUCCESS"))["extensions"]
+        assert (ext["prompt_eval_count"], ext["eval_count"], ext["tokens"]) == (7, 4, 4)
+        assert "load_ms" not in ext  # an OpenAI answer has no durations

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ollamux.errors import GatewayError
 from ollamux.plugins.translate import openai_to_ollama_request as req
 
 roles = st.sampled_from(["user", "assistant", "system", "developer", "tool", "Tool", ""])
@@ -35,3 +36,30 @@ def test_a_plain_message_becomes_what_the_general_path_makes_of_it(role: str, co
 def test_a_developer_message_is_sent_as_system() -> None:
     out = _chat([{"role": "developer", "content": "be brief"}])
     assert out["messages"] == [{"role": "system", "content": "be brief"}]
+
+
+def _outcome(body: dict[str, Any]) -> Any:
+    """What the translation makes of ``body``, or the error it answers with."""
+    try:
+        return req.chat_request(body)
+    except GatewayError as exc:
+        return (exc.status, str(exc), exc.param)
+
+
+streams = st.none() | st.booleans() | st.sampled_from(["yes", 1, {}])
+histories = st.lists(
+    st.fixed_dictionaries({"role": roles, "content": st.text(max_size=8) | st.none()}),
+    max_size=3,
+) | st.sampled_from([None, [], "hi", [1]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories, streams, st.booleans())
+def test_a_request_of_only_model_messages_and_stream_becomes_what_the_general_path_makes(
+    messages: Any, stream: Any, with_stream: bool
+) -> None:
+    body: dict[str, Any] = {"model": "m", "messages": messages}
+    if with_stream:
+        body["stream"] = stream
+    general = {**body, "user": "someone"}  # a member the translation ignores: the general path
+    assert _outcome(body) == _outcome(general)

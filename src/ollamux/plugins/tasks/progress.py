@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from ...dialect import Dialect
 from ...exchange import Exchange
 from ...transforms import ResponseTransform
 from .document import quote
@@ -166,6 +167,22 @@ class FinalLine(ResponseTransform):
         return self._stats
 
 
+_COUNTS = ',"prompt_eval_count":%d,"eval_count":%d'
+
+
+def _counted(exchange: Exchange) -> tuple[int, int] | None:
+    """The token counts of an answer in OpenAI's dialect when a translation (or the
+    metrics) noted them in ``exchange.usage``: the same two figures its end would give
+    (such an answer has no durations), without reading it."""
+    if exchange.dialect is not Dialect.OPENAI:
+        return None
+    usage = exchange.usage
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if type(prompt) is int and type(completion) is int:
+        return prompt, completion
+    return None
+
+
 def progress_text(exchange: Exchange, final: FinalLine | None) -> str:
     """The progress members of the document's ``extensions`` (JSON text, each with its
     leading comma): where it waits, the final figures, the wait, the tokens, who cancelled."""
@@ -178,8 +195,11 @@ def progress_text(exchange: Exchange, final: FinalLine | None) -> str:
         if avg is not None:
             parts += f',"eta_ms":{int(avg() * 1000):d}'
     tokens = exchange.chunks
-    figures = None if final is None else final.figures()
-    if final is not None and figures:
+    counted = _counted(exchange) if final is not None else None
+    if counted is not None:
+        parts += _COUNTS % counted
+        tokens = counted[1]
+    elif final is not None and (figures := final.figures()):
         parts += final.text
         tokens = figures.get("eval_count", tokens)
     selected, routed = exchange.selected_at, exchange.routed_at

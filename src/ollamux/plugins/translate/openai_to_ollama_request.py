@@ -101,6 +101,8 @@ def _stream_of(body: dict[str, Any]) -> tuple[bool, bool]:
 
 def include_usage(body: dict[str, Any]) -> bool:
     """``stream_options.include_usage`` (``stream`` itself is checked by the converter)."""
+    if "stream_options" not in body:
+        return False
     options = want_dict(body, "stream_options")
     return want_bool(options or {}, "include_usage", "stream_options.include_usage") is True
 
@@ -300,8 +302,21 @@ def _tools_of(body: dict[str, Any]) -> list[Any] | None:
     return tools
 
 
+# A request with only these members (an SDK's call with no sampling parameter) has no
+# option to check or carry: OpenAI's defaults are all its ``options``.
+_MINIMAL = frozenset({"model", "messages", "stream"})
+
+
 def chat_request(body: dict[str, Any], allow_image_urls: bool = False) -> dict[str, Any]:
     """``/v1/chat/completions`` body -> ``/api/chat`` body."""
+    if body.keys() <= _MINIMAL:
+        stream = want_bool(body, "stream") is True
+        return {
+            "model": body.get("model"),
+            "messages": _messages_of(body.get("messages"), allow_image_urls),
+            "stream": stream,
+            "options": {"temperature": 1.0, "top_p": 1.0},  # ``options_of`` of no member
+        }
     _check_n(body)
     stream, _usage = _stream_of(body)
     out: dict[str, Any] = {
