@@ -5,10 +5,10 @@ and parsing it into a dict, building the completion and encoding it again was mo
 what translating it cost. Such an answer, as Ollama's server writes it (Go's encoder:
 compact, members in the order of its ``ChatResponse``, zero figures left out), is
 recognised by two compiled patterns, before and after its text (the text itself checked
-by ``json``'s string scanner); its text and model are copied as the JSON strings they are,
-and the completion is written from a template. The client gets
-the same JSON values as from ``chat_completion`` (strings may keep the backend's
-escapes). Anything else gives ``None`` and the caller converts the answer the slow way.
+by ``json``'s string scanner); its text and model are copied as the JSON strings they
+are, and the completion is written from a template. The client gets the same JSON values
+as from ``chat_completion`` (strings may keep the backend's escapes). Anything else gives
+``None`` and the caller converts the answer the slow way.
 """
 
 from __future__ import annotations
