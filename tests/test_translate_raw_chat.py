@@ -6,20 +6,16 @@ the same usage); any other answer takes the parsing path."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
 
-from ollamux.dialect import Dialect
-from ollamux.exchange import ResponseHead
 from ollamux.plugins.translate import ollama_to_openai_response as to_openai
 from ollamux.plugins.translate.raw_chat import chat_completion_raw
-from ollamux.plugins.translate.stream import OllamaToOpenAI
 from ollamux.transforms import BadUpstreamAnswer
+from tests.translate_support import whole_for_openai
 
 MODEL = "gpt-4o"
 QUOTED = json.dumps(MODEL)
@@ -60,20 +56,13 @@ def _ollama(content: str = "Hello!", model: str = "llama3:8b", **figures: Any) -
 def _answer(body: bytes, fast: bool, model: str = MODEL) -> tuple[Any, dict[str, int]]:
     """What a client gets for ``body`` (parsed, its id checked and left out), with or without
     the bytes path, and the usage recorded; ``BadUpstreamAnswer`` when it is refused."""
-    ex: Any = SimpleNamespace(dialect=Dialect.OPENAI, usage={}, error="", outcome=None)
     quoted = json.dumps(model) if model else ""
-    transform = OllamaToOpenAI(
-        ex,
-        lambda o: to_openai.chat_completion(o, model),
-        to_openai.ChatStream(model),
-        raw=(lambda b: chat_completion_raw(b, quoted)) if fast else None,
-    )
-    transform.head(ResponseHead(200, CIMultiDict({"Content-Type": "application/json"})))
-    transform.feed(body)
-    answer = json.loads(transform.end())
+    raw = (lambda b: chat_completion_raw(b, quoted)) if fast else None
+    text, usage = whole_for_openai(body, lambda o: to_openai.chat_completion(o, model), model, raw)
+    answer = json.loads(text)
     answer_id = answer.pop("id")
     assert answer_id.startswith("chatcmpl-") and len(answer_id) == len("chatcmpl-") + 24
-    return answer, ex.usage
+    return answer, usage
 
 
 def _same_either_way(body: bytes, model: str = MODEL) -> None:

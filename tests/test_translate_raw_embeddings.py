@@ -5,21 +5,17 @@ gives (the same JSON values); any answer that path refuses is refused the same w
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from multidict import CIMultiDict
 
-from ollamux.dialect import Dialect
-from ollamux.exchange import ResponseHead
 from ollamux.plugins.translate import ollama_to_openai_response as to_openai
 from ollamux.plugins.translate.raw_embeddings import embedding_list_raw
-from ollamux.plugins.translate.stream import OllamaToOpenAI
 from ollamux.transforms import BadUpstreamAnswer
 from tests.fakes.ollama_backend import Scripted
+from tests.translate_support import whole_for_openai
 
 MODEL = "m:latest"
 
@@ -27,17 +23,11 @@ MODEL = "m:latest"
 def _answer(body: bytes, fast: bool, fmt: str = "float") -> tuple[Any, dict[str, int]]:
     """What a client gets for ``body`` (parsed), with or without the bytes path, and the
     usage recorded; ``BadUpstreamAnswer`` when the answer is refused."""
-    ex: Any = SimpleNamespace(dialect=Dialect.OPENAI, usage={}, error="", outcome=None)
     raw = (lambda b: embedding_list_raw(b, MODEL, fmt)) if fast else None
-    transform = OllamaToOpenAI(
-        ex,
-        lambda o: to_openai.embedding_list(o, MODEL, fmt),
-        to_openai.ChatStream(MODEL),
-        raw=raw,
+    text, usage = whole_for_openai(
+        body, lambda o: to_openai.embedding_list(o, MODEL, fmt), MODEL, raw
     )
-    transform.head(ResponseHead(200, CIMultiDict({"Content-Type": "application/json"})))
-    transform.feed(body)
-    return json.loads(transform.end()), ex.usage
+    return json.loads(text), usage
 
 
 def _same_either_way(body: bytes) -> None:

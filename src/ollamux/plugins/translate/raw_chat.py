@@ -17,6 +17,7 @@ import re
 from _json import scanstring  # ``json``'s own string scanner (C)
 
 from .common import new_id, unix_of
+from .ollama_to_openai_response import FINISH_REASONS
 
 _COUNT = r"(?:0|[1-9][0-9]*+)"
 # The answer up to its text's opening quote, and from its closing quote to the end (the
@@ -36,8 +37,6 @@ _TAIL = re.compile(
     rf"(?:,\"eval_duration\":{_COUNT})?+"
     r"\}[ \t\r\n]*+"
 )
-# ``done_reason`` as a ``finish_reason`` (``FINISH_REASONS``; none given is "stop").
-_FINISH = {None: "stop", "stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
 _COMPLETION = (
     '{"id": "%s", "object": "chat.completion", "created": %d, "model": %s, '
     '"system_fingerprint": "fp_ollama", "choices": [{"index": 0, "message": '
@@ -74,7 +73,7 @@ def chat_completion_raw(body: bytes, model: str) -> tuple[bytes, int, int] | Non
         unix_of(head[2]),
         model or head[1],
         text[start - 1 : end],  # the text as the JSON string the backend wrote
-        _FINISH[reason],
+        FINISH_REASONS[reason or "stop"],  # the pattern takes only its keys
         p,
         c,
         p + c,
