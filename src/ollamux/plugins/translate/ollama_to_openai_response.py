@@ -411,6 +411,11 @@ def raw_contents(block: bytes) -> list[bytes] | None:
     return values
 
 
+def looks_like_text(line: bytes) -> bool:
+    """Whether ``line`` ends as a text-only ``/api/chat`` line does (a look, no check)."""
+    return line.endswith(_OLLAMA_PIECE_TAIL)
+
+
 def raw_content(line: bytes) -> bytes | None:
     """The content of a text-only ``/api/chat`` line as Ollama's server writes it (compact
     JSON, ``message`` just before ``done``), as the JSON string it is: the line is not

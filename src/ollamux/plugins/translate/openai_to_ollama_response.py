@@ -238,6 +238,16 @@ class ChatStream:
             return
         self._head, self._tail = line[:start], line[match.end() :]
 
+    @property
+    def learnt(self) -> bool:
+        """Whether a text-only chunk's shape was learnt (``learn``)."""
+        return bool(self._head)
+
+    def looks_learnt(self, line: bytes) -> bool:
+        """Whether ``line`` has the learnt chunk's bytes around its text (a look, no check)."""
+        head = self._head
+        return bool(head) and line.startswith(head) and line.endswith(self._tail)
+
     def text_values_raw(self, block: bytes) -> list[bytes] | None:
         """The content strings of a block of SSE lines (blank lines between events), as
         they are: ``None`` unless every event in it is the learnt text-only chunk."""

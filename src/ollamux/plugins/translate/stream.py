@@ -45,6 +45,9 @@ _SSE_DONE = b"data: [DONE]\n\n"
 # 500 for the client, the answer is reported as not understood.
 _SHAPE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
 _JSON_TYPES = ("application/json",)
+# At most this many lines of a block go one by one before the fast path is ready (an SSE
+# stream's role event, a blank line, its first text event, from which the rest is learnt).
+_FRONT_LINES = 4
 
 
 def error_text(err: Any) -> str:
@@ -107,12 +110,43 @@ class _Translating(ResponseTransform):
         if fast is not None:
             self.sent = True
             return fast
-        return self._lines(block.split(b"\n"))
+        return self._mixed(block.split(b"\n"))
 
     def text_block(self, block: bytes) -> bytes | None:
         """The hottest path: a block of lines that are all plain text pieces, converted
         from their bytes at once; ``None`` when it holds any other line."""
         return None
+
+    def fast_ready(self) -> bool:
+        """Whether ``text_block`` may take lines now (not before a stream's first lines
+        set it up, nor after its end)."""
+        return False
+
+    def looks_text(self, line: bytes) -> bool:
+        """Whether ``line`` looks like one ``text_block`` takes (a cheap look, no check)."""
+        return False
+
+    def _mixed(self, lines: list[bytes]) -> bytes:
+        """Lines the fast path refused as one block. Most often they hold a stream's first
+        lines (before ``fast_ready``) or its last ones, with text lines between: those
+        between still go at once, the others one by one."""
+        out = []
+        start = 0
+        while start < min(len(lines), _FRONT_LINES) and not self.fast_ready():
+            out.append(self._lines(lines[start : start + 1]))
+            start += 1
+        end = len(lines)
+        while end > start and not self.looks_text(lines[end - 1]):
+            end -= 1
+        trimmed = start > 0 or end < len(lines)  # else the block was tried as it is
+        if trimmed and end - start > 1 and not self.failed and self.fast_ready():
+            fast = self.text_block(b"\n".join(lines[start:end]))
+            if fast is not None:
+                self.sent = True
+                out.append(fast)
+                start = end
+        out.append(self._lines(lines[start:]))
+        return b"".join(out)
 
     def _lines(self, lines: list[bytes]) -> bytes:
         """Convert complete lines; nothing more once the stream has failed."""
@@ -222,6 +256,12 @@ class OllamaToOpenAI(_Translating):
     def text_block(self, block: bytes) -> bytes | None:
         return self.stream.content_events_raw(block)
 
+    def fast_ready(self) -> bool:
+        return self.stream.role_sent and not self.stream.done
+
+    def looks_text(self, line: bytes) -> bool:
+        return to_openai.looks_like_text(line)
+
     def line(self, line: bytes) -> bytes:
         fast = self.stream.content_event_raw(line)
         if fast is not None:
@@ -289,6 +329,12 @@ class OpenAIToOllama(_Translating):
         if self.event or self.stream.done:
             return None
         return self.stream.content_lines_raw(block)
+
+    def fast_ready(self) -> bool:
+        return not self.event and not self.stream.done and self.stream.learnt
+
+    def looks_text(self, line: bytes) -> bool:
+        return self.stream.looks_learnt(line)
 
     def line(self, line: bytes) -> bytes:
         if not line.startswith(b"data:"):
@@ -429,6 +475,16 @@ class FrontTransform(_Translating):
         if values is None:
             return None
         return b"".join(map(writer.text_raw, values))
+
+    def fast_ready(self) -> bool:
+        if self.writer.done:
+            return False
+        upstream = self.upstream
+        return upstream is None or (not self.event and not upstream.done and upstream.learnt)
+
+    def looks_text(self, line: bytes) -> bool:
+        upstream = self.upstream
+        return to_openai.looks_like_text(line) if upstream is None else upstream.looks_learnt(line)
 
     def line(self, line: bytes) -> bytes:
         if self.ollama:

@@ -1,0 +1,221 @@
+"""A read that holds a stream's first or last lines beside its text lines: the text lines
+between still go through the fast path at once, and the client gets exactly what it gets
+when every line comes in a read of its own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from multidict import CIMultiDict
+
+from ollamux.dialect import Dialect
+from ollamux.exchange import ResponseHead, TaskState
+from ollamux.plugins.translate import anthropic_response as an_res
+from ollamux.plugins.translate import ollama_to_openai_response as to_openai
+from ollamux.plugins.translate import openai_to_ollama_response as to_ollama
+from ollamux.plugins.translate import responses_request as rs_req
+from ollamux.plugins.translate import responses_response as rs_res
+from ollamux.plugins.translate.stream import (
+    FrontTransform,
+    OllamaToOpenAI,
+    OpenAIToOllama,
+    _Translating,
+)
+
+MODEL = "m"
+TEXTS = ["Hel", "lo", ' "you"', "\\", "é", "!"]
+# Members that differ between two runs of the same stream (random ids, clock times).
+VOLATILE = frozenset({"id", "item_id", "created", "created_at", "total_duration", "eval_duration"})
+
+
+def _ollama_line(text: str, **extra: Any) -> bytes:
+    """A line as Ollama's server writes it (compact, its member order)."""
+    message = {"role": "assistant", "content": text, **extra}
+    obj = {"model": MODEL, "created_at": "2025-01-01T00:00:00Z", "message": message, "done": False}
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+_OLLAMA_FINAL = (
+    b'{"model":"m","created_at":"2025-01-01T00:00:00Z","message":{"role":"assistant",'
+    b'"content":""},"done_reason":"stop","done":true,"total_duration":9,'
+    b'"prompt_eval_count":3,"eval_count":6,"eval_duration":5}\n'
+)
+
+
+def _openai_event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    chunk = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+
+_OPENAI_END = [
+    _openai_event({}, "stop"),
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],'
+    b'"usage":{"prompt_tokens":3,"completion_tokens":6,"total_tokens":9}}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+def _ollama_stream(middle: list[bytes] | None = None) -> list[bytes]:
+    """Each line of an Ollama stream: its first text, ``middle`` (its other texts by
+    default), its final line."""
+    rest = [_ollama_line(t) for t in TEXTS[1:]] if middle is None else middle
+    return [_ollama_line(TEXTS[0]), *rest, _OLLAMA_FINAL]
+
+
+def _openai_stream(middle: list[bytes] | None = None) -> list[bytes]:
+    first = [_openai_event({"role": "assistant", "content": ""}), _openai_event({"content": "Hel"})]
+    rest = [_openai_event({"content": t}) for t in TEXTS[1:]] if middle is None else middle
+    return [*first, *rest, *_OPENAI_END]
+
+
+def _exchange(path: str) -> Any:
+    return SimpleNamespace(
+        path=path,
+        dialect=Dialect.of_path(path),
+        model=MODEL,
+        error=None,
+        outcome=TaskState.RUNNING,
+        stream_broken=False,
+        usage=None,
+    )
+
+
+def _started(transform: _Translating, ollama: bool) -> _Translating:
+    kind = "application/x-ndjson" if ollama else "text/event-stream"
+    transform.head(ResponseHead(200, CIMultiDict({"Content-Type": kind})))
+    return transform
+
+
+def _openai_client(ollama: bool) -> _Translating:
+    assert ollama
+    ex = _exchange("/v1/chat/completions")
+    return _started(OllamaToOpenAI(ex, lambda o: o, to_openai.ChatStream(MODEL)), True)
+
+
+def _ollama_client(ollama: bool) -> _Translating:
+    assert not ollama
+    ex = _exchange("/api/chat")
+    return _started(OpenAIToOllama(ex, lambda o: o, to_ollama.ChatStream(MODEL)), False)
+
+
+def _messages_client(ollama: bool) -> _Translating:
+    writer = an_res.MessageStream(MODEL)
+    return _started(FrontTransform(_exchange("/v1/messages"), ollama, lambda o: o, writer), ollama)
+
+
+def _responses_client(ollama: bool) -> _Translating:
+    writer = rs_res.ResponseStream(MODEL, rs_req.echo_of({}))
+    return _started(FrontTransform(_exchange("/v1/responses"), ollama, lambda o: o, writer), ollama)
+
+
+CLIENTS: list[tuple[str, Callable[[bool], _Translating], bool]] = [
+    ("openai client, ollama backend", _openai_client, True),
+    ("ollama client, openai backend", _ollama_client, False),
+    ("messages client, ollama backend", _messages_client, True),
+    ("messages client, openai backend", _messages_client, False),
+    ("responses client, ollama backend", _responses_client, True),
+    ("responses client, openai backend", _responses_client, False),
+]
+IDS = [name for name, _, _ in CLIENTS]
+
+
+def _without_volatile(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_volatile(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_without_volatile(v) for v in value]
+    return value
+
+
+def _received(out: bytes) -> list[Any]:
+    """What the client reads: event names and JSON documents (ids and times left out)."""
+    items: list[Any] = []
+    for line in out.split(b"\n"):
+        if line.startswith(b"data: "):
+            data = line[6:]
+            items.append(data.decode() if data == b"[DONE]" else json.loads(data))
+        elif line.startswith(b"event:") or line.strip():
+            items.append(line.decode() if line.startswith(b"event:") else json.loads(line))
+    return _without_volatile(items)
+
+
+def _one_read_each(make: Callable[[bool], _Translating], ollama: bool, lines: list[bytes]) -> bytes:
+    transform = make(ollama)
+    return b"".join(transform.feed(line) for line in lines) + transform.end()
+
+
+def _slow_lines(transform: _Translating) -> list[bytes]:
+    """Records the lines that ``transform`` converts one by one."""
+    seen: list[bytes] = []
+    line = transform.line
+
+    def counted(data: bytes) -> bytes:
+        if data.strip():
+            seen.append(data)
+        return line(data)
+
+    transform.line = counted  # type: ignore[method-assign]
+    return seen
+
+
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
+def test_a_whole_stream_in_one_read_gives_what_a_read_per_line_gives(
+    name: str, make: Callable[[bool], _Translating], ollama: bool
+) -> None:
+    lines = _ollama_stream() if ollama else _openai_stream()
+    transform = make(ollama)
+    at_once = transform.feed(b"".join(lines)) + transform.end()
+    assert _received(at_once) == _received(_one_read_each(make, ollama, lines))
+
+
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
+def test_the_text_lines_between_a_streams_first_and_last_lines_are_not_taken_one_by_one(
+    name: str, make: Callable[[bool], _Translating], ollama: bool
+) -> None:
+    lines = _ollama_stream() if ollama else _openai_stream()
+    transform = make(ollama)
+    slow = _slow_lines(transform)
+    transform.feed(b"".join(lines))
+    texts = [line for line in lines if any(json.dumps(t).encode() in line for t in TEXTS[1:])]
+    assert slow and not set(slow) & {t.rstrip(b"\n") for t in texts}
+
+
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
+def test_a_read_with_another_line_among_its_texts_gives_what_a_read_per_line_gives(
+    name: str, make: Callable[[bool], _Translating], ollama: bool
+) -> None:
+    if ollama:
+        odd = _ollama_line("", thinking="hmm")
+        middle = [_ollama_line("a"), odd, _ollama_line("b")]
+        lines = _ollama_stream(middle)
+    else:
+        odd = _openai_event({"reasoning_content": "hmm"})
+        lines = _openai_stream(
+            [_openai_event({"content": "a"}), odd, _openai_event({"content": "b"})]
+        )
+    transform = make(ollama)
+    at_once = transform.feed(b"".join(lines)) + transform.end()
+    assert _received(at_once) == _received(_one_read_each(make, ollama, lines))
+
+
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
+def test_a_broken_last_line_in_a_read_of_texts_still_ends_the_stream_with_an_error(
+    name: str, make: Callable[[bool], _Translating], ollama: bool
+) -> None:
+    lines = _ollama_stream() if ollama else _openai_stream()
+    lines = [*lines[:-3], b"data: {not json\n\n" if not ollama else b"{not json\n"]
+    transform = make(ollama)
+    out = transform.feed(b"".join(lines)) + transform.end()
+    assert transform.exchange.outcome is TaskState.FAILED
+    assert b"cannot be understood" in out
+    assert _received(out)[:-1] == _received(_one_read_each(make, ollama, lines))[:-1]
