@@ -219,3 +219,106 @@ def test_a_broken_last_line_in_a_read_of_texts_still_ends_the_stream_with_an_err
     assert transform.exchange.outcome is TaskState.FAILED
     assert b"cannot be understood" in out
     assert _received(out)[:-1] == _received(_one_read_each(make, ollama, lines))[:-1]
+
+
+# -- a read of exactly one line: the shortcut gives what the parsing path gives ----------
+
+ONE_READ_TEXTS = ["a", 'say "hi"', "\\", "é", "tab\there", "\u2028", "}\n{", '},"done":false}\n']
+
+
+def _first_lines(ollama: bool) -> bytes:
+    return _ollama_stream()[0] if ollama else b"".join(_openai_stream()[:2])
+
+
+def _text_line(ollama: bool, text: str) -> bytes:
+    return _ollama_line(text) if ollama else _openai_event({"content": text})
+
+
+def _parsed_text_events(make: Callable[[bool], _Translating], ollama: bool, text: str) -> Any:
+    """What the client gets for ``text`` from the general path: its line parsed and its
+    chunk built as a dict."""
+    transform: Any = make(ollama)
+    transform.feed(_first_lines(ollama))
+    line = _text_line(ollama, text)
+    return _without_volatile(transform.stream.feed(json.loads(line if ollama else line[6:])))
+
+
+@pytest.mark.parametrize("text", ONE_READ_TEXTS)
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS[:2], ids=IDS[:2])
+def test_a_read_of_one_text_line_gives_what_parsing_it_gives(
+    name: str, make: Callable[[bool], _Translating], ollama: bool, text: str
+) -> None:
+    transform = make(ollama)
+    slow = _slow_lines(transform)
+    transform.feed(_first_lines(ollama))
+    seen = len(slow)
+    line = _text_line(ollama, text)
+    assert _received(transform.feed(line)) == _parsed_text_events(make, ollama, text)
+    assert len(slow) == seen  # taken by the shortcut
+
+
+def _refused_by_the_shortcut(ollama: bool) -> list[tuple[str, bytes]]:
+    if ollama:
+        line = _ollama_line("x")
+        return [
+            ("two lines", line + line),
+            ("thinking", _ollama_line("", thinking="y")),
+            ("empty text", _ollama_line("")),
+            ("not UTF-8", line.replace(b'"x"', b'"\xff"')),
+            ("UTF-8 broken before the text", line.replace(b'"m"', b'"\xff"')),
+            ("a raw control character", line.replace(b'"x"', b'"\x01"')),
+            ("no newline", line[:-1]),
+        ]
+    event = _openai_event({"content": "x"})
+    return [
+        ("two events", event + event),
+        ("reasoning", _openai_event({"reasoning_content": "y"})),
+        ("not UTF-8", event.replace(b'"x"', b'"\xff"')),
+        ("a raw control character", event.replace(b'"x"', b'"\x01"')),
+        ("one newline", event[:-1]),
+        ("crlf", event[:-2] + b"\r\n\r\n"),
+    ]
+
+
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS[:2], ids=IDS[:2])
+def test_a_read_the_shortcut_refuses_gives_what_a_read_among_others_gives(
+    name: str, make: Callable[[bool], _Translating], ollama: bool
+) -> None:
+    first = _first_lines(ollama)
+    for what, data in _refused_by_the_shortcut(ollama):
+        alone, among = make(ollama), make(ollama)
+        alone.feed(first)
+        among.feed(first)
+        tail = _ollama_stream()[-1] if ollama else b"".join(_OPENAI_END)
+        # the same bytes, not a read of their own: they come after a line of text
+        got = _received(alone.feed(data) + alone.feed(tail) + alone.end())
+        before = _text_line(ollama, "z")
+        want = _received(among.feed(before + data) + among.feed(tail) + among.end())
+        assert got == want[1:], what
+
+
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS[:2], ids=IDS[:2])
+def test_a_read_that_ends_a_line_begun_in_the_read_before_is_read_with_it(
+    name: str, make: Callable[[bool], _Translating], ollama: bool
+) -> None:
+    start = b'{"cut' if ollama else b"data: {cut"  # the start of a line...
+    line = _text_line(ollama, "ab")  # ...ended by the bytes of a whole text line
+    end = _OLLAMA_FINAL if ollama else b"".join(_OPENAI_END)
+    split, joined = make(ollama), make(ollama)
+    got = b"".join(split.feed(r) for r in [_first_lines(ollama), start, line, end])
+    want = b"".join(joined.feed(r) for r in [_first_lines(ollama), start + line, end])
+    assert _received(got + split.end()) == _received(want + joined.end())
+    assert split.exchange.outcome == joined.exchange.outcome
+
+
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS[:2], ids=IDS[:2])
+def test_a_text_line_longer_than_the_line_limit_is_refused_in_one_read_too(
+    name: str, make: Callable[[bool], _Translating], ollama: bool
+) -> None:
+    transform = make(ollama)
+    transform.feed(_first_lines(ollama))
+    transform.lines.limit = 64
+    line = _text_line(ollama, "x" * 100)
+    out = transform.feed(line)
+    assert b"longer than 64 bytes" in out
+    assert transform.exchange.outcome is TaskState.FAILED

@@ -338,11 +338,11 @@ class Lines:
     """Reassembles lines split across reads, in linear time (the pieces of a long line are
     kept in a list and joined once); a line longer than ``limit`` raises ``LineTooLong``."""
 
-    __slots__ = ("_parts", "_size", "limit")
+    __slots__ = ("_parts", "limit", "pending")
 
     def __init__(self, limit: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self._parts: list[bytes] = []
-        self._size = 0
+        self.pending = 0  # bytes of a line whose end has not come yet
         self.limit = limit
 
     def feed(self, data: bytes) -> list[bytes]:
@@ -355,9 +355,9 @@ class Lines:
         cut = data.rfind(b"\n")
         if cut < 0:
             self._parts.append(data)
-            self._size += len(data)
-            if self._size > self.limit:
-                self._parts, self._size = [], 0
+            self.pending += len(data)
+            if self.pending > self.limit:
+                self._parts, self.pending = [], 0
                 raise LineTooLong(f"a line longer than {self.limit} bytes")
             return None
         if self._parts:
@@ -367,17 +367,17 @@ class Lines:
             head = data[:cut]
         rest = data[cut + 1 :]
         self._parts = [rest] if rest else []
-        self._size = len(rest)
+        self.pending = len(rest)
         if len(head) > self.limit and max(map(len, head.split(b"\n"))) > self.limit:
             raise LineTooLong(f"a line longer than {self.limit} bytes")
-        if self._size > self.limit:
-            self._parts, self._size = [], 0
+        if self.pending > self.limit:
+            self._parts, self.pending = [], 0
             raise LineTooLong(f"a line longer than {self.limit} bytes")
         return head
 
     def flush(self) -> list[bytes]:
         rest = b"".join(self._parts)
-        self._parts, self._size = [], 0
+        self._parts, self.pending = [], 0
         return [rest] if rest.strip() else []
 
 

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from .common import (
+    TEXT_STRING,
     all_text,
     count_of,
     floats_to_base64,
@@ -26,6 +27,7 @@ from .common import (
 
 _OLLAMA_MESSAGE_HEAD = b'"message":{"role":"assistant","content":'
 _OLLAMA_PIECE_TAIL = b'},"done":false}'
+_OLLAMA_LINE_END = _OLLAMA_PIECE_TAIL + b"\n"
 _CONTENT_TAIL = b'}, "finish_reason": null, "logprobs": null}]}\n\n'
 FINISH_REASONS = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
 _SHOW_KEYS = ("modelfile", "parameters", "template", "details", "model_info", "capabilities")
@@ -218,6 +220,24 @@ class ChatStream:
             return None
         return self._content_prefix() + value + _CONTENT_TAIL
 
+    def one_line_raw(self, data: bytes) -> bytes | None:
+        """``content_event_raw`` for a read that is exactly one text-only line as Ollama
+        writes it, with its newline (most reads of a stream paced by a model's tokens are),
+        in fewer steps; ``None`` for anything else."""
+        if not self.role_sent or self.done or not data.endswith(_OLLAMA_LINE_END):
+            return None
+        at = data.find(_OLLAMA_MESSAGE_HEAD)
+        if at < 0 or data.find(b"\n") != len(data) - 1:
+            return None
+        value = data[at + len(_OLLAMA_MESSAGE_HEAD) : len(data) - len(_OLLAMA_LINE_END)]
+        if TEXT_STRING.fullmatch(value) is None:
+            return None
+        try:
+            data.decode()
+        except UnicodeDecodeError:
+            return None
+        return (self._prefix or self._content_prefix()) + value + _CONTENT_TAIL
+
     def content_events_raw(self, block: bytes) -> bytes | None:
         """``content_event_raw`` for a block of lines at once: ``None`` unless every line
         in it is a text-only line as Ollama writes it."""
@@ -296,6 +316,9 @@ class CompletionStream(ChatStream):
         return None  # the chat fast paths do not apply to completions
 
     def content_event_raw(self, line: bytes) -> bytes | None:
+        return None
+
+    def one_line_raw(self, data: bytes) -> bytes | None:
         return None
 
     def content_events_raw(self, block: bytes) -> bytes | None:

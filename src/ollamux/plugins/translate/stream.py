@@ -253,6 +253,16 @@ class OllamaToOpenAI(_Translating):
 
         return convert
 
+    def feed(self, data: bytes) -> bytes:
+        # A read of one whole text line (no part of a line before it): converted at once.
+        lines = self.lines
+        if self.mode == "stream" and not lines.pending and len(data) <= lines.limit:
+            fast = None if self.failed else self.stream.one_line_raw(data)
+            if fast is not None:
+                self.sent = True
+                return fast
+        return super().feed(data)
+
     def text_block(self, block: bytes) -> bytes | None:
         return self.stream.content_events_raw(block)
 
@@ -312,6 +322,13 @@ class OpenAIToOllama(_Translating):
     def feed(self, data: bytes) -> bytes:
         if self.mode == "stream":
             self.stream.tick()
+            # A read of one whole text event (no part of a line before it): converted at once.
+            lines = self.lines
+            if not lines.pending and not self.event and len(data) <= lines.limit:
+                fast = None if self.failed else self.stream.one_event_raw(data)
+                if fast is not None:
+                    self.sent = True
+                    return fast
         return super().feed(data)
 
     def _whole_with_usage(self, whole: Whole) -> Whole:
