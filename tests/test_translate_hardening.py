@@ -5,13 +5,14 @@ a success (502 and another backend tried before the first byte); long lines are 
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
 
 from ollamux.exchange import ResponseHead
 from ollamux.hookspecs import hookimpl
-from ollamux.plugins.translate.common import Lines, LineTooLong
+from ollamux.plugins.translate.common import TEXT_STRING, Lines, LineTooLong
 from ollamux.transforms import BadUpstreamAnswer, ResponseTransform
 from tests.fakes.ollama_backend import Scripted
 
@@ -204,3 +205,23 @@ async def test_an_answer_rejected_mid_stream_ends_with_an_error_line(
     assert "cannot be understood: not an answer" in json.loads(lines[-1])["error"]
     status = await (await client.get("/tasks/status/rejected-mid-stream")).json()
     assert status["state"] == "FAILED"
+
+
+_STRING_PIECES = ["a", "é", " ", '"', "\\", "n", "u", "00e9", "0", "/", "\t", "\x01", "\\u12"]
+
+
+def _json_text(data: bytes) -> bool:
+    """The oracle: ``data`` is one JSON document, a string that is not empty."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(value, str) and value != ""
+
+
+def test_the_fast_paths_string_check_takes_exactly_the_non_empty_json_strings() -> None:
+    rng = random.Random(16)
+    for _ in range(20_000):
+        inner = "".join(rng.choice(_STRING_PIECES) for _ in range(rng.randrange(0, 8)))
+        data = ('"' + inner + '"').encode()
+        assert (TEXT_STRING.fullmatch(data) is not None) == _json_text(data), data
