@@ -12,7 +12,7 @@ import pytest
 
 from ollamux.exchange import ResponseHead
 from ollamux.hookspecs import hookimpl
-from ollamux.plugins.translate.common import TEXT_STRING, Lines, LineTooLong
+from ollamux.plugins.translate.common import TEXT_STRING, Lines, LineTooLong, all_text
 from ollamux.transforms import BadUpstreamAnswer, ResponseTransform
 from tests.fakes.ollama_backend import Scripted
 
@@ -219,9 +219,21 @@ def _json_text(data: bytes) -> bool:
     return isinstance(value, str) and value != ""
 
 
+def _json_string(rng: random.Random) -> bytes:
+    inner = "".join(rng.choice(_STRING_PIECES) for _ in range(rng.randrange(0, 8)))
+    return ('"' + inner + '"').encode()
+
+
 def test_the_fast_paths_string_check_takes_exactly_the_non_empty_json_strings() -> None:
     rng = random.Random(16)
     for _ in range(20_000):
-        inner = "".join(rng.choice(_STRING_PIECES) for _ in range(rng.randrange(0, 8)))
-        data = ('"' + inner + '"').encode()
+        data = _json_string(rng)
         assert (TEXT_STRING.fullmatch(data) is not None) == _json_text(data), data
+
+
+def test_a_reads_strings_are_taken_together_only_when_each_is_one() -> None:
+    rng = random.Random(17)
+    for _ in range(5_000):
+        values = [_json_string(rng) for _ in range(rng.randrange(1, 5))]
+        assert all_text(values, b"".join(values)) == all(map(_json_text, values)), values
+    assert not all_text([], b"")
