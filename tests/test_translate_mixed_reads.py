@@ -168,11 +168,25 @@ def _slow_lines(transform: _Translating) -> list[bytes]:
     return seen
 
 
+def _stream(ollama: bool, odd: bool = False) -> list[bytes]:
+    """Each line of a stream from the backend; ``odd``: with a line the fast paths do not
+    take among its text lines."""
+    if not odd:
+        return _ollama_stream() if ollama else _openai_stream()
+    if ollama:
+        return _ollama_stream(
+            [_ollama_line("a"), _ollama_line("", thinking="hmm"), _ollama_line("b")]
+        )
+    odd = _openai_event({"reasoning_content": "hmm"})
+    return _openai_stream([_openai_event({"content": "a"}), odd, _openai_event({"content": "b"})])
+
+
+@pytest.mark.parametrize("odd", [False, True], ids=["texts", "another line among the texts"])
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_whole_stream_in_one_read_gives_what_a_read_per_line_gives(
-    name: str, make: Callable[[bool], _Translating], ollama: bool
+    name: str, make: Callable[[bool], _Translating], ollama: bool, odd: bool
 ) -> None:
-    lines = _ollama_stream() if ollama else _openai_stream()
+    lines = _stream(ollama, odd)
     transform = make(ollama)
     at_once = transform.feed(b"".join(lines)) + transform.end()
     assert _received(at_once) == _received(_one_read_each(make, ollama, lines))
@@ -182,7 +196,7 @@ def test_a_whole_stream_in_one_read_gives_what_a_read_per_line_gives(
 def test_the_text_lines_between_a_streams_first_and_last_lines_are_not_taken_one_by_one(
     name: str, make: Callable[[bool], _Translating], ollama: bool
 ) -> None:
-    lines = _ollama_stream() if ollama else _openai_stream()
+    lines = _stream(ollama)
     transform = make(ollama)
     slow = _slow_lines(transform)
     transform.feed(b"".join(lines))
@@ -191,28 +205,10 @@ def test_the_text_lines_between_a_streams_first_and_last_lines_are_not_taken_one
 
 
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
-def test_a_read_with_another_line_among_its_texts_gives_what_a_read_per_line_gives(
-    name: str, make: Callable[[bool], _Translating], ollama: bool
-) -> None:
-    if ollama:
-        odd = _ollama_line("", thinking="hmm")
-        middle = [_ollama_line("a"), odd, _ollama_line("b")]
-        lines = _ollama_stream(middle)
-    else:
-        odd = _openai_event({"reasoning_content": "hmm"})
-        lines = _openai_stream(
-            [_openai_event({"content": "a"}), odd, _openai_event({"content": "b"})]
-        )
-    transform = make(ollama)
-    at_once = transform.feed(b"".join(lines)) + transform.end()
-    assert _received(at_once) == _received(_one_read_each(make, ollama, lines))
-
-
-@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_broken_last_line_in_a_read_of_texts_still_ends_the_stream_with_an_error(
     name: str, make: Callable[[bool], _Translating], ollama: bool
 ) -> None:
-    lines = _ollama_stream() if ollama else _openai_stream()
+    lines = _stream(ollama)
     lines = [*lines[:-3], b"data: {not json\n\n" if not ollama else b"{not json\n"]
     transform = make(ollama)
     out = transform.feed(b"".join(lines)) + transform.end()
