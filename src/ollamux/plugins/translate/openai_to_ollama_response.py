@@ -257,8 +257,8 @@ class ChatStream:
         if not head or self.done or not data.startswith(head) or not data.endswith(_EVENT_END):
             return None
         end = len(data) - len(_EVENT_END)
-        if not data.endswith(tail, 0, end):
-            return None
+        if data.find(b"\n") != end or not data.endswith(tail, 0, end):
+            return None  # more than one line (a back-to-back stream's read), or another event
         value = data[len(head) : end - len(tail)]
         if TEXT_STRING.fullmatch(value) is None:  # one JSON string: no line break in it
             return None
