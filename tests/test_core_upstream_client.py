@@ -164,6 +164,26 @@ async def test_a_chunked_body_is_handed_over_as_it_arrives(pool: UpstreamPool) -
         assert response.at_eof()
 
 
+async def test_the_chunks_of_one_read_are_read_in_order_and_whole(pool: UpstreamPool) -> None:
+    pieces = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in [b"a", b"bc", b"def"] * 50)
+    burst = answers(CHUNKED_HEAD + pieces + b"0\r\n\r\n")
+
+    async with Scripted(burst) as url:
+        assert await get(pool, url, "/") == (200, b"abcdef" * 50)
+
+
+async def test_bytes_before_a_fault_in_the_same_read_are_read_before_the_error(
+    pool: UpstreamPool,
+) -> None:
+    faulty = answers(CHUNKED_HEAD + b"4\r\ngood\r\nzz\r\nbad\r\n")
+
+    async with Scripted(faulty) as url:
+        response = await pool.request("GET", url, "/", CIMultiDict(), None)
+        assert await response.read_any() == b"good"
+        with pytest.raises(aiohttp.ClientPayloadError, match="invalid HTTP answer"):
+            await response.read_any()
+
+
 async def test_a_body_without_length_runs_to_the_close(pool: UpstreamPool) -> None:
     until_close = answers(b"HTTP/1.1 200 OK\r\n\r\nall of it", close=True)
 

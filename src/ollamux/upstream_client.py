@@ -257,6 +257,9 @@ class _Connection(asyncio.Protocol):
         self._got_bytes = False
         self._head_bytes = 0
         self._paused = False
+        # The body bytes parsed from the read at hand: handed to the response once the
+        # read is parsed (one hand-over for a read of many chunks, not one per chunk).
+        self._body: list[bytes] = []
         self.waiting_since: float | None = None
         self.watched = False  # in the pool's between-bytes watch
 
@@ -273,9 +276,12 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
+            self._hand_body()  # what came before the fault is read before the error
             reason = self._callback_error or f"invalid HTTP answer: {exc}"
             self._broken(aiohttp.ClientPayloadError(reason))
             return
+        if self._body:
+            self._hand_body()
         if self._head_waiter is not None:  # the head is still coming
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:  # a head that never ends fills no memory
@@ -335,7 +341,14 @@ class _Connection(asyncio.Protocol):
             body = self._inflated(body)
             if not body:
                 return
-        self._response._data(body)
+        self._body.append(body)
+
+    def _hand_body(self) -> None:
+        """Give the body bytes parsed so far to the response, as one piece."""
+        body, response = self._body, self._response
+        if body and response is not None:
+            self._body = []
+            response._data(body[0] if len(body) == 1 else b"".join(body))
 
     def _inflated(self, data: bytes) -> bytes:
         """``data`` decompressed; a failure stops the parser (httptools reports it without
@@ -355,6 +368,7 @@ class _Connection(asyncio.Protocol):
         response = self._response
         if response is None:
             return
+        self._hand_body()
         self._response = None
         self._unwatch()
         if self._inflate is not None:
