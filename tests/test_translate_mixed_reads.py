@@ -276,24 +276,43 @@ def _refused_by_the_shortcut(ollama: bool) -> list[tuple[str, bytes]]:
     ]
 
 
-@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS[:2], ids=IDS[:2])
-def test_a_read_the_shortcut_refuses_gives_what_a_read_among_others_gives(
+def _in_one_and_in_two_reads(
+    make: Callable[[bool], _Translating], ollama: bool, data: bytes
+) -> tuple[list[Any], list[Any], list[bytes]]:
+    """What the client gets when ``data`` comes in one read, and in two (its first five
+    bytes, then the rest: not a read of one line), after the stream's first lines and
+    before its end; and the lines the one-read transform took one by one."""
+    tail = _ollama_stream()[-1] if ollama else b"".join(_OPENAI_END)
+    one, two = make(ollama), make(ollama)
+    one.feed(_first_lines(ollama))
+    two.feed(_first_lines(ollama))
+    slow = _slow_lines(one)
+    got = one.feed(data) + one.feed(tail) + one.end()
+    want = two.feed(data[:5]) + two.feed(data[5:]) + two.feed(tail) + two.end()
+    return _received(got), _received(want), slow
+
+
+@pytest.mark.parametrize("text", ONE_READ_TEXTS)
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
+def test_a_read_of_one_text_line_is_taken_at_once_and_gives_what_two_reads_give(
+    name: str, make: Callable[[bool], _Translating], ollama: bool, text: str
+) -> None:
+    line = _text_line(ollama, text)
+    got, want, slow = _in_one_and_in_two_reads(make, ollama, line)
+    assert got == want
+    assert line.rstrip(b"\n") not in slow
+
+
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
+def test_a_read_the_shortcut_refuses_gives_what_the_same_bytes_in_two_reads_give(
     name: str, make: Callable[[bool], _Translating], ollama: bool
 ) -> None:
-    first = _first_lines(ollama)
     for what, data in _refused_by_the_shortcut(ollama):
-        alone, among = make(ollama), make(ollama)
-        alone.feed(first)
-        among.feed(first)
-        tail = _ollama_stream()[-1] if ollama else b"".join(_OPENAI_END)
-        # the same bytes, not a read of their own: they come after a line of text
-        got = _received(alone.feed(data) + alone.feed(tail) + alone.end())
-        before = _text_line(ollama, "z")
-        want = _received(among.feed(before + data) + among.feed(tail) + among.end())
-        assert got == want[1:], what
+        got, want, _ = _in_one_and_in_two_reads(make, ollama, data)
+        assert got == want, what
 
 
-@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS[:2], ids=IDS[:2])
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_read_that_ends_a_line_begun_in_the_read_before_is_read_with_it(
     name: str, make: Callable[[bool], _Translating], ollama: bool
 ) -> None:
@@ -307,7 +326,7 @@ def test_a_read_that_ends_a_line_begun_in_the_read_before_is_read_with_it(
     assert split.exchange.outcome == joined.exchange.outcome
 
 
-@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS[:2], ids=IDS[:2])
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_text_line_longer_than_the_line_limit_is_refused_in_one_read_too(
     name: str, make: Callable[[bool], _Translating], ollama: bool
 ) -> None:

@@ -221,20 +221,12 @@ class ChatStream:
         return self._content_prefix() + value + _CONTENT_TAIL
 
     def one_line_raw(self, data: bytes) -> bytes | None:
-        """``content_event_raw`` for a read that is exactly one text-only line as Ollama
-        writes it, with its newline (most reads of a stream paced by a model's tokens are),
-        in fewer steps; ``None`` for anything else."""
-        if not self.role_sent or self.done or not data.endswith(_OLLAMA_LINE_END):
+        """``content_event_raw`` for a read that is exactly one text-only line
+        (``one_line_content``), in fewer steps; ``None`` for anything else."""
+        if not self.role_sent or self.done:
             return None
-        at = data.find(_OLLAMA_MESSAGE_HEAD)
-        if at < 0 or data.find(b"\n") != len(data) - 1:
-            return None
-        value = data[at + len(_OLLAMA_MESSAGE_HEAD) : len(data) - len(_OLLAMA_LINE_END)]
-        if TEXT_STRING.fullmatch(value) is None:
-            return None
-        try:
-            data.decode()
-        except UnicodeDecodeError:
+        value = one_line_content(data)
+        if value is None:
             return None
         return (self._prefix or self._content_prefix()) + value + _CONTENT_TAIL
 
@@ -432,6 +424,25 @@ def raw_contents(block: bytes) -> list[bytes] | None:
     if len(values) != len(lines) or not all_text(values, block):
         return None
     return values
+
+
+def one_line_content(data: bytes) -> bytes | None:
+    """``raw_content`` of a read that is exactly one text-only line as Ollama writes it,
+    with its newline (most reads of a stream paced by a model's tokens are), in fewer
+    steps; ``None`` for anything else."""
+    if not data.endswith(_OLLAMA_LINE_END):
+        return None
+    at = data.find(_OLLAMA_MESSAGE_HEAD)
+    if at < 0 or data.find(b"\n") != len(data) - 1:
+        return None
+    value = data[at + len(_OLLAMA_MESSAGE_HEAD) : len(data) - len(_OLLAMA_LINE_END)]
+    if TEXT_STRING.fullmatch(value) is None:
+        return None
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return None
+    return value
 
 
 def looks_like_text(line: bytes) -> bool:

@@ -250,9 +250,17 @@ class ChatStream:
         return bool(head) and line.startswith(head) and line.endswith(self._tail)
 
     def one_event_raw(self, data: bytes) -> bytes | None:
-        """``content_lines_raw`` for a read that is exactly one learnt text-only event (most
-        reads of a stream paced by a model's tokens are), in fewer steps; ``None`` for
-        anything else."""
+        """``content_lines_raw`` for a read that is exactly one learnt text-only event
+        (``one_event_value``), in fewer steps; ``None`` for anything else."""
+        value = self.one_event_value(data)
+        if value is None:
+            return None
+        return self._prefix + value + (_GENERATE_TAIL if self.generate else _CHAT_TAIL)
+
+    def one_event_value(self, data: bytes) -> bytes | None:
+        """The content string of a read that is exactly one learnt text-only event (most
+        reads of a stream paced by a model's tokens are), as it is; ``None`` for anything
+        else."""
         head, tail = self._head, self._tail
         if not head or self.done or not data.startswith(head) or not data.endswith(_EVENT_END):
             return None
@@ -266,7 +274,7 @@ class ChatStream:
             data.decode()
         except UnicodeDecodeError:
             return None
-        return self._prefix + value + (_GENERATE_TAIL if self.generate else _CHAT_TAIL)
+        return value
 
     def text_values_raw(self, block: bytes) -> list[bytes] | None:
         """The content strings of a block of SSE lines (blank lines between events), as

@@ -477,6 +477,22 @@ class FrontTransform(_Translating):
 
         return counted
 
+    def feed(self, data: bytes) -> bytes:
+        # A read of one whole text line or event (no part of a line before it): at once.
+        lines = self.lines
+        if self.mode == "stream" and not lines.pending and len(data) <= lines.limit:
+            upstream = self.upstream
+            if self.failed or self.writer.done or self.event:
+                value = None
+            elif upstream is None:
+                value = to_openai.one_line_content(data)
+            else:
+                value = upstream.one_event_value(data)
+            if value is not None:
+                self.sent = True
+                return self.writer.text_raw(value)
+        return super().feed(data)
+
     def text_block(self, block: bytes) -> bytes | None:
         writer = self.writer
         if writer.done:
