@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from ollamux.plugins.translate import ollama_to_openai_response as to_openai
 from ollamux.plugins.translate.raw_chat import chat_completion_raw
-from ollamux.transforms import BadUpstreamAnswer
-from tests.translate_support import whole_for_openai
+from tests.translate_support import same_either_way, whole_for_openai
 
 MODEL = "gpt-4o"
 QUOTED = json.dumps(MODEL)
@@ -66,13 +65,7 @@ def _answer(body: bytes, fast: bool, model: str = MODEL) -> tuple[Any, dict[str,
 
 
 def _same_either_way(body: bytes, model: str = MODEL) -> None:
-    try:
-        slow = _answer(body, False, model)
-    except BadUpstreamAnswer:
-        with pytest.raises(BadUpstreamAnswer):
-            _answer(body, True, model)
-        return
-    assert _answer(body, True, model) == slow
+    same_either_way(lambda fast: _answer(body, fast, model))
 
 
 def test_a_plain_answer_is_converted_from_its_bytes() -> None:

@@ -3,15 +3,18 @@ answer through the transform an OpenAI client's request gets."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from multidict import CIMultiDict
 
 from ollamux.dialect import Dialect
 from ollamux.exchange import ResponseHead
 from ollamux.plugins.translate import ollama_to_openai_response as to_openai
 from ollamux.plugins.translate.stream import OllamaToOpenAI, Raw, Whole
+from ollamux.transforms import BadUpstreamAnswer
 
 
 def whole_for_openai(
@@ -25,3 +28,15 @@ def whole_for_openai(
     transform.head(ResponseHead(200, CIMultiDict({"Content-Type": "application/json"})))
     transform.feed(body)
     return transform.end(), ex.usage
+
+
+def same_either_way(answer: Callable[[bool], Any]) -> None:
+    """``answer(fast)`` is the same with the bytes path (``True``) as with the parsing path:
+    the same answer, or a refusal (``BadUpstreamAnswer``) from both."""
+    try:
+        slow = answer(False)
+    except BadUpstreamAnswer:
+        with pytest.raises(BadUpstreamAnswer):
+            answer(True)
+        return
+    assert answer(True) == slow
