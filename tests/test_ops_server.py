@@ -130,6 +130,8 @@ async def test_sigterm_puts_a_running_job_back_in_the_queue(
             return await status(first) == "processing"
 
         await first.wait_for(processing, "the job to run")
+        # "processing" comes as the job is taken, before its call reaches the backend
+        await first.wait_for(fake.started.is_set, "the job's call to reach the backend")
         first.signal(signal.SIGTERM)
         assert await first.wait_exit() == 0
         await first.wait_for(fake.disconnected.is_set, "the job's upstream call to be cancelled")

@@ -19,6 +19,7 @@ from ollamux.plugins.translate import ollama_to_openai_response as to_openai
 from ollamux.plugins.translate import openai_to_ollama_response as to_ollama
 from ollamux.plugins.translate import responses_request as rs_req
 from ollamux.plugins.translate import responses_response as rs_res
+from ollamux.plugins.translate.common import Lines
 from ollamux.plugins.translate.stream import (
     FrontTransform,
     OllamaToOpenAI,
@@ -217,7 +218,7 @@ def test_a_broken_last_line_in_a_read_of_texts_still_ends_the_stream_with_an_err
     assert _received(out)[:-1] == _received(_one_read_each(make, ollama, lines))[:-1]
 
 
-# -- a read of exactly one line: the shortcut gives what the parsing path gives ----------
+# -- a read of whole lines: the shortcut gives what the parsing path gives --------------
 
 ONE_READ_TEXTS = ["a", 'say "hi"', "\\", "é", "tab\there", "\u2028", "}\n{", '},"done":false}\n']
 
@@ -257,7 +258,10 @@ def _refused_by_the_shortcut(ollama: bool) -> list[tuple[str, bytes]]:
     if ollama:
         line = _ollama_line("x")
         return [
-            ("two lines", line + line),
+            ("a blank line between two texts", line + b"\n" + line),
+            ("thinking between two texts", line + _ollama_line("", thinking="y") + line),
+            ("a line break in a line's head", line.replace(b'"m",', b'"m",\n') + line),
+            ("an error line before a text", b'{"error":"boom"}\n' + line),
             ("thinking", _ollama_line("", thinking="y")),
             ("empty text", _ollama_line("")),
             ("not UTF-8", line.replace(b'"x"', b'"\xff"')),
@@ -267,7 +271,10 @@ def _refused_by_the_shortcut(ollama: bool) -> list[tuple[str, bytes]]:
         ]
     event = _openai_event({"content": "x"})
     return [
-        ("two events", event + event),
+        ("a blank line too many between two events", event + b"\n" + event),
+        ("a line break inside an event", event.replace(b'"x"', b'"x"\n') + event),
+        ("two texts in one event", event[:-1] + event),
+        ("reasoning between two texts", event + _openai_event({"reasoning_content": "y"}) + event),
         ("reasoning", _openai_event({"reasoning_content": "y"})),
         ("not UTF-8", event.replace(b'"x"', b'"\xff"')),
         ("a raw control character", event.replace(b'"x"', b'"\x01"')),
@@ -303,13 +310,77 @@ def test_a_read_of_one_text_line_is_taken_at_once_and_gives_what_two_reads_give(
     assert line.rstrip(b"\n") not in slow
 
 
+class _CountedLines(Lines):
+    """``Lines`` that count the reads they reassemble (the general path takes each)."""
+
+    __slots__ = ("reads",)
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.reads = 0
+
+    def block(self, data: bytes) -> bytes | None:
+        self.reads += 1
+        return super().block(data)
+
+
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
-def test_a_read_the_shortcut_refuses_gives_what_the_same_bytes_in_two_reads_give(
+def test_a_read_of_several_text_lines_is_taken_at_once_and_gives_what_a_read_per_line_gives(
+    name: str, make: Callable[[bool], _Translating], ollama: bool
+) -> None:
+    lines = [_text_line(ollama, text) for text in ONE_READ_TEXTS]
+    one, each = make(ollama), make(ollama)
+    one.feed(_first_lines(ollama))
+    each.feed(_first_lines(ollama))
+    one.lines = counted = _CountedLines(one.lines.limit)
+    got = one.feed(b"".join(lines))
+    assert counted.reads == 0  # not reassembled: converted at once
+    assert _received(got) == _received(b"".join(each.feed(line) for line in lines))
+
+
+def test_an_event_of_the_learnt_length_but_other_bytes_is_not_taken_by_the_shortcut() -> None:
+    transform = _ollama_client(False)
+    slow = _slow_lines(transform)
+    transform.feed(_first_lines(False))
+    other = _openai_event({"content": "x"}).replace(b'"model":"m"', b'"model":"n"')
+    transform.feed(_openai_event({"content": "x"}) + other)
+    assert slow[-1] == other.rstrip(b"\n")
+
+
+def test_a_text_line_with_two_messages_gives_the_last_as_json_does() -> None:
+    line = _ollama_line("a").replace(
+        b',"done"', b',"message":{"role":"assistant","content":"b"},"done"'
+    )
+    assert json.loads(line)["message"]["content"] == "b"
+    transform = _openai_client(True)
+    transform.feed(_first_lines(True))
+    events = _received(transform.feed(line + line))
+    assert [e["choices"][0]["delta"]["content"] for e in events] == ["b", "b"]
+
+
+def _in_one_read_and_line_by_line(
+    make: Callable[[bool], _Translating], ollama: bool, data: bytes
+) -> tuple[list[Any], list[Any]]:
+    """What the client gets when ``data`` comes in one read, and a line per read, after
+    the stream's first lines and before its end."""
+    tail = _ollama_stream()[-1] if ollama else b"".join(_OPENAI_END)
+    one, each = make(ollama), make(ollama)
+    one.feed(_first_lines(ollama))
+    each.feed(_first_lines(ollama))
+    got = one.feed(data) + one.feed(tail) + one.end()
+    want = b"".join(each.feed(line) for line in data.splitlines(keepends=True))
+    want += each.feed(tail) + each.end()
+    return _received(got), _received(want)
+
+
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
+def test_a_read_the_shortcut_refuses_gives_what_the_same_bytes_give_in_other_reads(
     name: str, make: Callable[[bool], _Translating], ollama: bool
 ) -> None:
     for what, data in _refused_by_the_shortcut(ollama):
         got, want, _ = _in_one_and_in_two_reads(make, ollama, data)
         assert got == want, what
+        assert _in_one_read_and_line_by_line(make, ollama, data) == (got, got), what
 
 
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)

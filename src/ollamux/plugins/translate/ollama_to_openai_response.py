@@ -15,12 +15,13 @@ import time
 from typing import Any
 
 from .common import (
-    TEXT_STRING,
+    NEWLINE,
     all_text,
     count_of,
     floats_to_base64,
     need,
     new_id,
+    text_lines,
     text_of,
     unix_of,
 )
@@ -220,15 +221,13 @@ class ChatStream:
             return None
         return self._content_prefix() + value + _CONTENT_TAIL
 
-    def one_line_raw(self, data: bytes) -> bytes | None:
-        """``content_event_raw`` for a read that is exactly one text-only line
-        (``one_line_content``), in fewer steps; ``None`` for anything else."""
+    def read_events_raw(self, data: bytes) -> bytes | None:
+        """``content_event_raw`` for every line of a read of whole lines (``read_contents``),
+        in one step: most reads of a stream are such. ``None`` for anything else."""
         if not self.role_sent or self.done:
             return None
-        value = one_line_content(data)
-        if value is None:
-            return None
-        return (self._prefix or self._content_prefix()) + value + _CONTENT_TAIL
+        values = read_contents(data)
+        return None if values is None else self._events(values)
 
     def content_events_raw(self, block: bytes) -> bytes | None:
         """``content_event_raw`` for a block of lines at once: ``None`` unless every line
@@ -236,9 +235,12 @@ class ChatStream:
         if not self.role_sent or self.done:
             return None
         values = raw_contents(block)
-        if values is None:
-            return None
-        prefix = self._content_prefix()
+        return None if values is None else self._events(values)
+
+    def _events(self, values: list[bytes]) -> bytes:
+        prefix = self._prefix or self._content_prefix()
+        if len(values) == 1:
+            return prefix + values[0] + _CONTENT_TAIL
         return prefix + (_CONTENT_TAIL + prefix).join(values) + _CONTENT_TAIL
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -310,7 +312,7 @@ class CompletionStream(ChatStream):
     def content_event_raw(self, line: bytes) -> bytes | None:
         return None
 
-    def one_line_raw(self, data: bytes) -> bytes | None:
+    def read_events_raw(self, data: bytes) -> bytes | None:
         return None
 
     def content_events_raw(self, block: bytes) -> bytes | None:
@@ -411,38 +413,34 @@ def model_from_show(show: dict[str, Any], name: str) -> dict[str, Any]:
     return model_entry(name, show.get("modified_at"))
 
 
-def raw_contents(block: bytes) -> list[bytes] | None:
-    """``raw_content`` of every line of ``block`` (lines joined by newlines): ``None``
-    unless every line is a text-only line as Ollama writes it."""
-    lines = block.split(b"\n")
-    end = -len(_OLLAMA_PIECE_TAIL)
+def read_contents(data: bytes) -> list[bytes] | None:
+    """``raw_content`` of every line of ``data``, a read of whole lines (it ends with a
+    newline): ``None`` unless every line is a text-only line as Ollama writes it."""
+    if not data.endswith(_OLLAMA_LINE_END):
+        return None
+    pieces = data.split(_OLLAMA_LINE_END)  # the lines without their ends, then b""
+    pieces.pop()
+    # The last "message" of a line is the one JSON keeps; it is looked for from the end,
+    # where it is (a token's text is short). No head is found inside a JSON string: its
+    # quotes would be escaped there.
+    if len(pieces) == 1:  # one line, as a paced stream's reads are: no loop
+        line = pieces[0]
+        _, head, value = line.rpartition(_OLLAMA_MESSAGE_HEAD)
+        ok = head and NEWLINE not in line and text_lines(value, data)
+        return [value] if ok else None
     values = [
-        line[at + len(_OLLAMA_MESSAGE_HEAD) : end]
-        for line in lines
-        if line.endswith(_OLLAMA_PIECE_TAIL) and (at := line.find(_OLLAMA_MESSAGE_HEAD)) >= 0
+        parts[2]
+        for p in pieces
+        if NEWLINE not in p and (parts := p.rpartition(_OLLAMA_MESSAGE_HEAD))[1]
     ]
-    if len(values) != len(lines) or not all_text(values, block):
+    if len(values) != len(pieces) or not all_text(values, data):
         return None
     return values
 
 
-def one_line_content(data: bytes) -> bytes | None:
-    """``raw_content`` of a read that is exactly one text-only line as Ollama writes it,
-    with its newline (most reads of a stream paced by a model's tokens are), in fewer
-    steps; ``None`` for anything else."""
-    if not data.endswith(_OLLAMA_LINE_END):
-        return None
-    at = data.find(_OLLAMA_MESSAGE_HEAD)
-    if at < 0 or data.find(b"\n") != len(data) - 1:
-        return None
-    value = data[at + len(_OLLAMA_MESSAGE_HEAD) : len(data) - len(_OLLAMA_LINE_END)]
-    if TEXT_STRING.fullmatch(value) is None:
-        return None
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        return None
-    return value
+def raw_contents(block: bytes) -> list[bytes] | None:
+    """``read_contents`` of lines joined by newlines (a block without its last one)."""
+    return read_contents(block + b"\n")
 
 
 def looks_like_text(line: bytes) -> bool:

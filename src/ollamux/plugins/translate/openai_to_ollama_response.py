@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import struct
 import time
+from operator import itemgetter
 from typing import Any
 
 from .common import (
+    NEWLINE,
     TEXT_STRING,
     Unreadable,
     all_text,
@@ -25,6 +27,7 @@ from .common import (
     iso_of,
     loads_strict,
     need,
+    text_lines,
     text_of,
 )
 
@@ -180,7 +183,8 @@ class ChatStream:
         self._head_second = b""  # ``_model_head`` and the date to the second
         self._prefix = b""
         # The bytes around the content string of the last text-only chunk (``learn``).
-        self._head = self._tail = b""
+        self._head = self._tail = self._end = self._between = b""
+        self._text = itemgetter(slice(0))
         self._lessons = 0  # times ``learn`` looked at a line
         self._model_head = b'{"model": ' + json.dumps(model).encode() + b', "created_at": "'
         self._body_head = (
@@ -238,6 +242,9 @@ class ChatStream:
         except ValueError:
             return
         self._head, self._tail = line[:start], line[match.end() :]
+        self._end = self._tail + _EVENT_END
+        self._between = self._end + self._head
+        self._text = itemgetter(slice(len(self._head), -len(self._tail)))  # an event's text
 
     @property
     def learnt(self) -> bool:
@@ -249,32 +256,34 @@ class ChatStream:
         head = self._head
         return bool(head) and line.startswith(head) and line.endswith(self._tail)
 
-    def one_event_raw(self, data: bytes) -> bytes | None:
-        """``content_lines_raw`` for a read that is exactly one learnt text-only event
-        (``one_event_value``), in fewer steps; ``None`` for anything else."""
-        value = self.one_event_value(data)
-        if value is None:
+    def read_lines_raw(self, data: bytes) -> bytes | None:
+        """``content_lines_raw`` for a read of whole events (``read_texts``), in one step:
+        most reads of a stream are such. ``None`` for anything else."""
+        texts = self.read_texts(data)
+        if texts is None:
             return None
-        return self._prefix + value + (_GENERATE_TAIL if self.generate else _CHAT_TAIL)
+        prefix = self._prefix
+        tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL
+        if NEWLINE in texts:
+            texts = texts.replace(b"\n", tail + prefix)
+        return prefix + texts + tail
 
-    def one_event_value(self, data: bytes) -> bytes | None:
-        """The content string of a read that is exactly one learnt text-only event (most
-        reads of a stream paced by a model's tokens are), as it is; ``None`` for anything
-        else."""
-        head, tail = self._head, self._tail
-        if not head or self.done or not data.startswith(head) or not data.endswith(_EVENT_END):
+    def read_texts(self, data: bytes) -> bytes | None:
+        """The content strings, joined by newlines, of a read of whole events that are all
+        the learnt text-only chunk, as they are; ``None`` for anything else. One event or
+        many, no Python loop over them: the bytes around each text are known (``learn``)."""
+        head, end = self._head, self._end
+        if not head or self.done or not data.startswith(head) or not data.endswith(end):
             return None
-        end = len(data) - len(_EVENT_END)
-        if data.find(b"\n") != end or not data.endswith(tail, 0, end):
-            return None  # more than one line (a back-to-back stream's read), or another event
-        value = data[len(head) : end - len(tail)]
-        if TEXT_STRING.fullmatch(value) is None:  # one JSON string: no line break in it
+        texts = data[len(head) : len(data) - len(end)]  # the text, if it is one event
+        if NEWLINE in texts:  # more than one (as a paced stream's reads are not)
+            events = data.split(_EVENT_END)
+            events.pop()  # b"" after the last event
+            texts = b"\n".join(map(self._text, events))
+        # The read is exactly the learnt bytes around each line of ``texts``.
+        if head + texts.replace(b"\n", self._between) + end != data:
             return None
-        try:
-            data.decode()
-        except UnicodeDecodeError:
-            return None
-        return value
+        return texts if text_lines(texts, data) else None
 
     def text_values_raw(self, block: bytes) -> list[bytes] | None:
         """The content strings of a block of SSE lines (blank lines between events), as

@@ -254,10 +254,10 @@ class OllamaToOpenAI(_Translating):
         return convert
 
     def feed(self, data: bytes) -> bytes:
-        # A read of one whole text line (no part of a line before it): converted at once.
+        # A read of whole text lines (no part of a line before it): converted at once.
         lines = self.lines
         if self.mode == "stream" and not lines.pending and len(data) <= lines.limit:
-            fast = None if self.failed else self.stream.one_line_raw(data)
+            fast = None if self.failed else self.stream.read_events_raw(data)
             if fast is not None:
                 self.sent = True
                 return fast
@@ -322,10 +322,10 @@ class OpenAIToOllama(_Translating):
     def feed(self, data: bytes) -> bytes:
         if self.mode == "stream":
             self.stream.tick()
-            # A read of one whole text event (no part of a line before it): converted at once.
+            # A read of whole text events (no part of a line before it): converted at once.
             lines = self.lines
             if not lines.pending and not self.event and len(data) <= lines.limit:
-                fast = None if self.failed else self.stream.one_event_raw(data)
+                fast = None if self.failed else self.stream.read_lines_raw(data)
                 if fast is not None:
                     self.sent = True
                     return fast
@@ -478,19 +478,22 @@ class FrontTransform(_Translating):
         return counted
 
     def feed(self, data: bytes) -> bytes:
-        # A read of one whole text line or event (no part of a line before it): at once.
+        # A read of whole text lines or events (no part of a line before it): at once.
         lines = self.lines
         if self.mode == "stream" and not lines.pending and len(data) <= lines.limit:
             upstream = self.upstream
             if self.failed or self.writer.done or self.event:
-                value = None
+                values = None
             elif upstream is None:
-                value = to_openai.one_line_content(data)
+                values = to_openai.read_contents(data)
             else:
-                value = upstream.one_event_value(data)
-            if value is not None:
+                texts = upstream.read_texts(data)
+                values = None if texts is None else texts.split(b"\n")
+            if values is not None:
                 self.sent = True
-                return self.writer.text_raw(value)
+                if len(values) == 1:
+                    return self.writer.text_raw(values[0])
+                return b"".join(map(self.writer.text_raw, values))
         return super().feed(data)
 
     def text_block(self, block: bytes) -> bytes | None:
