@@ -283,20 +283,22 @@ def _refused_by_the_shortcut(ollama: bool) -> list[tuple[str, bytes]]:
     ]
 
 
-def _in_one_and_in_two_reads(
-    make: Callable[[bool], _Translating], ollama: bool, data: bytes
-) -> tuple[list[Any], list[Any], list[bytes]]:
-    """What the client gets when ``data`` comes in one read, and in two (its first five
-    bytes, then the rest: not a read of one line), after the stream's first lines and
-    before its end; and the lines the one-read transform took one by one."""
+def _received_in(
+    make: Callable[[bool], _Translating], ollama: bool, reads: list[bytes]
+) -> tuple[list[Any], list[bytes]]:
+    """What the client gets when ``reads`` come after the stream's first lines and before
+    its end; and the lines among them the transform took one by one."""
     tail = _ollama_stream()[-1] if ollama else b"".join(_OPENAI_END)
-    one, two = make(ollama), make(ollama)
-    one.feed(_first_lines(ollama))
-    two.feed(_first_lines(ollama))
-    slow = _slow_lines(one)
-    got = one.feed(data) + one.feed(tail) + one.end()
-    want = two.feed(data[:5]) + two.feed(data[5:]) + two.feed(tail) + two.end()
-    return _received(got), _received(want), slow
+    transform = make(ollama)
+    transform.feed(_first_lines(ollama))
+    slow = _slow_lines(transform)
+    out = b"".join(transform.feed(data) for data in [*reads, tail]) + transform.end()
+    return _received(out), slow
+
+
+def _two_reads(data: bytes) -> list[bytes]:
+    """``data`` as its first five bytes, then the rest: not a read of whole lines."""
+    return [data[:5], data[5:]]
 
 
 @pytest.mark.parametrize("text", ONE_READ_TEXTS)
@@ -305,8 +307,8 @@ def test_a_read_of_one_text_line_is_taken_at_once_and_gives_what_two_reads_give(
     name: str, make: Callable[[bool], _Translating], ollama: bool, text: str
 ) -> None:
     line = _text_line(ollama, text)
-    got, want, slow = _in_one_and_in_two_reads(make, ollama, line)
-    assert got == want
+    got, slow = _received_in(make, ollama, [line])
+    assert got == _received_in(make, ollama, _two_reads(line))[0]
     assert line.rstrip(b"\n") not in slow
 
 
@@ -358,29 +360,15 @@ def test_a_text_line_with_two_messages_gives_the_last_as_json_does() -> None:
     assert [e["choices"][0]["delta"]["content"] for e in events] == ["b", "b"]
 
 
-def _in_one_read_and_line_by_line(
-    make: Callable[[bool], _Translating], ollama: bool, data: bytes
-) -> tuple[list[Any], list[Any]]:
-    """What the client gets when ``data`` comes in one read, and a line per read, after
-    the stream's first lines and before its end."""
-    tail = _ollama_stream()[-1] if ollama else b"".join(_OPENAI_END)
-    one, each = make(ollama), make(ollama)
-    one.feed(_first_lines(ollama))
-    each.feed(_first_lines(ollama))
-    got = one.feed(data) + one.feed(tail) + one.end()
-    want = b"".join(each.feed(line) for line in data.splitlines(keepends=True))
-    want += each.feed(tail) + each.end()
-    return _received(got), _received(want)
-
-
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_read_the_shortcut_refuses_gives_what_the_same_bytes_give_in_other_reads(
     name: str, make: Callable[[bool], _Translating], ollama: bool
 ) -> None:
     for what, data in _refused_by_the_shortcut(ollama):
-        got, want, _ = _in_one_and_in_two_reads(make, ollama, data)
-        assert got == want, what
-        assert _in_one_read_and_line_by_line(make, ollama, data) == (got, got), what
+        got = _received_in(make, ollama, [data])[0]
+        assert got == _received_in(make, ollama, _two_reads(data))[0], what
+        line_by_line = data.splitlines(keepends=True)
+        assert got == _received_in(make, ollama, line_by_line)[0], what
 
 
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
