@@ -240,6 +240,39 @@ def test_exactly_one_final_line_with_counts() -> None:
     assert stream.finish_stream() == []
 
 
+_CLOCKED = ("created_at", "total_duration", "eval_duration")
+
+
+@pytest.mark.parametrize("generate", [False, True])
+@pytest.mark.parametrize("model", [MODEL, 'q"uo\\te', "modèle"])
+@pytest.mark.parametrize("finish", ["stop", "length", "content_filter", None])
+@pytest.mark.parametrize("usage", [USAGE, None])
+def test_last_line_is_the_final_object_finish_stream_gives_as_json_dumps_writes_it(
+    generate: bool, model: str, finish: str | None, usage: dict[str, int] | None
+) -> None:
+    fast, general = res.ChatStream(model, generate), res.ChatStream(model, generate)
+    for stream in (fast, general):
+        stream.feed(chunk({"content": "x"}, finish, usage=usage))
+    line = fast.last_line()
+    assert line is not None and line.endswith(b"\n")
+    obj = json.loads(line)
+    assert json.dumps(obj).encode() + b"\n" == line
+    (final,) = general.finish_stream()
+    assert {k: v for k, v in obj.items() if k not in _CLOCKED} == {
+        k: v for k, v in final.items() if k not in _CLOCKED
+    }
+    assert fast.counts["prompt_eval_count"] == obj["prompt_eval_count"]
+    assert fast.done and fast.last_line() is None
+
+
+def test_last_line_leaves_gathered_tool_calls_to_finish_stream() -> None:
+    stream = res.ChatStream(MODEL)
+    frag = {"index": 0, "id": "c", "function": {"name": "f", "arguments": "{}"}}
+    stream.feed(chunk({"tool_calls": [frag]}, "tool_calls"))
+    assert stream.last_line() is None and not stream.done
+    assert len(stream.finish_stream()) == 2
+
+
 def test_generate_stream_lines_carry_response() -> None:
     line = res.ChatStream(MODEL, generate=True).feed(chunk({"content": "x"}))[0]
     assert line["response"] == "x" and "message" not in line

@@ -445,7 +445,37 @@ def test_text_fast_path_writes_the_same_chunk_as_the_general_path() -> None:
     assert event is not None and event.startswith(b"data: ") and event.endswith(b"\n\n")
     assert json.loads(event[6:]) == stream.feed(piece('say "hi"\n'))[0]
     assert stream.content_event(piece("x", thinking="y")) is None
-    assert res.ChatStream(MODEL).content_event(piece("x")) is None  # role not sent yet
+
+
+def _events_of(chunks: list[dict[str, Any]]) -> bytes:
+    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
+
+
+@pytest.mark.parametrize("model", [MODEL, 'q"uo\\te', "modèle"])
+@pytest.mark.parametrize("usage", [False, True])
+@pytest.mark.parametrize("reason", ["stop", "length", "load", None])
+def test_first_and_last_events_are_the_bytes_the_general_path_writes(
+    model: str, usage: bool, reason: str | None
+) -> None:
+    fast, general = res.ChatStream(model, usage), res.ChatStream(model, usage)
+    general._id = fast.id
+    final = {**FINAL, "done_reason": reason} if reason else dict(FINAL, done_reason=None)
+    assert fast.content_event(piece("Hel")) == _events_of(general.feed(piece("Hel")))
+    assert fast.last_events(final) == _events_of(general.feed(final))
+    assert fast.done and fast.usage == general.usage
+
+
+def test_last_events_leave_a_final_line_with_text_or_tool_calls_to_feed() -> None:
+    stream = res.ChatStream(MODEL)
+    stream.feed(piece("first"))
+    with_text = {**FINAL, "message": {"role": "assistant", "content": "end"}}
+    call = {"function": {"name": "f", "arguments": {}}}
+    with_call = {**FINAL, "message": {"role": "assistant", "content": "", "tool_calls": [call]}}
+    assert stream.last_events(with_text) is None
+    assert stream.last_events(with_call) is None
+    assert stream.last_events(piece("not the end")) is None
+    assert not stream.done
+    assert res.ChatStream(MODEL).last_events(FINAL) is None  # nothing said yet: feed says the role
 
 
 def _go_line(content: str, **extra: Any) -> bytes:

@@ -30,6 +30,12 @@ _OLLAMA_MESSAGE_HEAD = b'"message":{"role":"assistant","content":'
 _OLLAMA_PIECE_TAIL = b'},"done":false}'
 _OLLAMA_LINE_END = _OLLAMA_PIECE_TAIL + b"\n"
 _CONTENT_TAIL = b'}, "finish_reason": null, "logprobs": null}]}\n\n'
+_DELTA_CONTENT = b'[{"index": 0, "delta": {"content": '
+_DELTA_ROLE = b'[{"index": 0, "delta": {"role": "assistant", "content": '
+_FINISH_CHOICE = b'[{"index": 0, "delta": {}, "finish_reason": "%b", "logprobs": null}]}\n\n'
+_USAGE_CHOICES = (
+    b'[], "usage": {"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d}}\n\n'
+)
 FINISH_REASONS = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
 _SHOW_KEYS = ("modelfile", "parameters", "template", "details", "model_info", "capabilities")
 
@@ -166,6 +172,7 @@ class ChatStream:
         self.role_sent = False
         self.usage: dict[str, int] | None = None
         self.done = False
+        self._event_head: bytes | None = None
         self._prefix: bytes | None = None
 
     @property
@@ -181,24 +188,34 @@ class ChatStream:
             self.created = unix_of(obj.get("created_at"))
         return self.created
 
+    def _head(self) -> bytes:
+        """What every chunk's event begins with, up to its ``choices`` (as ``json.dumps``
+        writes ``_chunk``): made once per stream, once ``created`` is pinned."""
+        if self._event_head is None:
+            created = self.created if self.created is not None else int(time.time())
+            self._event_head = (
+                b'data: {"id": %b, "object": "%b", "created": %d, "model": %b, "system_fingerprint": "fp_ollama", "choices": '
+                % (
+                    json.dumps(self.id).encode(),
+                    self.object.encode(),
+                    created,
+                    json.dumps(self.model).encode(),
+                )
+            )
+        return self._event_head
+
     def _content_prefix(self) -> bytes:
         if self._prefix is None:
-            head = self._chunk({})
-            del head["choices"]
-            self._prefix = (
-                b"data: "
-                + json.dumps(head).encode()[:-1]
-                + b', "choices": [{"index": 0, "delta": {"content": '
-            )
+            self._prefix = self._head() + _DELTA_CONTENT
         return self._prefix
 
     def content_event(self, obj: dict[str, Any]) -> bytes | None:
-        """The hot path: a text-only line as a ready SSE event (no dicts built, no
-        ``json.dumps`` of a whole chunk); ``None`` when the line needs ``feed``."""
+        """The hot path: a text-only line (the first one too, with the role) as a ready
+        SSE event (no dicts built, no ``json.dumps`` of a whole chunk); ``None`` when the
+        line needs ``feed``."""
         message = obj.get("message")
         if (
-            not self.role_sent
-            or self.done
+            self.done
             or obj.get("done") is not False
             or not isinstance(message, dict)
             or len(message) > 2
@@ -208,7 +225,33 @@ class ChatStream:
         content = message.get("content")
         if not content or not isinstance(content, str):
             return None
-        return self._content_prefix() + json.dumps(content).encode() + _CONTENT_TAIL
+        text = json.dumps(content).encode()
+        if not self.role_sent:
+            self._pin_created(obj)
+            self.role_sent = True
+            return self._head() + _DELTA_ROLE + text + _CONTENT_TAIL
+        return self._content_prefix() + text + _CONTENT_TAIL
+
+    def last_events(self, obj: dict[str, Any]) -> bytes | None:
+        """The final line when it says nothing more (no text, no tool call) as its ready
+        events: the ``finish_reason`` chunk, and the usage chunk when asked for (as
+        ``feed`` makes them, without building them); ``None`` for any other line."""
+        if self.done or not self.role_sent or obj.get("done") is not True:
+            return None
+        if any(_parts(obj.get("message"))):
+            return None
+        reason = finish_reason(obj, self.tool_calls > 0)
+        self.done = True
+        self.usage = usage = usage_of(obj)
+        head = self._head()
+        out = head + _FINISH_CHOICE % reason.encode()
+        if self.include_usage:
+            out += head + _USAGE_CHOICES % (
+                usage["prompt_tokens"],
+                usage["completion_tokens"],
+                usage["total_tokens"],
+            )
+        return out
 
     def content_event_raw(self, line: bytes) -> bytes | None:
         """The hottest path: a text-only line as Ollama's server writes it (compact JSON,
@@ -308,6 +351,9 @@ class CompletionStream(ChatStream):
 
     def content_event(self, obj: dict[str, Any]) -> bytes | None:
         return None  # the chat fast paths do not apply to completions
+
+    def last_events(self, obj: dict[str, Any]) -> bytes | None:
+        return None
 
     def content_event_raw(self, line: bytes) -> bytes | None:
         return None

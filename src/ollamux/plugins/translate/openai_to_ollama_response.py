@@ -33,6 +33,13 @@ from .common import (
 
 _CHAT_TAIL = b'}, "done": false}\n'
 _GENERATE_TAIL = b', "done": false}\n'
+# A final line's end after the text prefix (``finish_stream``'s object, as dumped).
+_GENERATE_LAST = (
+    b'"", "done": true, "done_reason": "%b", "total_duration": %d, "load_duration": 0, '
+    b'"prompt_eval_count": %d, "prompt_eval_duration": 0, "eval_count": %d, '
+    b'"eval_duration": %d}\n'
+)
+_CHAT_LAST = b'""}' + _GENERATE_LAST[2:]
 _EVENT_END = b"\n\n"
 _CONTENT_KEY = b'"content":'
 # Text chunks ``learn`` looks at per stream: chunks that differ beyond their text (a
@@ -179,6 +186,7 @@ class ChatStream:
         self.finish: str | None = None
         self.usage: dict[str, Any] | None = None
         self.done = False
+        self.counts: dict[str, Any] = {}  # the final line's counts and durations
         self._second = -1
         self._head_second = b""  # ``_model_head`` and the date to the second
         self._prefix = b""
@@ -367,6 +375,23 @@ class ChatStream:
             if reason:
                 self.finish = reason
         return out
+
+    def last_line(self) -> bytes | None:
+        """``finish_stream``'s final object as its NDJSON line, written from bytes as
+        ``json.dumps`` writes it, when no tool call was gathered (``None`` otherwise); its
+        counts are kept in ``counts``."""
+        if self.done or self.calls:
+            return None
+        self.done = True
+        self.tick()
+        counts = self.counts = _counts(self.usage, time.monotonic_ns() - self.started)
+        return self._prefix + (_GENERATE_LAST if self.generate else _CHAT_LAST) % (
+            DONE_REASONS.get(self.finish or "stop", "stop").encode(),
+            counts["total_duration"],
+            counts["prompt_eval_count"],
+            counts["eval_count"],
+            counts["eval_duration"],
+        )
 
     def finish_stream(self) -> list[dict[str, Any]]:
         """The tool calls gathered (whole) and the one final ``done`` object."""

@@ -287,7 +287,7 @@ class OllamaToOpenAI(_Translating):
             raise Unreadable("a line that is not a JSON object")
         if "error" in obj:
             return self.stream_error(error_text(obj["error"]))
-        event = self.stream.content_event(obj)
+        event = self.stream.content_event(obj) or self.stream.last_events(obj)
         if event is not None:
             return event
         return b"".join(
@@ -381,6 +381,11 @@ class OpenAIToOllama(_Translating):
         return b"".join([json.dumps(o).encode() + b"\n" for o in self.stream.feed(obj)])
 
     def _finish(self) -> bytes:
+        last = self.stream.last_line()
+        if last is not None:
+            counts = self.stream.counts
+            self.record_usage(counts["prompt_eval_count"], counts["eval_count"])
+            return last
         out = self.stream.finish_stream()
         if not out:
             return b""
