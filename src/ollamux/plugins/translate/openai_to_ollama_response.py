@@ -192,6 +192,7 @@ class ChatStream:
         self._prefix = b""
         # The bytes around the content string of the last text-only chunk (``learn``).
         self._head = self._tail = self._end = self._between = b""
+        self._tails: tuple[bytes, ...] = ()
         self._text = itemgetter(slice(0))
         self._lessons = 0  # times ``learn`` looked at a line
         self._model_head = b'{"model": ' + json.dumps(model).encode() + b', "created_at": "'
@@ -249,6 +250,7 @@ class ChatStream:
         except ValueError:
             return
         self._head, self._tail = line[:start], line[match.end() :]
+        self._tails = (self._tail, self._tail + b"\n")
         self._end = self._tail + _EVENT_END
         self._between = self._end + self._head
         self._text = itemgetter(slice(len(self._head), -len(self._tail)))  # an event's text
@@ -259,9 +261,11 @@ class ChatStream:
         return bool(self._head)
 
     def looks_learnt(self, line: bytes) -> bool:
-        """Whether ``line`` has the learnt chunk's bytes around its text (a look, no check)."""
+        """Whether ``line`` (or a block of lines that begins and ends with such a line,
+        or with the blank line after it) has the learnt chunk's bytes around its text (a
+        look, no check)."""
         head = self._head
-        return bool(head) and line.startswith(head) and line.endswith(self._tail)
+        return bool(head) and line.startswith(head) and line.endswith(self._tails)
 
     def read_lines_raw(self, data: bytes) -> bytes | None:
         """``content_lines_raw`` for a read of whole events (``read_texts``), in one step:

@@ -106,7 +106,8 @@ class _Translating(ResponseTransform):
             return self._broken(str(exc), False)
         if block is None:
             return b""
-        fast = self.text_block(block)
+        # A block whose last line is not text (a stream's end) is not tried whole.
+        fast = self.text_block(block) if self.looks_text(block) else None
         if fast is not None:
             self.sent = True
             return fast
@@ -361,8 +362,10 @@ class OpenAIToOllama(_Translating):
         stream = self.stream
         if stream.done:
             return b""  # nothing counts after [DONE]
-        if not self.event and (fast := stream.content_lines_raw(line)) is not None:
-            return fast
+        if not self.event and stream.looks_learnt(line):
+            fast = stream.content_lines_raw(line)
+            if fast is not None:
+                return fast
         payload = line[5:].strip()
         if payload == b"[DONE]":
             return self._finish()
