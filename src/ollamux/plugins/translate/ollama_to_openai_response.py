@@ -30,6 +30,12 @@ _OLLAMA_MESSAGE_HEAD = b'"message":{"role":"assistant","content":'
 _OLLAMA_PIECE_TAIL = b'},"done":false}'
 _OLLAMA_LINE_END = _OLLAMA_PIECE_TAIL + b"\n"
 _CONTENT_TAIL = b'}, "finish_reason": null, "logprobs": null}]}\n\n'
+# A chunk's event up to its ``choices``, and what may follow: bytes as ``json.dumps``
+# writes ``ChatStream._chunk`` (the fast paths write them without building dicts).
+_EVENT_HEAD = (
+    b'data: {"id": %b, "object": "%b", "created": %d, "model": %b, '
+    b'"system_fingerprint": "fp_ollama", "choices": '
+)
 _DELTA_CONTENT = b'[{"index": 0, "delta": {"content": '
 _DELTA_ROLE = b'[{"index": 0, "delta": {"role": "assistant", "content": '
 _FINISH_CHOICE = b'[{"index": 0, "delta": {}, "finish_reason": "%b", "logprobs": null}]}\n\n'
@@ -193,14 +199,11 @@ class ChatStream:
         writes ``_chunk``): made once per stream, once ``created`` is pinned."""
         if self._event_head is None:
             created = self.created if self.created is not None else int(time.time())
-            self._event_head = (
-                b'data: {"id": %b, "object": "%b", "created": %d, "model": %b, "system_fingerprint": "fp_ollama", "choices": '
-                % (
-                    json.dumps(self.id).encode(),
-                    self.object.encode(),
-                    created,
-                    json.dumps(self.model).encode(),
-                )
+            self._event_head = _EVENT_HEAD % (
+                json.dumps(self.id).encode(),
+                self.object.encode(),
+                created,
+                json.dumps(self.model).encode(),
             )
         return self._event_head
 
