@@ -447,6 +447,15 @@ def test_text_fast_path_writes_the_same_chunk_as_the_general_path() -> None:
     assert stream.content_event(piece("x", thinking="y")) is None
 
 
+def test_text_fast_path_leaves_a_message_with_other_members_to_feed_even_without_a_role() -> None:
+    stream = res.ChatStream(MODEL)
+    stream.feed(piece("first"))
+    line = {**piece(), "message": {"content": "x", "thinking": "y"}}
+    assert stream.content_event(line) is None
+    deltas = [c["choices"][0]["delta"] for c in stream.feed(line)]
+    assert deltas == [{"reasoning": "y"}, {"content": "x"}]
+
+
 def _events_of(chunks: list[dict[str, Any]]) -> bytes:
     return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
 

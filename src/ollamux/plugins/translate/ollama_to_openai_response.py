@@ -42,6 +42,8 @@ _FINISH_CHOICE = b'[{"index": 0, "delta": {}, "finish_reason": "%b", "logprobs":
 _USAGE_CHOICES = (
     b'[], "usage": {"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d}}\n\n'
 )
+# The members of a message that holds nothing but text (``content_event``).
+_TEXT_MESSAGE_KEYS = frozenset({"role", "content"})
 FINISH_REASONS = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
 _SHOW_KEYS = ("modelfile", "parameters", "template", "details", "model_info", "capabilities")
 
@@ -221,7 +223,7 @@ class ChatStream:
             self.done
             or obj.get("done") is not False
             or not isinstance(message, dict)
-            or len(message) > 2
+            or not message.keys() <= _TEXT_MESSAGE_KEYS
             or message.get("role", "assistant") != "assistant"
         ):
             return None
