@@ -463,13 +463,18 @@ def _events_of(chunks: list[dict[str, Any]]) -> bytes:
 @pytest.mark.parametrize("model", [MODEL, 'q"uo\\te', "modèle"])
 @pytest.mark.parametrize("usage", [False, True])
 @pytest.mark.parametrize("reason", ["stop", "length", "load", None])
+@pytest.mark.parametrize("called", [False, True])
 def test_first_and_last_events_are_the_bytes_the_general_path_writes(
-    model: str, usage: bool, reason: str | None
+    model: str, usage: bool, reason: str | None, called: bool
 ) -> None:
     fast, general = res.ChatStream(model, usage), res.ChatStream(model, usage)
     general._id = fast.id
-    final = {**FINAL, "done_reason": reason} if reason else dict(FINAL, done_reason=None)
     assert fast.content_event(piece("Hel")) == _events_of(general.feed(piece("Hel")))
+    if called:  # a tool call before the end makes a "stop" end a "tool_calls" one
+        call = {"function": {"name": "f", "arguments": {}}}
+        for stream in (fast, general):
+            stream.feed(piece("", tool_calls=[call]))
+    final = {**FINAL, "done_reason": reason}
     assert fast.last_events(final) == _events_of(general.feed(final))
     assert fast.done and fast.usage == general.usage
 
