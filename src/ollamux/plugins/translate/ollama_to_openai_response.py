@@ -280,10 +280,7 @@ class ChatStream:
     def content_events_raw(self, block: bytes) -> bytes | None:
         """``content_event_raw`` for a block of lines at once: ``None`` unless every line
         in it is a text-only line as Ollama writes it."""
-        if not self.role_sent or self.done:
-            return None
-        values = raw_contents(block)
-        return None if values is None else self._events(values)
+        return self.read_events_raw(block + b"\n")
 
     def _events(self, values: list[bytes]) -> bytes:
         prefix = self._prefix or self._content_prefix()
@@ -364,10 +361,7 @@ class CompletionStream(ChatStream):
         return None
 
     def read_events_raw(self, data: bytes) -> bytes | None:
-        return None
-
-    def content_events_raw(self, block: bytes) -> bytes | None:
-        return None
+        return None  # and so ``content_events_raw``
 
     def feed(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
         _check_line(obj)
