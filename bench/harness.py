@@ -684,47 +684,64 @@ def run_benchmark(
 # -- the servers themselves (run in child processes) -------------------------------------
 
 
+_CREATED = "2024-01-01T00:00:00Z"
+
+
+def ollama_line(content: str, done: bool, key: str = "message", chunks: int = 100) -> bytes:
+    """One line of the fake backend's Ollama stream (``key``: ``message`` for
+    ``/api/chat``, ``response`` for ``/api/generate``), compact, members in the order
+    Ollama's server writes them; the final one counts ``chunks`` tokens."""
+    obj: dict[str, Any] = {"model": "bench:latest", "created_at": _CREATED}
+    if key == "message":
+        obj["message"] = {"role": "assistant", "content": content}
+    else:
+        obj["response"] = content
+    if done:
+        obj["done_reason"] = "stop"
+    obj["done"] = done
+    if done:
+        obj.update(total_duration=1_000_000, load_duration=1000, prompt_eval_count=1)
+        obj.update(prompt_eval_duration=1000, eval_count=chunks, eval_duration=1000)
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+def openai_event(content: str | None, finish: str | None) -> bytes:
+    """One event of the fake backend's OpenAI stream (compact, as servers write them)."""
+    delta = {"content": content} if content is not None else {}
+    obj = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1704067200,
+        "model": "bench",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+def ollama_stream_lines(chunks: int, key: str = "message") -> list[bytes]:
+    """The fake backend's Ollama stream: ``chunks`` text lines and the final one."""
+    return [ollama_line("tok ", False, key) for _ in range(chunks)] + [
+        ollama_line("", True, key, chunks)
+    ]
+
+
+def openai_stream_events(chunks: int) -> list[bytes]:
+    """The fake backend's OpenAI stream: ``chunks`` text events, the finish, ``[DONE]``."""
+    events = [openai_event("tok ", None) for _ in range(chunks)]
+    return [*events, openai_event(None, "stop"), b"data: [DONE]\n\n"]
+
+
 def fake_backend_app(chunks: int = 100, chunk_delay: float = 0.0, embed_dim: int = 384) -> Any:
     """A minimal, fast fake Ollama + OpenAI server: canned answers, no parsing beyond
     spotting ``"stream"`` in the body (embeddings: one ``embed_dim`` vector per input, the
     inputs counted from the parsed body)."""
     from aiohttp import web
 
-    created = "2024-01-01T00:00:00Z"
-
-    def ollama_line(content: str, done: bool, key: str) -> bytes:
-        obj: dict[str, Any] = {"model": "bench:latest", "created_at": created}
-        if key == "message":
-            obj["message"] = {"role": "assistant", "content": content}
-        else:
-            obj["response"] = content
-        # Ollama's members, in the order its server writes them
-        if done:
-            obj["done_reason"] = "stop"
-        obj["done"] = done
-        if done:
-            obj.update(total_duration=1_000_000, load_duration=1000, prompt_eval_count=1)
-            obj.update(prompt_eval_duration=1000, eval_count=chunks, eval_duration=1000)
-        return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
-
-    def openai_event(content: str | None, finish: str | None) -> bytes:
-        delta = {"content": content} if content is not None else {}
-        obj = {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion.chunk",
-            "created": 1704067200,
-            "model": "bench",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
-        return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
-
-    ollama_stream = {
-        key: [ollama_line("tok ", False, key) for _ in range(chunks)] + [ollama_line("", True, key)]
-        for key in ("message", "response")
+    ollama_stream = {key: ollama_stream_lines(chunks, key) for key in ("message", "response")}
+    openai_stream = openai_stream_events(chunks)
+    ollama_json = {
+        key: ollama_line("tok " * chunks, True, key, chunks) for key in ("message", "response")
     }
-    ollama_json = {key: ollama_line("tok " * chunks, True, key) for key in ("message", "response")}
-    openai_stream = [openai_event("tok ", None) for _ in range(chunks)]
-    openai_stream += [openai_event(None, "stop"), b"data: [DONE]\n\n"]
     openai_json = json.dumps(
         {
             "id": "chatcmpl-bench",
