@@ -14,6 +14,7 @@ import json
 import time
 from typing import Any
 
+from . import textpath
 from .common import (
     NEWLINE,
     all_text,
@@ -274,6 +275,11 @@ class ChatStream:
         in one step: most reads of a stream are such. ``None`` for anything else."""
         if not self.role_sent or self.done:
             return None
+        if textpath.reframe is not None:
+            prefix = self._prefix or self._content_prefix()
+            return textpath.reframe(
+                data, b"\n", _OLLAMA_MESSAGE_HEAD, False, _OLLAMA_PIECE_TAIL, prefix, _CONTENT_TAIL
+            )
         values = read_contents(data)
         return None if values is None else self._events(values)
 

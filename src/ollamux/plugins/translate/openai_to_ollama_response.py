@@ -15,6 +15,7 @@ import time
 from operator import itemgetter
 from typing import Any
 
+from . import textpath
 from .common import (
     NEWLINE,
     TEXT_STRING,
@@ -270,11 +271,15 @@ class ChatStream:
     def read_lines_raw(self, data: bytes) -> bytes | None:
         """``content_lines_raw`` for a read of whole events (``read_texts``), in one step:
         most reads of a stream are such. ``None`` for anything else."""
+        prefix = self._prefix
+        tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL
+        if textpath.reframe is not None:
+            if not self._head or self.done:
+                return None
+            return textpath.reframe(data, _EVENT_END, self._head, True, self._tail, prefix, tail)
         texts = self.read_texts(data)
         if texts is None:
             return None
-        prefix = self._prefix
-        tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL
         if NEWLINE in texts:
             texts = texts.replace(b"\n", tail + prefix)
         return prefix + texts + tail

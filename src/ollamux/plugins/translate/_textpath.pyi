@@ -1,0 +1,3 @@
+def reframe(
+    data: bytes, sep: bytes, head: bytes, anchored: bool, tail: bytes, before: bytes, after: bytes
+) -> bytes | None: ...
