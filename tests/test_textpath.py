@@ -142,6 +142,19 @@ def test_an_openai_read_becomes_the_same_lines_in_c_and_in_python(data: bytes) -
     assert c == python
 
 
+@settings(max_examples=400, deadline=None)
+@given(_reads(SSE_HEAD, SSE_TAIL, b"\n\n"), st.sampled_from([b"", b"\n", b"\n\n"]), st.booleans())
+@example((SSE_HEAD + b'"tok "' + SSE_TAIL + b"\n\n") * 3, b"\n", True)
+def test_a_block_of_openai_lines_becomes_the_same_lines_in_c_and_in_python(
+    data: bytes, before: bytes, cut: bool
+) -> None:
+    # A block is lines without the last one's newline, maybe after an event's blank line.
+    block = before + (data.removesuffix(b"\n\n") if cut else data)
+    stream = _ollama_client_stream()
+    python, c = _both(lambda: stream.content_lines_raw(block))
+    assert c == python
+
+
 @pytest.mark.parametrize("text", TRICKY)
 def test_each_tricky_text_is_taken_or_refused_alike(text: bytes) -> None:
     ollama = (NDJSON_HEAD + text + NDJSON_TAIL + b"\n") * 2
