@@ -19,7 +19,7 @@ try:
 except ImportError:  # installed without a C compiler: only Python's steps run (.ci/run checks)
     compiled = None
 
-pytestmark = pytest.mark.skipif(compiled is None, reason="the C helper is not built here")
+needs_c = pytest.mark.skipif(compiled is None, reason="the C helper is not built here")
 
 NDJSON_HEAD = (
     b'{"model":"m","created_at":"2025-01-01T00:00:00Z","message":{"role":"assistant","content":'
@@ -122,6 +122,7 @@ def _ollama_client_stream() -> to_ollama.ChatStream:
     return stream
 
 
+@needs_c
 @settings(max_examples=400, deadline=None)
 @given(_reads(NDJSON_HEAD, NDJSON_TAIL, b"\n"))
 @example((NDJSON_HEAD + b'"tok "' + NDJSON_TAIL + b"\n") * 3)
@@ -132,6 +133,7 @@ def test_an_ollama_read_becomes_the_same_events_in_c_and_in_python(data: bytes) 
     assert c == python
 
 
+@needs_c
 @settings(max_examples=400, deadline=None)
 @given(_reads(SSE_HEAD, SSE_TAIL, b"\n\n"))
 @example((SSE_HEAD + b'"tok "' + SSE_TAIL + b"\n\n") * 3)
@@ -142,6 +144,7 @@ def test_an_openai_read_becomes_the_same_lines_in_c_and_in_python(data: bytes) -
     assert c == python
 
 
+@needs_c
 @settings(max_examples=400, deadline=None)
 @given(_reads(SSE_HEAD, SSE_TAIL, b"\n\n"), st.sampled_from([b"", b"\n", b"\n\n"]), st.booleans())
 @example((SSE_HEAD + b'"tok "' + SSE_TAIL + b"\n\n") * 3, b"\n", True)
@@ -155,6 +158,7 @@ def test_a_block_of_openai_lines_becomes_the_same_lines_in_c_and_in_python(
     assert c == python
 
 
+@needs_c
 @pytest.mark.parametrize("text", TRICKY)
 def test_each_tricky_text_is_taken_or_refused_alike(text: bytes) -> None:
     ollama = (NDJSON_HEAD + text + NDJSON_TAIL + b"\n") * 2
@@ -168,9 +172,12 @@ def test_each_tricky_text_is_taken_or_refused_alike(text: bytes) -> None:
         assert (c is not None) is (text in TAKEN)
 
 
-def test_a_read_of_text_lines_is_taken_by_the_c_helper() -> None:
-    # Not only refusals agree: the common read is converted, to the same bytes.
-    stream = _openai_client_stream()
-    data = (NDJSON_HEAD + b'"tok "' + NDJSON_TAIL + b"\n") * 2
-    python, c = _both(lambda: stream.read_events_raw(data))
-    assert c is not None and c == python and c.count(b'"tok "') == 2
+def test_python_steps_are_picked_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMUX_PURE_PYTHON", "1")
+    assert textpath._compiled() is None
+
+
+@needs_c
+def test_the_c_helper_is_picked_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OLLAMUX_PURE_PYTHON", raising=False)
+    assert textpath._compiled() is compiled
