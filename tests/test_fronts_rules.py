@@ -483,3 +483,32 @@ def test_a_read_of_text_pieces_becomes_the_fronts_deltas_in_order(ollama: bool) 
     assert transform.text_block(block.rstrip(b"\n")) is not None  # taken as a whole
     out += transform.feed(block)
     assert _text_deltas(out) == texts
+
+
+def _text_reads(ollama: bool, texts: list[str]) -> bytes:
+    if ollama:
+        head = b'{"model":"m","created_at":"x","message":{"role":"assistant","content":'
+        return b"".join(head + json.dumps(t).encode() + b'},"done":false}\n' for t in texts)
+    return b"".join(
+        _sse(*[{"id": "c", "choices": [{"index": 0, "delta": {"content": t}}]} for t in texts])
+    )
+
+
+@pytest.mark.parametrize("ollama", [True, False])
+def test_a_read_of_texts_becomes_the_same_message_deltas_framed_at_once(
+    ollama: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def second_read(framed: bool) -> bytes:
+        writer = an_res.MessageStream("m")
+        transform = FrontTransform(_exchange("/v1/messages"), ollama, lambda o: o, writer)
+        kind = "application/x-ndjson" if ollama else "text/event-stream"
+        transform.head(ResponseHead(200, CIMultiDict({"Content-Type": kind})))
+        transform.feed(_text_reads(ollama, ["Hi"]))  # opens the text block
+        assert writer.text_frame() is not None
+        if not framed:
+            monkeypatch.setattr(writer, "text_frame", lambda: None)
+        return transform.feed(_text_reads(ollama, [" there", ", caf\u00e9", ' "q"']))
+
+    out = second_read(True)
+    assert out == second_read(False)
+    assert out.count(b"event: content_block_delta\n") == 3 and b'"text": ", caf\\u00e9"' in out

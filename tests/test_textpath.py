@@ -159,6 +159,23 @@ def test_a_block_of_openai_lines_becomes_the_same_lines_in_c_and_in_python(
 
 
 @needs_c
+@settings(max_examples=300, deadline=None)
+@given(_reads(NDJSON_HEAD, NDJSON_TAIL, b"\n"))
+def test_an_ollama_read_gives_the_same_texts_in_c_and_in_python(data: bytes) -> None:
+    python, c = _both(lambda: to_openai.read_contents(data))  # what the fronts take
+    assert c == python
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(_reads(SSE_HEAD, SSE_TAIL, b"\n\n"))
+def test_an_openai_read_gives_the_same_texts_in_c_and_in_python(data: bytes) -> None:
+    stream = _ollama_client_stream()
+    python, c = _both(lambda: stream.read_texts(data))
+    assert c == python
+
+
+@needs_c
 @pytest.mark.parametrize("text", TRICKY)
 def test_each_tricky_text_is_taken_or_refused_alike(text: bytes) -> None:
     ollama = (NDJSON_HEAD + text + NDJSON_TAIL + b"\n") * 2

@@ -152,6 +152,13 @@ class MessageStream:
             )
         return out + self._text_prefix + value + b"}}\n\n"
 
+    def text_frame(self) -> tuple[bytes, bytes] | None:
+        """While a text block is open: the bytes around the JSON string of each text delta
+        (``text_raw`` writes nothing else for them), so a read of texts is framed at once."""
+        if self.started and self.block == "text":
+            return self._text_prefix, b"}}\n\n"
+        return None
+
     def _delta(self, delta: dict[str, Any]) -> bytes:
         event = {"type": "content_block_delta", "index": self.index, "delta": delta}
         return _event(b"content_block_delta", event)

@@ -275,24 +275,12 @@ class ChatStream:
         in one step: most reads of a stream are such. ``None`` for anything else."""
         if not self.role_sent or self.done:
             return None
-        if textpath.reframe is not None:
-            prefix = self._prefix or self._content_prefix()
-            return textpath.reframe(
-                data, b"\n", _OLLAMA_MESSAGE_HEAD, False, _OLLAMA_PIECE_TAIL, prefix, _CONTENT_TAIL
-            )
-        values = read_contents(data)
-        return None if values is None else self._events(values)
+        return read_framed(data, self._prefix or self._content_prefix(), _CONTENT_TAIL)
 
     def content_events_raw(self, block: bytes) -> bytes | None:
         """``content_event_raw`` for a block of lines at once: ``None`` unless every line
         in it is a text-only line as Ollama writes it."""
         return self.read_events_raw(block + b"\n")
-
-    def _events(self, values: list[bytes]) -> bytes:
-        prefix = self._prefix or self._content_prefix()
-        if len(values) == 1:
-            return prefix + values[0] + _CONTENT_TAIL
-        return prefix + (_CONTENT_TAIL + prefix).join(values) + _CONTENT_TAIL
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -467,6 +455,11 @@ def model_from_show(show: dict[str, Any], name: str) -> dict[str, Any]:
 def read_contents(data: bytes) -> list[bytes] | None:
     """``raw_content`` of every line of ``data``, a read of whole lines (it ends with a
     newline): ``None`` unless every line is a text-only line as Ollama writes it."""
+    if textpath.reframe is not None:
+        texts = textpath.reframe(
+            data, b"\n", _OLLAMA_MESSAGE_HEAD, False, _OLLAMA_PIECE_TAIL, b"", b"\n"
+        )
+        return None if texts is None else texts[:-1].split(b"\n")
     if not data.endswith(_OLLAMA_LINE_END):
         return None
     pieces = data.split(_OLLAMA_LINE_END)  # the lines without their ends, then b""
@@ -487,6 +480,21 @@ def read_contents(data: bytes) -> list[bytes] | None:
     if len(values) != len(pieces) or not all_text(values, data):
         return None
     return values
+
+
+def read_framed(data: bytes, before: bytes, after: bytes) -> bytes | None:
+    """``before + text + after`` for the text of every line of ``data``, a read of whole
+    text-only lines (``read_contents``), in one step (in C when it was built)."""
+    if textpath.reframe is not None:
+        return textpath.reframe(
+            data, b"\n", _OLLAMA_MESSAGE_HEAD, False, _OLLAMA_PIECE_TAIL, before, after
+        )
+    values = read_contents(data)
+    if values is None:
+        return None
+    if len(values) == 1:
+        return before + values[0] + after
+    return before + (after + before).join(values) + after
 
 
 def raw_contents(block: bytes) -> list[bytes] | None:

@@ -271,25 +271,34 @@ class ChatStream:
     def read_lines_raw(self, data: bytes) -> bytes | None:
         """``content_lines_raw`` for a read of whole events (``read_texts``), in one step:
         most reads of a stream are such. ``None`` for anything else."""
-        prefix = self._prefix
-        tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL
+        return self.read_framed(data, self._prefix, _GENERATE_TAIL if self.generate else _CHAT_TAIL)
+
+    def read_framed(self, data: bytes, before: bytes, after: bytes) -> bytes | None:
+        """``before + text + after`` for the text of every event of ``data``, a read of
+        whole learnt text-only events (``read_texts``), in one step (in C when it was
+        built)."""
         if textpath.reframe is not None:
             if not self._head or self.done:
                 return None
-            return textpath.reframe(data, _EVENT_END, self._head, True, self._tail, prefix, tail)
+            return textpath.reframe(data, _EVENT_END, self._head, True, self._tail, before, after)
         texts = self.read_texts(data)
         if texts is None:
             return None
         if NEWLINE in texts:
-            texts = texts.replace(b"\n", tail + prefix)
-        return prefix + texts + tail
+            texts = texts.replace(b"\n", after + before)
+        return before + texts + after
 
     def read_texts(self, data: bytes) -> bytes | None:
         """The content strings, joined by newlines, of a read of whole events that are all
         the learnt text-only chunk, as they are; ``None`` for anything else. One event or
         many, no Python loop over them: the bytes around each text are known (``learn``)."""
         head, end = self._head, self._end
-        if not head or self.done or not data.startswith(head) or not data.endswith(end):
+        if not head or self.done:
+            return None
+        if textpath.reframe is not None:
+            texts = textpath.reframe(data, _EVENT_END, head, True, self._tail, b"", b"\n")
+            return None if texts is None else texts[:-1]
+        if not data.startswith(head) or not data.endswith(end):
             return None
         texts = data[len(head) : len(data) - len(end)]  # the text, if it is one event
         if NEWLINE in texts:  # more than one (as a paced stream's reads are not)

@@ -218,6 +218,9 @@ class ResponseStream(_Base):
         self.seq += 1
         return self._prefix + value + b', "sequence_number": ' + str(seq).encode() + b"}\n\n"
 
+    def text_frame(self) -> tuple[bytes, bytes] | None:
+        return None  # each delta has a sequence number of its own
+
     def text_raw(self, value: bytes) -> bytes:
         """An output text delta whose text is ``value``, a JSON string as the backend wrote
         it (the hot path: no dicts built, the string decoded only when the item ends)."""

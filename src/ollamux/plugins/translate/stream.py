@@ -435,6 +435,10 @@ class FrontStream(Protocol):
 
     def text_raw(self, value: bytes) -> bytes: ...
 
+    def text_frame(self) -> tuple[bytes, bytes] | None:
+        """The bytes ``text_raw`` puts around each text while it puts nothing else, or
+        ``None``."""
+
     def call_open(self, call_id: str, name: str) -> bytes: ...
 
     def call_arguments(self, fragment: str) -> bytes | None: ...
@@ -488,21 +492,37 @@ class FrontTransform(_Translating):
     def feed(self, data: bytes) -> bytes:
         # A read of whole text lines or events (no part of a line before it): at once.
         lines = self.lines
-        if self.mode == "stream" and not lines.pending and len(data) <= lines.limit:
-            upstream = self.upstream
-            if self.failed or self.writer.done or self.event:
-                values = None
-            elif upstream is None:
-                values = to_openai.read_contents(data)
-            else:
-                texts = upstream.read_texts(data)
-                values = None if texts is None else texts.split(b"\n")
-            if values is not None:
+        if (
+            self.mode == "stream"
+            and not lines.pending
+            and len(data) <= lines.limit
+            and not (self.failed or self.writer.done or self.event)
+        ):
+            fast = self._read_of_texts(data)
+            if fast is not None:
                 self.sent = True
-                if len(values) == 1:
-                    return self.writer.text_raw(values[0])
-                return b"".join(map(self.writer.text_raw, values))
+                return fast
         return super().feed(data)
+
+    def _read_of_texts(self, data: bytes) -> bytes | None:
+        """A read of text lines or events as the writer's text events; ``None`` for any
+        other read."""
+        upstream = self.upstream
+        frame = self.writer.text_frame()
+        if frame is not None:  # each text event is the same bytes around its text
+            if upstream is None:
+                return to_openai.read_framed(data, *frame)
+            return upstream.read_framed(data, *frame)
+        if upstream is None:
+            values = to_openai.read_contents(data)
+        else:
+            texts = upstream.read_texts(data)
+            values = None if texts is None else texts.split(b"\n")
+        if values is None:
+            return None
+        if len(values) == 1:
+            return self.writer.text_raw(values[0])
+        return b"".join(map(self.writer.text_raw, values))
 
     def text_block(self, block: bytes) -> bytes | None:
         writer = self.writer
