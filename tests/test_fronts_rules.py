@@ -18,6 +18,7 @@ from ollamux.plugins.translate import anthropic_request as an_req
 from ollamux.plugins.translate import anthropic_response as an_res
 from ollamux.plugins.translate import responses_request as rs_req
 from ollamux.plugins.translate import responses_response as rs_res
+from ollamux.plugins.translate import textpath
 from ollamux.plugins.translate.common import Unreadable
 from ollamux.plugins.translate.stream import FrontTransform
 
@@ -495,20 +496,33 @@ def _text_reads(ollama: bool, texts: list[str]) -> bytes:
 
 
 @pytest.mark.parametrize("ollama", [True, False])
-def test_a_read_of_texts_becomes_the_same_message_deltas_framed_at_once(
-    ollama: bool, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("front", ["/v1/messages", "/v1/responses"])
+def test_a_read_of_texts_gives_the_same_deltas_in_c_and_one_by_one(
+    ollama: bool, front: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def second_read(framed: bool) -> bytes:
-        writer = an_res.MessageStream("m")
-        transform = FrontTransform(_exchange("/v1/messages"), ollama, lambda o: o, writer)
+    monkeypatch.setattr(an_res, "new_id", lambda prefix: prefix + "1")
+    monkeypatch.setattr(rs_res, "new_id", lambda prefix: prefix + "1")
+    final = {"model": "m", "created_at": "x", "message": {"role": "assistant", "content": ""}}
+
+    def run(compiled: Any) -> bytes:
+        monkeypatch.setattr(textpath, "reframe", compiled)
+        writer: Any = (
+            an_res.MessageStream("m")
+            if front == "/v1/messages"
+            else rs_res.ResponseStream("m", rs_req.echo_of({}))
+        )
+        transform = FrontTransform(_exchange(front), ollama, lambda o: o, writer)
         kind = "application/x-ndjson" if ollama else "text/event-stream"
         transform.head(ResponseHead(200, CIMultiDict({"Content-Type": kind})))
-        transform.feed(_text_reads(ollama, ["Hi"]))  # opens the text block
-        assert writer.text_frame() is not None
-        if not framed:
-            monkeypatch.setattr(writer, "text_frame", lambda: None)
-        return transform.feed(_text_reads(ollama, [" there", ", caf\u00e9", ' "q"']))
+        transform.feed(_text_reads(ollama, ["Hi"]))  # opens the text block or item
+        out = transform.feed(_text_reads(ollama, [" there", ", caf\u00e9", ' "q"']))
+        out += writer.feed({**final, "done": True, "done_reason": "stop"})
+        return out
 
-    out = second_read(True)
-    assert out == second_read(False)
-    assert out.count(b"event: content_block_delta\n") == 3 and b'"text": ", caf\\u00e9"' in out
+    c = run(textpath.reframe)
+    assert c == run(None)
+    if front == "/v1/messages":
+        assert c.count(b'"type": "text_delta"') == 3
+    else:  # its deltas numbered in turn, and the whole text at the end
+        assert c.count(b"event: response.output_text.delta\n") == 3
+        assert b'"text": "Hi there, caf\\u00e9 \\"q\\""' in c

@@ -162,8 +162,10 @@ def test_a_block_of_openai_lines_becomes_the_same_lines_in_c_and_in_python(
 @settings(max_examples=300, deadline=None)
 @given(_reads(NDJSON_HEAD, NDJSON_TAIL, b"\n"))
 def test_an_ollama_read_gives_the_same_texts_in_c_and_in_python(data: bytes) -> None:
-    python, c = _both(lambda: to_openai.read_contents(data))  # what the fronts take
+    python, c = _both(lambda: to_openai.read_contents(data))
     assert c == python
+    python_texts, c_texts = _both(lambda: to_openai.read_texts(data))  # what the fronts take
+    assert c_texts == python_texts
 
 
 @needs_c
@@ -173,6 +175,16 @@ def test_an_openai_read_gives_the_same_texts_in_c_and_in_python(data: bytes) -> 
     stream = _ollama_client_stream()
     python, c = _both(lambda: stream.read_texts(data))
     assert c == python
+
+
+@needs_c
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_valid_texts(), min_size=1, max_size=8), st.integers(0, 2**62))
+def test_numbered_texts_are_framed_as_python_would_write_them(
+    texts: list[bytes], number: int
+) -> None:
+    framed = textpath.frame_texts(b"\n".join(texts), b"<", b"#", number, b">\n")
+    assert framed == b"".join(b"<%b#%d>\n" % (t, number + i) for i, t in enumerate(texts))
 
 
 @needs_c

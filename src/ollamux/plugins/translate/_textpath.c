@@ -3,17 +3,20 @@
  * Optional: when it cannot be built, ollamux runs the same step in Python (textpath.py
  * says which is used; the tests check that both give the same bytes for any input).
  *
- * reframe(data, sep, head, anchored, tail, before, after) -> bytes | None
+ * reframe(data, sep, head, anchored, tail, before, after[, number, end]) -> bytes | None
  *
  * ``data`` must be records each followed by ``sep`` (so it ends with ``sep``); a record
  * holds no newline and ends with ``tail``; its text is what follows ``head`` up to
  * ``tail``: ``head`` begins the record when ``anchored``, else its last occurrence is
  * taken. Every text must be one non-empty JSON string (no control character, valid
  * escapes) and ``data`` valid UTF-8. Then the answer is ``before + text + after`` for each
- * record, in order; for any other ``data``, None.
+ * record, in order, and when ``number`` is given (>= 0), each followed by its decimal
+ * number (``number`` for the first record, one more for each next) and ``end``; for any
+ * other ``data``, None.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <string.h>
 
 typedef struct {
@@ -91,14 +94,30 @@ static const char *first_of(const char *p, Py_ssize_t n, const char *sep, Py_ssi
     return NULL;
 }
 
+/* The decimal digits of n >= 0 written at out (when not NULL); returns how many. */
+static Py_ssize_t decimal(long long n, char *out) {
+    char digits[24];
+    Py_ssize_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    for (Py_ssize_t i = 0; out != NULL && i < k; i++) {
+        out[i] = digits[k - 1 - i];
+    }
+    return k;
+}
+
 static PyObject *reframe(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer data, sep, head, tail, before, after;
+    Py_buffer end_ = {NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL};
+    long long number = -1;
     int anchored;
     PyObject *result = NULL;
     Text *texts = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*y*py*y*y*", &data, &sep, &head, &anchored, &tail, &before,
-                          &after)) {
+    if (!PyArg_ParseTuple(args, "y*y*y*py*y*y*|Ly*", &data, &sep, &head, &anchored, &tail,
+                          &before, &after, &number, &end_)) {
         return NULL;
     }
     const char *p = data.buf, *end = p + data.len;
@@ -170,6 +189,14 @@ static PyObject *reframe(PyObject *self, PyObject *args) {
         Py_DECREF(decoded);
     }
     size += count * (before.len + after.len);
+    if (number >= 0) {
+        if (number > LLONG_MAX - count) {
+            goto refuse;
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            size += decimal(number + i, NULL) + end_.len;
+        }
+    }
     result = PyBytes_FromStringAndSize(NULL, size);
     if (result != NULL) {
         char *out = PyBytes_AS_STRING(result);
@@ -180,6 +207,11 @@ static PyObject *reframe(PyObject *self, PyObject *args) {
             out += texts[i].size;
             memcpy(out, after.buf, (size_t)after.len);
             out += after.len;
+            if (number >= 0) {
+                out += decimal(number + i, out);
+                memcpy(out, end_.buf, (size_t)end_.len);
+                out += end_.len;
+            }
         }
     }
     goto done;
@@ -193,12 +225,15 @@ done:
     PyBuffer_Release(&tail);
     PyBuffer_Release(&before);
     PyBuffer_Release(&after);
+    if (end_.obj != NULL) {
+        PyBuffer_Release(&end_);
+    }
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"reframe", reframe, METH_VARARGS,
-     "reframe(data, sep, head, anchored, tail, before, after) -> bytes | None"},
+     "reframe(data, sep, head, anchored, tail, before, after[, number, end]) -> bytes | None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import textpath
 from .common import count_of, need, new_id, text_of
 from .ollama_to_openai_response import _parts
 
@@ -152,12 +153,14 @@ class MessageStream:
             )
         return out + self._text_prefix + value + b"}}\n\n"
 
-    def text_frame(self) -> tuple[bytes, bytes] | None:
-        """While a text block is open: the bytes around the JSON string of each text delta
-        (``text_raw`` writes nothing else for them), so a read of texts is framed at once."""
+    def texts_raw(self, texts: bytes) -> bytes:
+        """``text_raw`` for each of ``texts``, JSON strings one per line (a read's): at once
+        while a text block is open."""
         if self.started and self.block == "text":
-            return self._text_prefix, b"}}\n\n"
-        return None
+            framed = textpath.frame_texts(texts, self._text_prefix, b"}}\n\n")
+            if framed is not None:
+                return framed
+        return b"".join(map(self.text_raw, texts.split(b"\n")))
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
         event = {"type": "content_block_delta", "index": self.index, "delta": delta}

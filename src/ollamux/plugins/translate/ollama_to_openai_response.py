@@ -456,10 +456,8 @@ def read_contents(data: bytes) -> list[bytes] | None:
     """``raw_content`` of every line of ``data``, a read of whole lines (it ends with a
     newline): ``None`` unless every line is a text-only line as Ollama writes it."""
     if textpath.reframe is not None:
-        texts = textpath.reframe(
-            data, b"\n", _OLLAMA_MESSAGE_HEAD, False, _OLLAMA_PIECE_TAIL, b"", b"\n"
-        )
-        return None if texts is None else texts[:-1].split(b"\n")
+        texts = read_texts(data)
+        return None if texts is None else texts.split(b"\n")
     if not data.endswith(_OLLAMA_LINE_END):
         return None
     pieces = data.split(_OLLAMA_LINE_END)  # the lines without their ends, then b""
@@ -480,6 +478,17 @@ def read_contents(data: bytes) -> list[bytes] | None:
     if len(values) != len(pieces) or not all_text(values, data):
         return None
     return values
+
+
+def read_texts(data: bytes) -> bytes | None:
+    """``read_contents`` joined by newlines (which no JSON string holds)."""
+    if textpath.reframe is not None:
+        texts = textpath.reframe(
+            data, b"\n", _OLLAMA_MESSAGE_HEAD, False, _OLLAMA_PIECE_TAIL, b"", b"\n"
+        )
+        return None if texts is None else texts[:-1]
+    values = read_contents(data)
+    return None if values is None else b"\n".join(values)
 
 
 def read_framed(data: bytes, before: bytes, after: bytes) -> bytes | None:

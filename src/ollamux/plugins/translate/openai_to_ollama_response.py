@@ -271,22 +271,18 @@ class ChatStream:
     def read_lines_raw(self, data: bytes) -> bytes | None:
         """``content_lines_raw`` for a read of whole events (``read_texts``), in one step:
         most reads of a stream are such. ``None`` for anything else."""
-        return self.read_framed(data, self._prefix, _GENERATE_TAIL if self.generate else _CHAT_TAIL)
-
-    def read_framed(self, data: bytes, before: bytes, after: bytes) -> bytes | None:
-        """``before + text + after`` for the text of every event of ``data``, a read of
-        whole learnt text-only events (``read_texts``), in one step (in C when it was
-        built)."""
+        prefix = self._prefix
+        tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL
         if textpath.reframe is not None:
             if not self._head or self.done:
                 return None
-            return textpath.reframe(data, _EVENT_END, self._head, True, self._tail, before, after)
+            return textpath.reframe(data, _EVENT_END, self._head, True, self._tail, prefix, tail)
         texts = self.read_texts(data)
         if texts is None:
             return None
         if NEWLINE in texts:
-            texts = texts.replace(b"\n", after + before)
-        return before + texts + after
+            texts = texts.replace(b"\n", tail + prefix)
+        return prefix + texts + tail
 
     def read_texts(self, data: bytes) -> bytes | None:
         """The content strings, joined by newlines, of a read of whole events that are all

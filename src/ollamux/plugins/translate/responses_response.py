@@ -18,8 +18,12 @@ import json
 import time
 from typing import Any
 
+from . import textpath
 from .common import count_of, loads, need, new_id, text_of
 from .ollama_to_openai_response import _parts
+
+# What follows a text delta's JSON string in its event, before the delta's number.
+_SEQUENCE = b', "sequence_number": '
 
 
 def _event(name: str, obj: dict[str, Any]) -> bytes:
@@ -152,7 +156,7 @@ class ResponseStream(_Base):
         out = []
         for name in (b"response.created", b"response.in_progress"):
             out.append(b"event: " + name + b'\ndata: {"type": "' + name + b'", "response": ' + head)
-            out.append(b', "sequence_number": ' + str(self.seq).encode() + b"}\n\n")
+            out.append(_SEQUENCE + str(self.seq).encode() + b"}\n\n")
             self.seq += 1
         return b"".join(out)
 
@@ -216,10 +220,19 @@ class ResponseStream(_Base):
         self.pieces.append(value)
         seq = self.seq
         self.seq += 1
-        return self._prefix + value + b', "sequence_number": ' + str(seq).encode() + b"}\n\n"
+        return self._prefix + value + _SEQUENCE + str(seq).encode() + b"}\n\n"
 
-    def text_frame(self) -> tuple[bytes, bytes] | None:
-        return None  # each delta has a sequence number of its own
+    def texts_raw(self, texts: bytes) -> bytes:
+        """``text_raw`` for each of ``texts``, JSON strings one per line (a read's): at once
+        while a message item is open, each delta numbered in turn."""
+        if self.item is not None and self.item["type"] == "message":
+            seq = self.seq
+            framed = textpath.frame_texts(texts, self._prefix, _SEQUENCE, seq, b"}\n\n")
+            if framed is not None:
+                self.pieces.append(texts.replace(b"\n", b","))  # joined by commas at the end
+                self.seq = seq + texts.count(b"\n") + 1
+                return framed
+        return b"".join(map(self.text_raw, texts.split(b"\n")))
 
     def text_raw(self, value: bytes) -> bytes:
         """An output text delta whose text is ``value``, a JSON string as the backend wrote

@@ -435,9 +435,7 @@ class FrontStream(Protocol):
 
     def text_raw(self, value: bytes) -> bytes: ...
 
-    def text_frame(self) -> tuple[bytes, bytes] | None:
-        """The bytes ``text_raw`` puts around each text while it puts nothing else, or
-        ``None``."""
+    def texts_raw(self, texts: bytes) -> bytes: ...
 
     def call_open(self, call_id: str, name: str) -> bytes: ...
 
@@ -508,21 +506,8 @@ class FrontTransform(_Translating):
         """A read of text lines or events as the writer's text events; ``None`` for any
         other read."""
         upstream = self.upstream
-        frame = self.writer.text_frame()
-        if frame is not None:  # each text event is the same bytes around its text
-            if upstream is None:
-                return to_openai.read_framed(data, *frame)
-            return upstream.read_framed(data, *frame)
-        if upstream is None:
-            values = to_openai.read_contents(data)
-        else:
-            texts = upstream.read_texts(data)
-            values = None if texts is None else texts.split(b"\n")
-        if values is None:
-            return None
-        if len(values) == 1:
-            return self.writer.text_raw(values[0])
-        return b"".join(map(self.writer.text_raw, values))
+        texts = to_openai.read_texts(data) if upstream is None else upstream.read_texts(data)
+        return None if texts is None else self.writer.texts_raw(texts)
 
     def text_block(self, block: bytes) -> bytes | None:
         writer = self.writer
