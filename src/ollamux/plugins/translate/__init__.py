@@ -7,7 +7,8 @@ path becomes; the pure converters live in ``openai_to_ollama_request``,
 ``ollama_to_openai_response``, ``ollama_to_openai_request`` and
 ``openai_to_ollama_response``, and for the two fronts ``anthropic_request``,
 ``anthropic_response``, ``responses_request``, ``responses_response``; ``stream``
-re-frames bodies (``raw_embeddings`` converts embedding answers from their bytes). A request whose dialect
+re-frames bodies (``textpath``: a read of text lines at once, in C when it was built;
+``raw_embeddings`` converts embedding answers from their bytes). A request whose dialect
 matches its backend's API costs one comparison: both hooks return ``None`` at once.
 
 Settings (``plugins.config.translate``): ``fetch_image_urls`` (default false) lets
