@@ -482,13 +482,8 @@ def read_contents(data: bytes) -> list[bytes] | None:
 
 def read_texts(data: bytes) -> bytes | None:
     """``read_contents`` joined by newlines (which no JSON string holds)."""
-    if textpath.reframe is not None:
-        texts = textpath.reframe(
-            data, b"\n", _OLLAMA_MESSAGE_HEAD, False, _OLLAMA_PIECE_TAIL, b"", b"\n"
-        )
-        return None if texts is None else texts[:-1]
-    values = read_contents(data)
-    return None if values is None else b"\n".join(values)
+    texts = read_framed(data, b"", b"\n")
+    return None if texts is None else texts[:-1]
 
 
 def read_framed(data: bytes, before: bytes, after: bytes) -> bytes | None:
