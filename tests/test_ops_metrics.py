@@ -101,6 +101,32 @@ async def test_tokens_are_read_from_openai_usage(gateway_client: Any, fake_opena
     )
 
 
+async def test_a_translated_stream_is_counted_by_its_translation_without_a_tail_reader(
+    gateway_client: Any, fake_ollama: Any
+) -> None:
+    readers: list[object] = []
+
+    class Watch:
+        from ollamux import hookimpl
+
+        @hookimpl
+        def ollamux_request_finished(self, exchange: Any) -> None:
+            readers.append(exchange.state.get("metrics"))
+
+    _fake, url = fake_ollama
+    client = await gateway_client(
+        {"backends": [{"name": "gpu1", "url": url}]}, plugins=[("watch", Watch())]
+    )
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    resp = await client.post("/v1/chat/completions", json=body)
+    assert resp.status == 200
+    await resp.read()
+    after = await scrape(client)
+    assert sample(after, "ollamux_tokens_total", direction="in", model=MODEL, backend="gpu1") == 7
+    assert sample(after, "ollamux_tokens_total", direction="out", model=MODEL, backend="gpu1") == 4
+    assert readers == [None]  # no UsageTransform read the answer's bytes again
+
+
 async def test_usage_filled_by_translation_wins_over_the_body(
     gateway_client: Any, fake_ollama: Any
 ) -> None:

@@ -19,12 +19,12 @@ from ollamux.plugins.translate import ollama_to_openai_response as to_openai
 from ollamux.plugins.translate import openai_to_ollama_response as to_ollama
 from ollamux.plugins.translate import responses_request as rs_req
 from ollamux.plugins.translate import responses_response as rs_res
-from ollamux.plugins.translate.common import Lines
+from ollamux.plugins.translate.common import Lines, Unreadable
 from ollamux.plugins.translate.stream import (
     FrontTransform,
     OllamaToOpenAI,
     OpenAIToOllama,
-    _Translating,
+    Translating,
 )
 
 MODEL = "m"
@@ -91,35 +91,35 @@ def _exchange(path: str) -> Any:
     )
 
 
-def _started(transform: _Translating, ollama: bool) -> _Translating:
+def _started(transform: Translating, ollama: bool) -> Translating:
     kind = "application/x-ndjson" if ollama else "text/event-stream"
     transform.head(ResponseHead(200, CIMultiDict({"Content-Type": kind})))
     return transform
 
 
-def _openai_client(ollama: bool) -> _Translating:
+def _openai_client(ollama: bool) -> Translating:
     assert ollama
     ex = _exchange("/v1/chat/completions")
     return _started(OllamaToOpenAI(ex, lambda o: o, to_openai.ChatStream(MODEL)), True)
 
 
-def _ollama_client(ollama: bool) -> _Translating:
+def _ollama_client(ollama: bool) -> Translating:
     assert not ollama
     ex = _exchange("/api/chat")
     return _started(OpenAIToOllama(ex, lambda o: o, to_ollama.ChatStream(MODEL)), False)
 
 
-def _messages_client(ollama: bool) -> _Translating:
+def _messages_client(ollama: bool) -> Translating:
     writer = an_res.MessageStream(MODEL)
     return _started(FrontTransform(_exchange("/v1/messages"), ollama, lambda o: o, writer), ollama)
 
 
-def _responses_client(ollama: bool) -> _Translating:
+def _responses_client(ollama: bool) -> Translating:
     writer = rs_res.ResponseStream(MODEL, rs_req.echo_of({}))
     return _started(FrontTransform(_exchange("/v1/responses"), ollama, lambda o: o, writer), ollama)
 
 
-CLIENTS: list[tuple[str, Callable[[bool], _Translating], bool]] = [
+CLIENTS: list[tuple[str, Callable[[bool], Translating], bool]] = [
     ("openai client, ollama backend", _openai_client, True),
     ("ollama client, openai backend", _ollama_client, False),
     ("messages client, ollama backend", _messages_client, True),
@@ -150,12 +150,12 @@ def _received(out: bytes) -> list[Any]:
     return _without_volatile(items)
 
 
-def _one_read_each(make: Callable[[bool], _Translating], ollama: bool, lines: list[bytes]) -> bytes:
+def _one_read_each(make: Callable[[bool], Translating], ollama: bool, lines: list[bytes]) -> bytes:
     transform = make(ollama)
     return b"".join(transform.feed(line) for line in lines) + transform.end()
 
 
-def _slow_lines(transform: _Translating) -> list[bytes]:
+def _slow_lines(transform: Translating) -> list[bytes]:
     """Records the lines that ``transform`` converts one by one."""
     seen: list[bytes] = []
     line = transform.line
@@ -185,7 +185,7 @@ def _stream(ollama: bool, odd: bool = False) -> list[bytes]:
 @pytest.mark.parametrize("odd", [False, True], ids=["texts", "another line among the texts"])
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_whole_stream_in_one_read_gives_what_a_read_per_line_gives(
-    name: str, make: Callable[[bool], _Translating], ollama: bool, odd: bool
+    name: str, make: Callable[[bool], Translating], ollama: bool, odd: bool
 ) -> None:
     lines = _stream(ollama, odd)
     transform = make(ollama)
@@ -195,7 +195,7 @@ def test_a_whole_stream_in_one_read_gives_what_a_read_per_line_gives(
 
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_the_text_lines_between_a_streams_first_and_last_lines_are_not_taken_one_by_one(
-    name: str, make: Callable[[bool], _Translating], ollama: bool
+    name: str, make: Callable[[bool], Translating], ollama: bool
 ) -> None:
     lines = _stream(ollama)
     transform = make(ollama)
@@ -207,7 +207,7 @@ def test_the_text_lines_between_a_streams_first_and_last_lines_are_not_taken_one
 
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_broken_last_line_in_a_read_of_texts_still_ends_the_stream_with_an_error(
-    name: str, make: Callable[[bool], _Translating], ollama: bool
+    name: str, make: Callable[[bool], Translating], ollama: bool
 ) -> None:
     lines = _stream(ollama)
     lines = [*lines[:-3], b"data: {not json\n\n" if not ollama else b"{not json\n"]
@@ -231,7 +231,7 @@ def _text_line(ollama: bool, text: str) -> bytes:
     return _ollama_line(text) if ollama else _openai_event({"content": text})
 
 
-def _parsed_text_events(make: Callable[[bool], _Translating], ollama: bool, text: str) -> Any:
+def _parsed_text_events(make: Callable[[bool], Translating], ollama: bool, text: str) -> Any:
     """What the client gets for ``text`` from the general path: its line parsed and its
     chunk built as a dict."""
     transform: Any = make(ollama)
@@ -243,7 +243,7 @@ def _parsed_text_events(make: Callable[[bool], _Translating], ollama: bool, text
 @pytest.mark.parametrize("text", ONE_READ_TEXTS)
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS[:2], ids=IDS[:2])
 def test_a_read_of_one_text_line_gives_what_parsing_it_gives(
-    name: str, make: Callable[[bool], _Translating], ollama: bool, text: str
+    name: str, make: Callable[[bool], Translating], ollama: bool, text: str
 ) -> None:
     transform = make(ollama)
     slow = _slow_lines(transform)
@@ -284,7 +284,7 @@ def _refused_by_the_shortcut(ollama: bool) -> list[tuple[str, bytes]]:
 
 
 def _received_in(
-    make: Callable[[bool], _Translating], ollama: bool, reads: list[bytes]
+    make: Callable[[bool], Translating], ollama: bool, reads: list[bytes]
 ) -> tuple[list[Any], list[bytes]]:
     """What the client gets when ``reads`` come after the stream's first lines and before
     its end; and the lines among them the transform took one by one."""
@@ -304,7 +304,7 @@ def _two_reads(data: bytes) -> list[bytes]:
 @pytest.mark.parametrize("text", ONE_READ_TEXTS)
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_read_of_one_text_line_is_taken_at_once_and_gives_what_two_reads_give(
-    name: str, make: Callable[[bool], _Translating], ollama: bool, text: str
+    name: str, make: Callable[[bool], Translating], ollama: bool, text: str
 ) -> None:
     line = _text_line(ollama, text)
     got, slow = _received_in(make, ollama, [line])
@@ -328,7 +328,7 @@ class _CountedLines(Lines):
 
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_read_of_several_text_lines_is_taken_at_once_and_gives_what_a_read_per_line_gives(
-    name: str, make: Callable[[bool], _Translating], ollama: bool
+    name: str, make: Callable[[bool], Translating], ollama: bool
 ) -> None:
     lines = [_text_line(ollama, text) for text in ONE_READ_TEXTS]
     one, each = make(ollama), make(ollama)
@@ -362,7 +362,7 @@ def test_a_text_line_with_two_messages_gives_the_last_as_json_does() -> None:
 
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_read_the_shortcut_refuses_gives_what_the_same_bytes_give_in_other_reads(
-    name: str, make: Callable[[bool], _Translating], ollama: bool
+    name: str, make: Callable[[bool], Translating], ollama: bool
 ) -> None:
     for what, data in _refused_by_the_shortcut(ollama):
         got = _received_in(make, ollama, [data])[0]
@@ -373,7 +373,7 @@ def test_a_read_the_shortcut_refuses_gives_what_the_same_bytes_give_in_other_rea
 
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_read_that_ends_a_line_begun_in_the_read_before_is_read_with_it(
-    name: str, make: Callable[[bool], _Translating], ollama: bool
+    name: str, make: Callable[[bool], Translating], ollama: bool
 ) -> None:
     start = b'{"cut' if ollama else b"data: {cut"  # the start of a line...
     line = _text_line(ollama, "ab")  # ...ended by the bytes of a whole text line
@@ -387,7 +387,7 @@ def test_a_read_that_ends_a_line_begun_in_the_read_before_is_read_with_it(
 
 @pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
 def test_a_text_line_longer_than_the_line_limit_is_refused_in_one_read_too(
-    name: str, make: Callable[[bool], _Translating], ollama: bool
+    name: str, make: Callable[[bool], Translating], ollama: bool
 ) -> None:
     transform = make(ollama)
     transform.feed(_first_lines(ollama))
@@ -396,3 +396,84 @@ def test_a_text_line_longer_than_the_line_limit_is_refused_in_one_read_too(
     out = transform.feed(line)
     assert b"longer than 64 bytes" in out
     assert transform.exchange.outcome is TaskState.FAILED
+
+
+# -- a stream's first read: only what its first line says beyond its text is parsed --------
+
+
+def _first_ollama_line(head: bytes, text: bytes = b'"Hi"') -> bytes:
+    """A first text line whose members before ``message`` are ``head`` (with its ``{``)."""
+    return head + b',"message":{"role":"assistant","content":' + text + b'},"done":false}\n'
+
+
+def test_a_first_read_of_text_lines_gives_the_role_and_the_first_lines_time_at_once() -> None:
+    first = _first_ollama_line(b'{"model":"m","created_at":"2025-01-01T00:00:00Z"}'[:-1])
+    transform = _openai_client(True)
+    counted = transform.lines = _CountedLines(transform.lines.limit)
+    out = transform.feed(first + _ollama_line("a") + _ollama_line("b"))
+    events = [json.loads(block[6:]) for block in out.split(b"\n\n") if block]
+    assert counted.reads == 0  # not reassembled: converted at once
+    assert [e["choices"][0]["delta"] for e in events] == [
+        {"role": "assistant", "content": "Hi"},
+        {"content": "a"},
+        {"content": "b"},
+    ]
+    assert {e["created"] for e in events} == {1735689600}  # 2025-01-01T00:00:00Z
+    assert len({e["id"] for e in events}) == 1
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b'{"model":"m" "created_at":"2025-01-01T00:00:00Z"',
+        b'{"model":"m",',
+        b"{",
+        b'{"model":"m","created_at":"2025-01-01T00:00:00Z"}',
+    ],
+    ids=["no comma", "a comma too many", "no member", "a brace too many"],
+)
+def test_a_first_line_that_is_not_json_before_its_message_is_refused_as_it_is_alone(
+    head: bytes,
+) -> None:
+    first = _first_ollama_line(head)
+    with pytest.raises(ValueError):
+        json.loads(first)
+    with pytest.raises(Unreadable):
+        _openai_client(True).feed(first)
+    with pytest.raises(Unreadable):
+        _openai_client(True).feed(first + _ollama_line("a"))
+
+
+def test_an_error_member_in_a_first_text_line_fails_the_stream_as_when_it_is_parsed() -> None:
+    first = _first_ollama_line(b'{"error":"boom","model":"m"')
+    lines = [first, _ollama_line("a"), _OLLAMA_FINAL]
+    transform = _openai_client(True)
+    out = transform.feed(b"".join(lines)) + transform.end()
+    assert _received(out) == _received(_one_read_each(_openai_client, True, lines))
+    assert b"boom" in out
+    assert transform.exchange.outcome is TaskState.FAILED
+
+
+def test_a_first_read_of_a_comment_and_a_named_event_before_the_texts_gives_what_parsing_gives() -> (
+    None
+):
+    lines = [b": keep-alive\n\n", b"event: message\n", *_openai_stream()]
+    transform = _ollama_client(False)
+    out = transform.feed(b"".join(lines)) + transform.end()
+    assert _received(out) == _received(_one_read_each(_ollama_client, False, lines))
+    assert b'"content":"Hel"' in out.replace(b" ", b"")
+
+
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS[:2], ids=IDS[:2])
+def test_a_last_read_of_texts_and_the_end_takes_its_texts_at_once(
+    name: str, make: Callable[[bool], Translating], ollama: bool
+) -> None:
+    texts = [_text_line(ollama, text) for text in ONE_READ_TEXTS]
+    end = [_OLLAMA_FINAL] if ollama else _OPENAI_END
+    transform = make(ollama)
+    out = transform.feed(_first_lines(ollama))
+    slow = _slow_lines(transform)
+    out += transform.feed(b"".join([*texts, *end])) + transform.end()
+    assert [line for line in slow if line.strip()] == [e.rstrip(b"\n") for e in end]
+    each = _one_read_each(make, ollama, [_first_lines(ollama), *texts, *end])
+    assert _received(out) == _received(each)

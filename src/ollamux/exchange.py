@@ -146,6 +146,9 @@ class Exchange:
     outcome: TaskState = TaskState.PENDING
     error: str = ""
     usage: dict[str, int] = field(default_factory=dict)
+    # A transform of this attempt's answer (a translation) puts its token counts in
+    # ``usage`` itself: no other need read them from the answer's bytes.
+    counts_usage: bool = False
     stream_broken: bool = False  # the answer began, then broke (part of the outcome)
     body_changed: bool = False
     # Who cancelled the request (``DELETE /tasks/{id}``): set just before its task is

@@ -105,7 +105,7 @@ def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> Respon
     transform: UsageTransform
     if exchange.gateway.config.server.debug_payloads:
         transform = PayloadLogTransform(exchange)
-    elif head.status < 400 and exchange.method == "POST":
+    elif head.status < 400 and exchange.method == "POST" and not exchange.counts_usage:
         transform = UsageTransform()
     else:
         exchange.state.pop(NAME, None)

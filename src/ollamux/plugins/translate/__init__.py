@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ...hookspecs import hookimpl
 from .paths import FRONTS, STATE, forget, translate
+from .stream import Translating
 
 if TYPE_CHECKING:
     from ...backend import Backend
@@ -44,4 +45,6 @@ async def ollamux_translate_request(
 @hookimpl(tryfirst=True)  # first: every other transform reads the client's dialect
 def ollamux_transform_response(exchange: Exchange, head: ResponseHead) -> ResponseTransform | None:
     factory = exchange.state.get(STATE)
-    return None if factory is None else factory(exchange)
+    transform = None if factory is None else factory(exchange)
+    exchange.counts_usage = isinstance(transform, Translating)
+    return transform

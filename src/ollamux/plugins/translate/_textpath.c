@@ -126,7 +126,10 @@ static PyObject *reframe(PyObject *self, PyObject *args) {
     Py_ssize_t count = 0, capacity = 0, size = 0;
     int ascii = 1;
 
-    if (ns == 0 || data.len < ns || memcmp(end - ns, s, (size_t)ns) != 0) {
+    /* The last record's end is looked at first: a read that ends otherwise (most often a
+     * stream's last read) is refused without a scan. */
+    if (ns == 0 || data.len < ns + nt || memcmp(end - ns, s, (size_t)ns) != 0 ||
+        memcmp(end - ns - nt, t, (size_t)nt) != 0) {
         goto refuse;
     }
     while (p < end) {

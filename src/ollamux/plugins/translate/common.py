@@ -12,6 +12,7 @@ import re
 import struct
 import time
 from collections.abc import Callable
+from json.encoder import encode_basestring_ascii
 from typing import Any, TypeGuard, cast
 
 from ...errors import GatewayError
@@ -23,6 +24,10 @@ SHARED_OPTIONS = ("temperature", "top_p", "seed", "frequency_penalty", "presence
 
 # The longest line (one NDJSON line, one SSE line) a translated stream accepts.
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+# A str as ``json.dumps`` writes it (ASCII, escaped), without its per-call overhead.
+json_string: Callable[[str], str] = encode_basestring_ascii
 
 
 class Unreadable(BadUpstreamAnswer, ValueError):

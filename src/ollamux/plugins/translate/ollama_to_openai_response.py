@@ -20,6 +20,8 @@ from .common import (
     all_text,
     count_of,
     floats_to_base64,
+    json_string,
+    loads,
     need,
     new_id,
     text_lines,
@@ -30,6 +32,7 @@ from .common import (
 _OLLAMA_MESSAGE_HEAD = b'"message":{"role":"assistant","content":'
 _OLLAMA_PIECE_TAIL = b'},"done":false}'
 _OLLAMA_LINE_END = _OLLAMA_PIECE_TAIL + b"\n"
+_COMMA = ord(",")
 _CONTENT_TAIL = b'}, "finish_reason": null, "logprobs": null}]}\n\n'
 # A chunk's event up to its ``choices``, and what may follow: bytes as ``json.dumps``
 # writes ``ChatStream._chunk`` (the fast paths write them without building dicts).
@@ -203,10 +206,10 @@ class ChatStream:
         if self._event_head is None:
             created = self.created if self.created is not None else int(time.time())
             self._event_head = _EVENT_HEAD % (
-                json.dumps(self.id).encode(),
+                json_string(self.id).encode(),
                 self.object.encode(),
                 created,
-                json.dumps(self.model).encode(),
+                json_string(self.model).encode(),
             )
         return self._event_head
 
@@ -263,7 +266,7 @@ class ChatStream:
         """The hottest path: a text-only line as Ollama's server writes it (compact JSON,
         ``message`` just before ``done``) becomes an SSE event without parsing the line;
         its content string is copied as it is. ``None`` for any other line."""
-        if not self.role_sent or self.done:
+        if not self.role_sent or self.done or not line.endswith(_OLLAMA_PIECE_TAIL):
             return None
         value = raw_content(line)
         if value is None:
@@ -273,9 +276,31 @@ class ChatStream:
     def read_events_raw(self, data: bytes) -> bytes | None:
         """``content_event_raw`` for every line of a read of whole lines (``read_contents``),
         in one step: most reads of a stream are such. ``None`` for anything else."""
-        if not self.role_sent or self.done:
+        if self.done:
             return None
+        if not self.role_sent:
+            return self._first_events_raw(data)
         return read_framed(data, self._prefix or self._content_prefix(), _CONTENT_TAIL)
+
+    def _first_events_raw(self, data: bytes) -> bytes | None:
+        """``read_events_raw`` for a stream's first read: its first line gives ``created``
+        (only the members before its ``message`` are parsed) and its event the role."""
+        at = data.rfind(_OLLAMA_MESSAGE_HEAD, 0, data.find(b"\n"))
+        if at < 2 or data[at - 1] != _COMMA:
+            return None
+        try:
+            head = loads(data[: at - 1] + b"}")  # the line is JSON if this is
+        except ValueError:
+            return None
+        if type(head) is not dict or not head or "error" in head:
+            return None
+        self._pin_created(head)
+        prefix = self._content_prefix()
+        out = read_framed(data, prefix, _CONTENT_TAIL)
+        if out is None:
+            return None
+        self.role_sent = True
+        return self._head() + _DELTA_ROLE + out[len(prefix) :]
 
     def content_events_raw(self, block: bytes) -> bytes | None:
         """``content_event_raw`` for a block of lines at once: ``None`` unless every line

@@ -41,6 +41,8 @@ Whole = Callable[[dict[str, Any]], dict[str, Any]]
 Raw = Callable[[bytes], tuple[bytes, int, int] | None]
 
 _SSE_DONE = b"data: [DONE]\n\n"
+# What ends each record of a stream of each type: a line, an event.
+_RECORD_END = {NDJSON: b"\n", SSE: b"\n\n"}
 # What a converter raises on an answer of the wrong shape (besides ``Unreadable``): never a
 # 500 for the client, the answer is reported as not understood.
 _SHAPE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
@@ -48,6 +50,9 @@ _JSON_TYPES = ("application/json",)
 # At most this many lines of a block go one by one before the fast path is ready (an SSE
 # stream's role event, a blank line, its first text event, from which the rest is learnt).
 _FRONT_LINES = 4
+# At most this many records (lines or events) at a stream's start, or at its end, go one by
+# one when a read of whole records is not all text.
+_EDGE_RECORDS = 4
 
 
 def error_text(err: Any) -> str:
@@ -60,7 +65,7 @@ def error_text(err: Any) -> str:
     return err if isinstance(err, str) else json.dumps(err)
 
 
-class _Translating(ResponseTransform):
+class Translating(ResponseTransform):
     """Shared skeleton: pick a mode from the head, buffer whole bodies, convert errors."""
 
     stream_type = ""  # the backend's streaming content type
@@ -100,6 +105,21 @@ class _Translating(ResponseTransform):
             return b""
         if self.failed:
             return b""
+        lines = self.lines
+        end = _RECORD_END[self.stream_type]
+        if not lines.pending and len(data) <= lines.limit and data.endswith(end):
+            # A read of whole records (no part of one before it), as most reads are: its
+            # text records at once.
+            fast = self.read_of_texts(data)
+            if fast is not None:
+                self.sent = True
+                return fast
+            return self._records(data, end)
+        return self._reassembled(data)
+
+    def _reassembled(self, data: bytes) -> bytes:
+        """Any read: the lines it completes (with the part of a line the reads before left
+        open), the text lines among them at once when they are all text."""
         try:
             block = self.lines.block(data)
         except LineTooLong as exc:
@@ -126,6 +146,52 @@ class _Translating(ResponseTransform):
     def looks_text(self, line: bytes) -> bool:
         """Whether ``line`` looks like one ``text_block`` takes (a cheap look, no check)."""
         return False
+
+    def read_of_texts(self, data: bytes) -> bytes | None:
+        """The fastest path: a read of whole text records (lines or events) converted at
+        once; ``None`` for any other read."""
+        return None
+
+    def _records(self, data: bytes, sep: bytes) -> bytes:
+        """A read of whole records (each ending with ``sep``) that are not all text: a
+        stream's first records one by one until the fast path is ready (``fast_ready``),
+        then its text records at once and the ones after the last of them (its end) one by
+        one."""
+        out = b""
+        for _ in range(_EDGE_RECORDS):
+            if self.fast_ready() or self.failed:
+                break
+            cut = data.find(sep) + len(sep)
+            out += self._lines(data[: cut - len(sep)].split(b"\n"))
+            data = data[cut:]
+            if not data:
+                return out
+            fast = self.read_of_texts(data) if self.fast_ready() else None
+            if fast is not None:
+                self.sent = True
+                return out + fast
+        if self.failed:
+            return out
+        fast = self._texts_then_end(data, sep) if self.fast_ready() else None
+        return out + (self._reassembled(data) if fast is None else fast)
+
+    def _texts_then_end(self, data: bytes, sep: bytes) -> bytes | None:
+        """A read of whole records (each ending with ``sep``) that are text records and
+        others after them, as a stream's end is: the text ones at once, the others one by
+        one; ``None`` when another kind comes before a text record."""
+        end = len(data)
+        for _ in range(_EDGE_RECORDS):
+            start = max(data.rfind(sep, 0, end - len(sep)), -len(sep)) + len(sep)
+            if self.looks_text(data[start : end - 1]):
+                front = self.read_of_texts(data[:end])
+                if front is None:
+                    return None
+                self.sent = True
+                return front + self._lines(data[end : -len(sep)].split(b"\n"))
+            if not start:
+                return self._lines(data[: -len(sep)].split(b"\n"))
+            end = start
+        return None
 
     def _mixed(self, lines: list[bytes]) -> bytes:
         """Lines the fast path refused as one block. Most often they hold a stream's first
@@ -224,7 +290,7 @@ class _Translating(ResponseTransform):
         self.exchange.usage = {"prompt_tokens": prompt, "completion_tokens": completion}
 
 
-class OllamaToOpenAI(_Translating):
+class OllamaToOpenAI(Translating):
     """An Ollama backend's answer for an OpenAI client (NDJSON -> SSE)."""
 
     stream_type = NDJSON
@@ -254,21 +320,14 @@ class OllamaToOpenAI(_Translating):
 
         return convert
 
-    def feed(self, data: bytes) -> bytes:
-        # A read of whole text lines (no part of a line before it): converted at once.
-        lines = self.lines
-        if self.mode == "stream" and not lines.pending and len(data) <= lines.limit:
-            fast = None if self.failed else self.stream.read_events_raw(data)
-            if fast is not None:
-                self.sent = True
-                return fast
-        return super().feed(data)
+    def read_of_texts(self, data: bytes) -> bytes | None:
+        return self.stream.read_events_raw(data)
 
     def text_block(self, block: bytes) -> bytes | None:
         return self.stream.content_events_raw(block)
 
     def fast_ready(self) -> bool:
-        return self.stream.role_sent and not self.stream.done
+        return not self.stream.done  # the first line too: ``read_events_raw`` gives its role
 
     def looks_text(self, line: bytes) -> bool:
         return to_openai.looks_like_text(line)
@@ -303,7 +362,7 @@ class OllamaToOpenAI(_Translating):
         return _SSE_DONE
 
 
-class OpenAIToOllama(_Translating):
+class OpenAIToOllama(Translating):
     """An OpenAI backend's answer for an Ollama client (SSE -> NDJSON)."""
 
     stream_type = SSE
@@ -323,14 +382,10 @@ class OpenAIToOllama(_Translating):
     def feed(self, data: bytes) -> bytes:
         if self.mode == "stream":
             self.stream.tick()
-            # A read of whole text events (no part of a line before it): converted at once.
-            lines = self.lines
-            if not lines.pending and not self.event and len(data) <= lines.limit:
-                fast = None if self.failed else self.stream.read_lines_raw(data)
-                if fast is not None:
-                    self.sent = True
-                    return fast
         return super().feed(data)
+
+    def read_of_texts(self, data: bytes) -> bytes | None:
+        return None if self.event else self.stream.read_lines_raw(data)
 
     def _whole_with_usage(self, whole: Whole) -> Whole:
         me = weakref.ref(self)  # not ``self``: a cycle kept the exchange for the GC
@@ -446,7 +501,7 @@ class FrontStream(Protocol):
     def error(self, message: str) -> bytes: ...
 
 
-class FrontTransform(_Translating):
+class FrontTransform(Translating):
     """Either backend's chat answer for a Messages or Responses client: whole answers and
     stream lines are brought to ``/api/chat`` objects (an OpenAI backend's through
     ``openai_to_ollama_response``), which the front's writer renders."""
@@ -487,24 +542,9 @@ class FrontTransform(_Translating):
 
         return counted
 
-    def feed(self, data: bytes) -> bytes:
-        # A read of whole text lines or events (no part of a line before it): at once.
-        lines = self.lines
-        if (
-            self.mode == "stream"
-            and not lines.pending
-            and len(data) <= lines.limit
-            and not (self.failed or self.writer.done or self.event)
-        ):
-            fast = self._read_of_texts(data)
-            if fast is not None:
-                self.sent = True
-                return fast
-        return super().feed(data)
-
-    def _read_of_texts(self, data: bytes) -> bytes | None:
-        """A read of text lines or events as the writer's text events; ``None`` for any
-        other read."""
+    def read_of_texts(self, data: bytes) -> bytes | None:
+        if self.writer.done or self.event:
+            return None
         upstream = self.upstream
         texts = to_openai.read_texts(data) if upstream is None else upstream.read_texts(data)
         return None if texts is None else self.writer.texts_raw(texts)
