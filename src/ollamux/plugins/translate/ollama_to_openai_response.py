@@ -234,7 +234,7 @@ class ChatStream:
         content = message.get("content")
         if not content or not isinstance(content, str):
             return None
-        text = json.dumps(content).encode()
+        text = json_string(content).encode()
         if not self.role_sent:
             self._pin_created(obj)
             self.role_sent = True

@@ -26,6 +26,7 @@ from .common import (
     is_int,
     is_number,
     iso_of,
+    json_string,
     loads_strict,
     need,
     text_lines,
@@ -176,6 +177,19 @@ def generate_response(obj: dict[str, Any], model: str, elapsed_ns: int = 0) -> d
     return out
 
 
+_dates: dict[int, bytes] = {}
+
+
+def _date_of(second: int) -> bytes:
+    """The date and time of ``second`` as a ``created_at`` begins (up to its fraction),
+    formatted once a second for every stream."""
+    date = _dates.get(second)
+    if date is None:
+        _dates.clear()
+        date = _dates[second] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)).encode()
+    return date
+
+
 class ChatStream:
     """``chat.completion.chunk`` objects -> ``/api/chat`` NDJSON objects."""
 
@@ -196,7 +210,7 @@ class ChatStream:
         self._tails: tuple[bytes, ...] = ()
         self._text = itemgetter(slice(0))
         self._lessons = 0  # times ``learn`` looked at a line
-        self._model_head = b'{"model": ' + json.dumps(model).encode() + b', "created_at": "'
+        self._model_head = b'{"model": ' + json_string(model).encode() + b', "created_at": "'
         self._body_head = (
             b'", "response": ' if generate else (b'", "message": {"role": "assistant", "content": ')
         )
@@ -205,10 +219,9 @@ class ChatStream:
     def tick(self) -> None:
         """Take the time for the lines that follow (once per read, not once per line)."""
         second, micros = divmod(time.time_ns() // 1000, 1_000_000)  # ints: no float to format
-        if second != self._second:  # format the date only once a second
+        if second != self._second:  # the date only once a second
             self._second = second
-            date = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-            self._head_second = self._model_head + date.encode()
+            self._head_second = self._model_head + _date_of(second)
         self._prefix = b"%b%06dZ%b" % (self._head_second, micros, self._body_head)
 
     @property
@@ -227,7 +240,7 @@ class ChatStream:
         if line:
             self.learn(line, content)
         tail = _GENERATE_TAIL if self.generate else _CHAT_TAIL
-        return self._prefix + json.dumps(content).encode() + tail
+        return self._prefix + json_string(content).encode() + tail
 
     def learn(self, line: bytes, content: str) -> None:
         """Keep the bytes around the content string of ``line``, a text-only chunk's
