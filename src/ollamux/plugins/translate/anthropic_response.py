@@ -140,9 +140,9 @@ class MessageStream:
         start = {"type": "content_block_start", "index": self.index, "content_block": block}
         return out + _event(b"content_block_start", start)
 
-    def text_raw(self, value: bytes) -> bytes:
-        """A text delta whose text is ``value``, a JSON string as the backend wrote it (the
-        hot path: no dicts built, the string is not decoded)."""
+    def _text_block(self) -> bytes:
+        """The events that open a text block when none is open (the message's start
+        first); nothing while one is."""
         out = b"" if self.started else self._start()
         if self.block != "text":
             out += self._open("text", {"type": "text", "text": ""})
@@ -151,16 +151,20 @@ class MessageStream:
                 + str(self.index).encode()
                 + b', "delta": {"type": "text_delta", "text": '
             )
-        return out + self._text_prefix + value + b"}}\n\n"
+        return out
+
+    def text_raw(self, value: bytes) -> bytes:
+        """A text delta whose text is ``value``, a JSON string as the backend wrote it (the
+        hot path: no dicts built, the string is not decoded)."""
+        return self._text_block() + self._text_prefix + value + b"}}\n\n"
 
     def texts_raw(self, texts: bytes) -> bytes:
-        """``text_raw`` for each of ``texts``, JSON strings one per line (a read's): at once
-        while a text block is open."""
-        if self.started and self.block == "text":
-            framed = textpath.frame_texts(texts, self._text_prefix, b"}}\n\n")
-            if framed is not None:
-                return framed
-        return b"".join(map(self.text_raw, texts.split(b"\n")))
+        """``text_raw`` for each of ``texts``, JSON strings one per line (a read's): at once."""
+        out = self._text_block()
+        framed = textpath.frame_texts(texts, self._text_prefix, b"}}\n\n")
+        if framed is not None:
+            return out + framed
+        return out + b"".join(map(self.text_raw, texts.split(b"\n")))
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
         event = {"type": "content_block_delta", "index": self.index, "delta": delta}

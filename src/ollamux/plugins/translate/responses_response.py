@@ -81,6 +81,20 @@ def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
     }
 
 
+def _template(obj: dict[str, Any], *marks: str) -> bytes:
+    """``obj`` as JSON with each of ``marks`` (a string member, in order) left as ``%b``:
+    written from the same builder as the dict, so the two cannot differ."""
+    out = json.dumps(obj).encode()
+    for mark in marks:
+        out = out.replace(json.dumps(mark).encode(), b"%b")
+    return out
+
+
+# A text part and a finished message item (``%b``: its id, then its text, as JSON).
+_TEXT_PART = _template(_text_part("\x00"), "\x00")
+_MESSAGE_DONE = _template(_message_item("\x01", "\x00"), "\x01", "\x00")
+
+
 class _Base:
     def __init__(self, model: str, echo: dict[str, Any]) -> None:
         self.id = new_id("resp_")
@@ -95,6 +109,16 @@ class _Base:
         usage: dict[str, Any] | None,
         error: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        return {**self._own(status, output, usage, error), **self.echo}
+
+    def _own(
+        self,
+        status: str,
+        output: list[dict[str, Any]],
+        usage: dict[str, Any] | None,
+        error: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """A response object's members but the request's it echoes."""
         incomplete = {"reason": "max_output_tokens"} if status == "incomplete" else None
         return {
             "id": self.id,
@@ -108,7 +132,6 @@ class _Base:
             "output": output,
             "store": False,
             "usage": usage,
-            **self.echo,
         }
 
 
@@ -137,11 +160,38 @@ class ResponseStream(_Base):
         self.seq = 0
         self.started = False
         self.done = False
-        self.output: list[dict[str, Any]] = []  # the items finished
+        self.output: list[bytes] = []  # the items finished, as JSON
         self.item: dict[str, Any] | None = None  # the open item (message or reasoning)
         self.pieces: list[bytes] = []  # the open item's text, as JSON strings
         self.usage = (0, 0)
         self._prefix = b""
+        # The echoed request members as JSON (``, `` before each), encoded once per stream:
+        # a response object is written three times, its echo is the same each time.
+        members = json.dumps(echo)[1:-1]
+        self._echo = (", " + members).encode() if members else b""
+
+    def _response_json(
+        self, status: str, usage: dict[str, Any] | None, error: dict[str, Any] | None = None
+    ) -> bytes:
+        """``json.dumps(self.response(status, <the items finished>, ...))``, from the items'
+        JSON and the echo's, each encoded once."""
+        own = json.dumps(self._own(status, [], usage, error)).encode()
+        if self.output:  # the first "output" member is the response's: strings escape quotes
+            own = own.replace(b'"output": []', b'"output": [' + b", ".join(self.output) + b"]", 1)
+        return own[:-1] + self._echo + b"}"
+
+    def _raw_event(self, name: bytes, members: bytes) -> bytes:
+        """An event whose members between its type and its number are JSON already."""
+        seq = self.seq
+        self.seq += 1
+        head = b"event: " + name + b'\ndata: {"type": "' + name + b'", '
+        return head + members + _SEQUENCE + str(seq).encode() + b"}\n\n"
+
+    def _item_done(self, index: int, item: bytes) -> bytes:
+        """``response.output_item.done`` for ``item`` (JSON), kept for the response."""
+        self.output.append(item)
+        members = b'"output_index": %d, "item": %b' % (index, item)
+        return self._raw_event(b"response.output_item.done", members)
 
     def _event(self, name: str, obj: dict[str, Any]) -> bytes:
         obj["sequence_number"] = self.seq
@@ -152,13 +202,9 @@ class ResponseStream(_Base):
         """``response.created`` and ``response.in_progress``: one response object, encoded
         once for both."""
         self.started = True
-        head = json.dumps(self.response("in_progress", [], None)).encode()
-        out = []
-        for name in (b"response.created", b"response.in_progress"):
-            out.append(b"event: " + name + b'\ndata: {"type": "' + name + b'", "response": ' + head)
-            out.append(_SEQUENCE + str(self.seq).encode() + b"}\n\n")
-            self.seq += 1
-        return b"".join(out)
+        head = b'"response": ' + self._response_json("in_progress", None)
+        created = self._raw_event(b"response.created", head)
+        return created + self._raw_event(b"response.in_progress", head)
 
     def _text(self) -> str:
         """The open item's text: its pieces decoded at once (one parse, not one per piece)."""
@@ -175,16 +221,20 @@ class ResponseStream(_Base):
             return self._call_done(index, {**item, "status": "completed"})
         text = self._text()
         self.pieces = []
-        where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        quoted = json.dumps(text).encode()  # encoded once for the events that repeat it
+        item_id = json.dumps(item["id"]).encode()
+        where = b'"item_id": %b, "output_index": %d, "content_index": 0' % (item_id, index)
         if item["type"] == "message":
-            done = _message_item(item["id"], text)
-            out = self._event("response.output_text.done", {**where, "text": text, "logprobs": []})
-            out += self._event("response.content_part.done", {**where, "part": _text_part(text)})
+            part = _TEXT_PART % quoted
+            members = where + b', "text": ' + quoted + b', "logprobs": []'
+            out = self._raw_event(b"response.output_text.done", members)
+            out += self._raw_event(b"response.content_part.done", where + b', "part": ' + part)
+            done = _MESSAGE_DONE % (item_id, quoted)
         else:
-            done = _reasoning_item(item["id"], text)
-            out = self._event("response.reasoning_text.done", {**where, "text": text})
-        self.output.append(done)
-        return out + self._event("response.output_item.done", {"output_index": index, "item": done})
+            done = json.dumps(_reasoning_item(item["id"], text)).encode()
+            members = where + b', "text": ' + quoted
+            out = self._raw_event(b"response.reasoning_text.done", members)
+        return out + self._item_done(index, done)
 
     def _open_text(self, kind: str) -> bytes:
         out = b"" if self.started else self._start()
@@ -222,24 +272,28 @@ class ResponseStream(_Base):
         self.seq += 1
         return self._prefix + value + _SEQUENCE + str(seq).encode() + b"}\n\n"
 
-    def texts_raw(self, texts: bytes) -> bytes:
-        """``text_raw`` for each of ``texts``, JSON strings one per line (a read's): at once
-        while a message item is open, each delta numbered in turn."""
+    def _message(self) -> bytes:
+        """The events that open a message item when none is open; nothing while one is."""
         if self.item is not None and self.item["type"] == "message":
-            seq = self.seq
-            framed = textpath.frame_texts(texts, self._prefix, _SEQUENCE, seq, b"}\n\n")
-            if framed is not None:
-                self.pieces.append(texts.replace(b"\n", b","))  # joined by commas at the end
-                self.seq = seq + texts.count(b"\n") + 1
-                return framed
-        return b"".join(map(self.text_raw, texts.split(b"\n")))
+            return b""
+        return self._open_text("message")
+
+    def texts_raw(self, texts: bytes) -> bytes:
+        """``text_raw`` for each of ``texts``, JSON strings one per line (a read's): at once,
+        each delta numbered in turn."""
+        out = self._message()
+        seq = self.seq
+        framed = textpath.frame_texts(texts, self._prefix, _SEQUENCE, seq, b"}\n\n")
+        if framed is not None:
+            self.pieces.append(texts.replace(b"\n", b","))  # joined by commas at the end
+            self.seq = seq + texts.count(b"\n") + 1
+            return out + framed
+        return out + b"".join(map(self.text_raw, texts.split(b"\n")))
 
     def text_raw(self, value: bytes) -> bytes:
         """An output text delta whose text is ``value``, a JSON string as the backend wrote
         it (the hot path: no dicts built, the string decoded only when the item ends)."""
-        if self.item is not None and self.item["type"] == "message":
-            return self._delta(value)
-        return self._open_text("message") + self._delta(value)
+        return self._message() + self._delta(value)
 
     def feed(self, obj: dict[str, Any]) -> bytes:
         """One ``/api/chat`` line (checked) -> its events."""
@@ -278,8 +332,7 @@ class ResponseStream(_Base):
             "response.function_call_arguments.done",
             {**where, "name": item["name"], "arguments": item["arguments"]},
         )
-        self.output.append(item)
-        return out + self._event("response.output_item.done", {"output_index": index, "item": item})
+        return out + self._item_done(index, json.dumps(item).encode())
 
     # A tool call whose arguments arrive in fragments (an OpenAI backend's stream): its item
     # opens with the first fragment, each fragment is a delta, it ends when another item
@@ -313,15 +366,15 @@ class ResponseStream(_Base):
         usage = usage_of(obj)
         self.usage = (usage["input_tokens"], usage["output_tokens"])
         status = status_of(obj)
-        final = self.response(status, self.output, usage)
-        name = "response.completed" if status == "completed" else "response.incomplete"
-        return out + self._event(name, {"response": final})
+        final = b'"response": ' + self._response_json(status, usage)
+        name = b"response.completed" if status == "completed" else b"response.incomplete"
+        return out + self._raw_event(name, final)
 
     def error(self, message: str) -> bytes:
         """A stream's last words when it broke: an ``error`` event, then ``response.failed``."""
         out = b"" if self.started else self._start()
         out += self._event("error", {"code": "server_error", "message": message, "param": None})
         error = {"code": "server_error", "message": message}
-        failed = self.response("failed", self.output, None, error)
+        failed = b'"response": ' + self._response_json("failed", None, error)
         self.done = True
-        return out + self._event("response.failed", {"response": failed})
+        return out + self._raw_event(b"response.failed", failed)
