@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from . import textpath
-from .common import count_of, need, new_id, text_of
+from .common import count_of, json_string, json_template, need, new_id, text_of
 from .ollama_to_openai_response import _parts
 
 STOP_REASONS = {"length": "max_tokens"}
@@ -86,6 +86,32 @@ def error_event(message: str, kind: str = "api_error") -> bytes:
     return _event(b"error", {"type": "error", "error": {"type": kind, "message": message}})
 
 
+def _message_start(message_id: str, model: str) -> dict[str, Any]:
+    return {
+        "type": "message_start",
+        "message": {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        },
+    }
+
+
+# A stream's first events (``%b``: the message's id, then the model, as JSON), and its last.
+_START = (
+    b"event: message_start\ndata: "
+    + json_template(_message_start("\x01", "\x02"), "\x01", "\x02")
+    + b"\n\n"
+    + _event(b"ping", {"type": "ping"}).replace(b"%", b"%%")
+)
+_MESSAGE_STOP = _event(b"message_stop", {"type": "message_stop"})
+
+
 class MessageStream:
     """``/api/chat`` lines -> Messages stream events (bytes)."""
 
@@ -112,20 +138,7 @@ class MessageStream:
 
     def _start(self) -> bytes:
         self.started = True
-        head = {
-            "type": "message_start",
-            "message": {
-                "id": self.id,
-                "type": "message",
-                "role": "assistant",
-                "model": self.model,
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": {"input_tokens": 0, "output_tokens": 0},
-            },
-        }
-        return _event(b"message_start", head) + _event(b"ping", {"type": "ping"})
+        return _START % (json_string(self.id).encode(), json_string(self.model).encode())
 
     def _close(self) -> bytes:
         if not self.block:
@@ -184,7 +197,7 @@ class MessageStream:
                 )
             out.append(self._delta({"type": "thinking_delta", "thinking": thinking}))
         if content:
-            out.append(self.text_raw(json.dumps(content).encode()))
+            out.append(self.text_raw(json_string(content).encode()))
         for call in calls:
             block = _tool_block(call)
             args = block["input"]
@@ -205,11 +218,7 @@ class MessageStream:
             "delta": {"stop_reason": stop_reason(obj, self.tool_use), "stop_sequence": None},
             "usage": usage,
         }
-        return (
-            self._close()
-            + _event(b"message_delta", delta)
-            + _event(b"message_stop", {"type": "message_stop"})
-        )
+        return self._close() + _event(b"message_delta", delta) + _MESSAGE_STOP
 
     def error(self, message: str) -> bytes:
         return error_event(message)

@@ -30,6 +30,16 @@ DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 json_string: Callable[[str], str] = encode_basestring_ascii
 
 
+def json_template(obj: Any, *marks: str) -> bytes:
+    """``obj`` as ``json.dumps`` writes it, with each of ``marks`` (string members, in
+    order) left as ``%b`` for their JSON: made once from the builder of the dict itself,
+    so that an event written from it cannot differ from the dict's."""
+    out = json.dumps(obj).encode().replace(b"%", b"%%")
+    for mark in marks:
+        out = out.replace(json_string(mark).encode(), b"%b")
+    return out
+
+
 class Unreadable(BadUpstreamAnswer, ValueError):
     """A backend answer (or one line of it) a translation cannot understand."""
 

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from . import textpath
-from .common import count_of, loads, need, new_id, text_of
+from .common import count_of, json_string, json_template, loads, need, new_id, text_of
 from .ollama_to_openai_response import _parts
 
 # What follows a text delta's JSON string in its event, before the delta's number.
@@ -81,18 +81,12 @@ def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
     }
 
 
-def _template(obj: dict[str, Any], *marks: str) -> bytes:
-    """``obj`` as JSON with each of ``marks`` (a string member, in order) left as ``%b``:
-    written from the same builder as the dict, so the two cannot differ."""
-    out = json.dumps(obj).encode()
-    for mark in marks:
-        out = out.replace(json.dumps(mark).encode(), b"%b")
-    return out
-
-
-# A text part and a finished message item (``%b``: its id, then its text, as JSON).
-_TEXT_PART = _template(_text_part("\x00"), "\x00")
-_MESSAGE_DONE = _template(_message_item("\x01", "\x00"), "\x01", "\x00")
+# A text part, a finished message item and an opened one (``%b``: its id, then its text,
+# as JSON).
+_TEXT_PART = json_template(_text_part("\x00"), "\x00")
+_MESSAGE_DONE = json_template(_message_item("\x01", "\x00"), "\x01", "\x00")
+_MESSAGE_ADDED = json_template(_message_item("\x01", "", "in_progress"), "\x01")
+_EMPTY_PART = _TEXT_PART % b'""'
 
 
 class _Base:
@@ -221,7 +215,7 @@ class ResponseStream(_Base):
             return self._call_done(index, {**item, "status": "completed"})
         text = self._text()
         self.pieces = []
-        quoted = json.dumps(text).encode()  # encoded once for the events that repeat it
+        quoted = json_string(text).encode()  # encoded once for the events that repeat it
         item_id = json.dumps(item["id"]).encode()
         where = b'"item_id": %b, "output_index": %d, "content_index": 0' % (item_id, index)
         if item["type"] == "message":
@@ -242,9 +236,12 @@ class ResponseStream(_Base):
         index = len(self.output)
         if kind == "message":
             item = _message_item(new_id("msg_"), "", "in_progress")
-            out += self._event("response.output_item.added", {"output_index": index, "item": item})
-            where = {"item_id": item["id"], "output_index": index, "content_index": 0}
-            out += self._event("response.content_part.added", {**where, "part": _text_part("")})
+            item_id = json_string(item["id"]).encode()
+            added = b'"output_index": %d, "item": %b' % (index, _MESSAGE_ADDED % item_id)
+            out += self._raw_event(b"response.output_item.added", added)
+            where = b'"item_id": %b, "output_index": %d, "content_index": 0' % (item_id, index)
+            part = where + b', "part": ' + _EMPTY_PART
+            out += self._raw_event(b"response.content_part.added", part)
             delta = "response.output_text.delta"
         else:
             item = _reasoning_item(new_id("rs_"), "")
@@ -305,9 +302,9 @@ class ResponseStream(_Base):
         if thinking:
             if self.item is None or self.item["type"] != "reasoning":
                 out.append(self._open_text("reasoning"))
-            out.append(self._delta(json.dumps(thinking).encode()))
+            out.append(self._delta(json_string(thinking).encode()))
         if content:
-            out.append(self.text_raw(json.dumps(content).encode()))
+            out.append(self.text_raw(json_string(content).encode()))
         for call in calls:
             out.append(self._call(call))
         if obj.get("done") is True:

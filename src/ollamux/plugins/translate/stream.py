@@ -31,6 +31,7 @@ from .common import (
     LineTooLong,
     Unreadable,
     answer_of,
+    json_string,
     loads,
     new_id,
 )
@@ -619,7 +620,6 @@ class FrontTransform(Translating):
             return b""
         payload = line[5:].strip()
         if payload == b"[DONE]":
-            upstream.tick()
             return self._finish_calls(upstream.finish_stream())
         event, self.event = self.event, b""
         obj = self._object(payload)
@@ -627,10 +627,10 @@ class FrontTransform(Translating):
         if text is not None:
             if not event:
                 upstream.learn(line, text)
-            return self.writer.text_raw(json.dumps(text).encode())
+            return self.writer.text_raw(json_string(text).encode())
         if event == b"error" or obj.get("error") is not None or obj.get("object") == "error":
             return self.stream_error(error_text(obj.get("error") or obj))
-        upstream.tick()
+        # (no ``tick``: the writer reads no ``created_at`` of the pieces ``upstream`` makes)
         out = b"".join([self._fed(o) for o in upstream.feed(obj)])
         if upstream.calls and self.writer.streams_calls:
             out += self._pass_calls(upstream.calls)
