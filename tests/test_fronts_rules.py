@@ -9,6 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from ollamux.dialect import Dialect
@@ -19,7 +21,7 @@ from ollamux.plugins.translate import anthropic_response as an_res
 from ollamux.plugins.translate import responses_request as rs_req
 from ollamux.plugins.translate import responses_response as rs_res
 from ollamux.plugins.translate import textpath
-from ollamux.plugins.translate.common import Unreadable
+from ollamux.plugins.translate.common import Unreadable, json_string, json_template
 from ollamux.plugins.translate.stream import FrontTransform
 
 USER = [{"role": "user", "content": "hi"}]
@@ -526,3 +528,35 @@ def test_a_read_of_texts_gives_the_same_deltas_in_c_and_one_by_one(
     else:  # its deltas numbered in turn, and the whole text at the end
         assert c.count(b"event: response.output_text.delta\n") == 3
         assert b'"text": "Hi there, caf\\u00e9 \\"q\\""' in c
+
+
+@given(st.text(), st.text())
+def test_a_json_template_filled_in_gives_what_json_dumps_gives(first: str, second: str) -> None:
+    def build(a: str, b: str) -> dict[str, Any]:
+        return {"a": a, "rest": [{"b": b, "share": "100%"}], "n": 1.5}
+
+    template = json_template(build("\x01", "\x02"), "\x01", "\x02")
+    filled = template % (json_string(first).encode(), json_string(second).encode())
+    assert filled == json.dumps(build(first, second)).encode()
+
+
+@pytest.mark.parametrize("writer", ["messages", "responses"])
+def test_a_streams_templated_events_carry_odd_names_and_texts_as_they_are(writer: str) -> None:
+    model, text = 'm "100%" é', 'say "hi" 50% \\ é'
+    stream: Any = (
+        an_res.MessageStream(model)
+        if writer == "messages"
+        else rs_res.ResponseStream(model, rs_req.echo_of({"metadata": {"output": []}}))
+    )
+    out = stream.text_raw(json.dumps(text).encode())
+    out += stream.feed({"message": {"role": "assistant", "content": ""}, "done": True})
+    events = [json.loads(line[6:]) for line in out.split(b"\n") if line.startswith(b"data: ")]
+    if writer == "messages":
+        assert events[0]["message"]["model"] == model
+        assert events[0]["message"]["id"] == stream.id
+    else:
+        final = events[-1]["response"]
+        assert final["model"] == model
+        assert final["metadata"] == {"output": []}
+        assert final["output"][0]["content"][0]["text"] == text
+        assert [e["sequence_number"] for e in events] == list(range(len(events)))
