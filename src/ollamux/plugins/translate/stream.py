@@ -56,6 +56,10 @@ _FRONT_LINES = 4
 _EDGE_RECORDS = 4
 
 
+def _no_texts(data: bytes) -> None:
+    return None
+
+
 def error_text(err: Any) -> str:
     """The message of an error object in either dialect's shape."""
     if isinstance(err, dict):
@@ -84,6 +88,12 @@ class Translating(ResponseTransform):
         self.failed = False
         self.sent = False  # some bytes went out to the client
         self.raw: Raw | None = None
+        self.event = b""  # an SSE event's name, until its data line comes
+        self.record_end = b"\n"  # what ends each record of the stream (a line, an event)
+        # The fastest path: a read of whole text records (lines or events) converted at
+        # once; ``None`` for any other read (an attribute: one call less on every read).
+        self.read_of_texts: Callable[[bytes], bytes | None] = _no_texts
+        self.on_read: Callable[[], None] | None = None  # called first for each read
 
     def head(self, head: ResponseHead) -> ResponseHead:
         self.status = head.status
@@ -92,6 +102,7 @@ class Translating(ResponseTransform):
             self.mode = "error"
         elif kind == self.stream_type:
             self.mode = "stream"
+            self.record_end = _RECORD_END[kind]
         elif kind not in _JSON_TYPES and not kind.endswith("+json"):
             raise Unreadable(f"a {head.status} answer of type {kind or 'unknown'!r}")
         head.headers.popall("Content-Length", None)
@@ -106,16 +117,19 @@ class Translating(ResponseTransform):
             return b""
         if self.failed:
             return b""
+        if self.on_read is not None:
+            self.on_read()
         lines = self.lines
-        end = _RECORD_END[self.stream_type]
-        if not lines.pending and len(data) <= lines.limit and data.endswith(end):
-            # A read of whole records (no part of one before it), as most reads are: its
-            # text records at once.
+        if not lines.pending and not self.event and len(data) <= lines.limit:
+            # A read with no part of a line before it: when it is whole text records, as
+            # most reads are, they go at once.
             fast = self.read_of_texts(data)
             if fast is not None:
                 self.sent = True
                 return fast
-            return self._records(data, end)
+            end = self.record_end
+            if data.endswith(end):
+                return self._records(data, end)
         return self._reassembled(data)
 
     def _reassembled(self, data: bytes) -> bytes:
@@ -147,11 +161,6 @@ class Translating(ResponseTransform):
     def looks_text(self, line: bytes) -> bool:
         """Whether ``line`` looks like one ``text_block`` takes (a cheap look, no check)."""
         return False
-
-    def read_of_texts(self, data: bytes) -> bytes | None:
-        """The fastest path: a read of whole text records (lines or events) converted at
-        once; ``None`` for any other read."""
-        return None
 
     def _records(self, data: bytes, sep: bytes) -> bytes:
         """A read of whole records (each ending with ``sep``) that are not all text: a
@@ -308,6 +317,7 @@ class OllamaToOpenAI(Translating):
         super().__init__(exchange, self._whole_with_usage(whole), max_line)
         self.stream = stream
         self.raw = raw
+        self.read_of_texts = stream.read_events_raw
 
     def _whole_with_usage(self, whole: Whole) -> Whole:
         me = weakref.ref(self)  # not ``self``: a cycle kept the exchange for the GC
@@ -320,9 +330,6 @@ class OllamaToOpenAI(Translating):
             return out
 
         return convert
-
-    def read_of_texts(self, data: bytes) -> bytes | None:
-        return self.stream.read_events_raw(data)
 
     def text_block(self, block: bytes) -> bytes | None:
         return self.stream.content_events_raw(block)
@@ -378,15 +385,8 @@ class OpenAIToOllama(Translating):
     ) -> None:
         super().__init__(exchange, self._whole_with_usage(whole), max_line)
         self.stream = stream
-        self.event = b""
-
-    def feed(self, data: bytes) -> bytes:
-        if self.mode == "stream":
-            self.stream.tick()
-        return super().feed(data)
-
-    def read_of_texts(self, data: bytes) -> bytes | None:
-        return None if self.event else self.stream.read_lines_raw(data)
+        self.read_of_texts = stream.read_lines_raw
+        self.on_read = stream.tick  # each read's lines carry the time it came
 
     def _whole_with_usage(self, whole: Whole) -> Whole:
         me = weakref.ref(self)  # not ``self``: a cycle kept the exchange for the GC
@@ -525,7 +525,7 @@ class FrontTransform(Translating):
         self.stream_type = NDJSON if ollama else SSE
         self.writer = writer
         self.upstream = None if ollama else to_ollama.ChatStream(model)
-        self.event = b""
+        self.read_of_texts = self._texts
         # tool calls passed on as their fragments come: index -> the arguments sent
         self.calls_sent: dict[int, str] = {}
         self.open_call = -1  # the index of the call being passed on
@@ -543,8 +543,9 @@ class FrontTransform(Translating):
 
         return counted
 
-    def read_of_texts(self, data: bytes) -> bytes | None:
-        if self.writer.done or self.event:
+    def _texts(self, data: bytes) -> bytes | None:
+        """``read_of_texts``: the texts of a read as the writer's text events."""
+        if self.writer.done:
             return None
         upstream = self.upstream
         texts = to_openai.read_texts(data) if upstream is None else upstream.read_texts(data)
