@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ollamux.plugins.translate import ollama_to_openai_response as to_openai
 from ollamux.plugins.translate.raw_embeddings import embedding_list_raw
+from ollamux.transforms import BadUpstreamAnswer
 from tests.fakes.ollama_backend import Scripted
 from tests.translate_support import same_either_way, whole_for_openai
 
@@ -154,3 +155,12 @@ async def test_an_embed_answer_with_a_broken_vector_is_a_502_on_the_wire(
     resp = await client.post("/v1/embeddings", json={"model": MODEL, "input": "a"})
     assert resp.status == 502
     assert "cannot be understood" in (await resp.json())["error"]["message"]
+
+
+@pytest.mark.parametrize("value", [1e39, 10**40, 10**400])
+def test_a_number_no_32_bit_float_holds_is_refused_for_base64_either_way(value: int) -> None:
+    body = _compact({"model": MODEL, "embeddings": [[0.5, value]]})
+    for fast in (False, True):
+        with pytest.raises(BadUpstreamAnswer, match="32-bit float"):
+            _answer(body, fast, "base64")
+    assert _answer(body, True, "float") == _answer(body, False, "float")

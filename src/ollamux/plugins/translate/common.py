@@ -252,8 +252,14 @@ def is_zero_duration(value: Any) -> bool:
 
 
 def floats_to_base64(vector: list[float]) -> str:
-    """An embedding as OpenAI's ``encoding_format: base64`` sends it (little-endian f32)."""
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    """An embedding as OpenAI's ``encoding_format: base64`` sends it (little-endian f32);
+    ``Unreadable`` when it holds what a 32-bit float cannot (a number too large, not a
+    number)."""
+    try:
+        packed = struct.pack(f"<{len(vector)}f", *vector)
+    except (struct.error, OverflowError) as exc:
+        raise Unreadable(f"an embedding value that is not a 32-bit float: {exc}") from exc
+    return base64.b64encode(packed).decode()
 
 
 def base64_to_floats(text: str) -> list[float]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -150,7 +149,7 @@ def _base64_vectors(text: str, i: int) -> tuple[list[str], int] | None:
         return None
     if text.find("t", i, end) >= 0 or text.find("f", i, end) >= 0:
         return None
-    try:  # ``struct`` refuses anything but numbers (a string, a list, null, too large)
+    try:  # anything but numbers a 32-bit float holds is refused (a string, null, too large)
         return [f'"{floats_to_base64(vector)}"' for vector in vectors], end
-    except (struct.error, TypeError, OverflowError):
+    except (Unreadable, TypeError):
         return None
