@@ -477,3 +477,19 @@ def test_a_last_read_of_texts_and_the_end_takes_its_texts_at_once(
     assert [line for line in slow if line.strip()] == [e.rstrip(b"\n") for e in end]
     each = _one_read_each(make, ollama, [_first_lines(ollama), *texts, *end])
     assert _received(out) == _received(each)
+
+
+@pytest.mark.parametrize("texts", [0, 1, 3], ids=["the end alone", "a text", "three texts"])
+@pytest.mark.parametrize(("name", "make", "ollama"), CLIENTS, ids=IDS)
+def test_a_last_read_of_whole_records_is_not_reassembled_line_by_line(
+    name: str, make: Callable[[bool], Translating], ollama: bool, texts: int
+) -> None:
+    end = [_OLLAMA_FINAL] if ollama else _OPENAI_END
+    last = [_text_line(ollama, "x")] * texts + end
+    transform = make(ollama)
+    out = transform.feed(_first_lines(ollama))
+    transform.lines = counted = _CountedLines(transform.lines.limit)
+    out += transform.feed(b"".join(last)) + transform.end()
+    assert counted.reads == 0
+    each = _one_read_each(make, ollama, [_first_lines(ollama), *last])
+    assert _received(out) == _received(each)

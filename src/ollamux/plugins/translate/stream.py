@@ -191,7 +191,8 @@ class Translating(ResponseTransform):
         one; ``None`` when another kind comes before a text record."""
         end = len(data)
         for _ in range(_EDGE_RECORDS):
-            start = max(data.rfind(sep, 0, end - len(sep)), -len(sep)) + len(sep)
+            at = data.rfind(sep, 0, end - len(sep))
+            start = 0 if at < 0 else at + len(sep)
             if self.looks_text(data[start : end - 1]):
                 front = self.read_of_texts(data[:end])
                 if front is None:
