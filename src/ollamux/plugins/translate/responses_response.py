@@ -87,6 +87,8 @@ _TEXT_PART = json_template(_text_part("\x00"), "\x00")
 _MESSAGE_DONE = json_template(_message_item("\x01", "\x00"), "\x01", "\x00")
 _MESSAGE_ADDED = json_template(_message_item("\x01", "", "in_progress"), "\x01")
 _EMPTY_PART = _TEXT_PART % b'""'
+# Where a content part is: its item's id (JSON), the item's index.
+_WHERE = b'"item_id": %b, "output_index": %d, "content_index": 0'
 
 
 class _Base:
@@ -216,8 +218,8 @@ class ResponseStream(_Base):
         text = self._text()
         self.pieces = []
         quoted = json_string(text).encode()  # encoded once for the events that repeat it
-        item_id = json.dumps(item["id"]).encode()
-        where = b'"item_id": %b, "output_index": %d, "content_index": 0' % (item_id, index)
+        item_id = json_string(item["id"]).encode()
+        where = _WHERE % (item_id, index)
         if item["type"] == "message":
             part = _TEXT_PART % quoted
             members = where + b', "text": ' + quoted + b', "logprobs": []'
@@ -239,8 +241,7 @@ class ResponseStream(_Base):
             item_id = json_string(item["id"]).encode()
             added = b'"output_index": %d, "item": %b' % (index, _MESSAGE_ADDED % item_id)
             out += self._raw_event(b"response.output_item.added", added)
-            where = b'"item_id": %b, "output_index": %d, "content_index": 0' % (item_id, index)
-            part = where + b', "part": ' + _EMPTY_PART
+            part = _WHERE % (item_id, index) + b', "part": ' + _EMPTY_PART
             out += self._raw_event(b"response.content_part.added", part)
             delta = "response.output_text.delta"
         else:

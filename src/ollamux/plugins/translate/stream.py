@@ -89,7 +89,6 @@ class Translating(ResponseTransform):
         self.sent = False  # some bytes went out to the client
         self.raw: Raw | None = None
         self.event = b""  # an SSE event's name, until its data line comes
-        self.record_end = b"\n"  # what ends each record of the stream (a line, an event)
         # The fastest path: a read of whole text records (lines or events) converted at
         # once; ``None`` for any other read (an attribute: one call less on every read).
         self.read_of_texts: Callable[[bytes], bytes | None] = _no_texts
@@ -102,7 +101,6 @@ class Translating(ResponseTransform):
             self.mode = "error"
         elif kind == self.stream_type:
             self.mode = "stream"
-            self.record_end = _RECORD_END[kind]
         elif kind not in _JSON_TYPES and not kind.endswith("+json"):
             raise Unreadable(f"a {head.status} answer of type {kind or 'unknown'!r}")
         head.headers.popall("Content-Length", None)
@@ -127,7 +125,7 @@ class Translating(ResponseTransform):
             if fast is not None:
                 self.sent = True
                 return fast
-            end = self.record_end
+            end = _RECORD_END[self.stream_type]
             if data.endswith(end):
                 return self._records(data, end)
         return self._reassembled(data)
@@ -186,14 +184,17 @@ class Translating(ResponseTransform):
         return out + (self._reassembled(data) if fast is None else fast)
 
     def _texts_then_end(self, data: bytes, sep: bytes) -> bytes | None:
-        """A read of whole records (each ending with ``sep``) that are text records and
-        others after them, as a stream's end is: the text ones at once, the others one by
-        one; ``None`` when another kind comes before a text record."""
+        """A read of whole records (each ending with ``sep``), which ``read_of_texts``
+        refused whole, that are text records and others after them, as a stream's end is:
+        the text ones at once, the others one by one; ``None`` when another kind comes
+        before a text record."""
         end = len(data)
         for _ in range(_EDGE_RECORDS):
             at = data.rfind(sep, 0, end - len(sep))
             start = 0 if at < 0 else at + len(sep)
             if self.looks_text(data[start : end - 1]):
+                if end == len(data):
+                    return None  # it ends with a text: another kind is among its texts
                 front = self.read_of_texts(data[:end])
                 if front is None:
                     return None
