@@ -25,6 +25,8 @@ embeddings (16 inputs):
   of the backend's OpenAI dialect (default config otherwise)
 - ``v1embed-translated``: ``/v1/embeddings`` through ``default`` (translated to
   ``/api/embed``)
+- ``v1embed-base64``: the same with ``encoding_format: base64``, which the ``openai``
+  SDK asks for unless told otherwise
 
 Prints medians (req/s, p50 latency, CPU per request of the proxy), the ratios to the
 relay of the same kind, each round's ratios' median, the targets, and the load average
@@ -62,7 +64,14 @@ CHAT_CASES = (
     "core",
     "translated",
 )
-EMBED_CASES = ("relay-embed", "embed", "relay-v1embed", "v1embed", "v1embed-translated")
+EMBED_CASES = (
+    "relay-embed",
+    "embed",
+    "relay-v1embed",
+    "v1embed",
+    "v1embed-translated",
+    "v1embed-base64",
+)
 # case -> (the case it is compared with, target ratio of req/s or None)
 BASELINE: dict[str, tuple[str, float | None]] = {
     "relay-uvloop": ("relay", None),
@@ -75,6 +84,7 @@ BASELINE: dict[str, tuple[str, float | None]] = {
     "embed": ("relay-embed", 0.80),
     "v1embed": ("relay-v1embed", 0.80),
     "v1embed-translated": ("relay-v1embed", None),
+    "v1embed-base64": ("relay-v1embed", None),
 }
 
 
@@ -92,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--base",
         metavar="REV",
-        help="also run git revision REV's default config (cases default@REV, translated@REV)",
+        help="also run git revision REV's default config (default, translated, v1embed-* @REV)",
     )
     p.add_argument("--long", action="store_true", help="10 s windows, 5 rounds")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -105,9 +115,9 @@ def _chat(stream: bool, model: str) -> bytes:
     ).encode()
 
 
-def _embed(inputs: int, model: str) -> bytes:
+def _embed(inputs: int, model: str, **extra: str) -> bytes:
     texts = [f"chunk {i} of a document being indexed for retrieval" for i in range(inputs)]
-    return json.dumps({"model": model, "input": texts}).encode()
+    return json.dumps({"model": model, "input": texts, **extra}).encode()
 
 
 def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
@@ -136,7 +146,8 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
         if "relay-uvloop" in wanted:
             servers["relay-uvloop"] = fleet.relay(backend.url, uvloop=True)
         needs = {c: BASELINE.get(c, (c, None))[0] for c in wanted}
-        if any(c in wanted for c in ("default", "translated", "embed", "v1embed-translated")):
+        on_default = ("default", "translated", "embed", "v1embed-translated", "v1embed-base64")
+        if any(c in wanted for c in on_default):
             servers["default"] = gw("default")
         if "asyncio" in wanted:
             servers["asyncio"] = gw("asyncio", server={"event_loop": "asyncio"})
@@ -172,12 +183,17 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
                 "/v1/embeddings",
                 _embed(args.inputs, "bench:latest"),
             ),
+            "v1embed-base64": (
+                "default",
+                "/v1/embeddings",
+                _embed(args.inputs, "bench:latest", encoding_format="base64"),
+            ),
         }
         # Baselines run whenever a case compared with them does.
         cases_run = list(dict.fromkeys([*(needs[c] for c in wanted), *wanted]))
         order = [c for c in CHAT_CASES + EMBED_CASES if c in cases_run]
         if args.base:
-            for name in ("default", "translated"):
+            for name in ("default", "translated", "v1embed-translated", "v1embed-base64"):
                 if name in wanted:
                     _, path, body = setups[name]
                     setups[f"{name}@{args.base}"] = ("base", path, body)
