@@ -27,6 +27,8 @@ embeddings (16 inputs):
   ``/api/embed``)
 - ``v1embed-base64``: the same with ``encoding_format: base64``, which the ``openai``
   SDK asks for unless told otherwise
+- ``embed-translated``: ``/api/embed`` through ollamux in front of the backend's OpenAI
+  dialect (translated to ``/v1/embeddings``)
 
 Prints medians (req/s, p50 latency, CPU per request of the proxy), the ratios to the
 relay of the same kind, each round's ratios' median, the targets, and the load average
@@ -71,6 +73,7 @@ EMBED_CASES = (
     "v1embed",
     "v1embed-translated",
     "v1embed-base64",
+    "embed-translated",
 )
 # case -> (the case it is compared with, target ratio of req/s or None)
 BASELINE: dict[str, tuple[str, float | None]] = {
@@ -85,6 +88,7 @@ BASELINE: dict[str, tuple[str, float | None]] = {
     "v1embed": ("relay-v1embed", 0.80),
     "v1embed-translated": ("relay-v1embed", None),
     "v1embed-base64": ("relay-v1embed", None),
+    "embed-translated": ("relay-embed", None),
 }
 
 
@@ -157,13 +161,15 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
             servers["no-tasks"] = gw("no-tasks", plugins={"disable": ["tasks"]})
         if "core" in wanted:
             servers["core"] = gw("core", plugins={"disable": OPTIONAL_PLUGINS})
-        if "v1embed" in wanted:
+        if "v1embed" in wanted or "embed-translated" in wanted:
             servers["openai"] = gw("openai", api="openai")
         if args.base:
             from bench.bench_ab import export_src
 
             base_src = export_src(args.base, fleet.tmp / "base")
             servers["base"] = gw("base", src=base_src)
+            if "embed-translated" in wanted:
+                servers["base-openai"] = gw("base-openai", api="openai", src=base_src)
 
         setups: dict[str, tuple[str, str, bytes]] = {
             "relay": ("relay", "/api/chat", _chat(False, "bench:latest")),
@@ -188,15 +194,18 @@ def run(args: argparse.Namespace, wrk: str) -> dict[str, Any]:
                 "/v1/embeddings",
                 _embed(args.inputs, "bench:latest", encoding_format="base64"),
             ),
+            "embed-translated": ("openai", "/api/embed", _embed(args.inputs, "bench")),
         }
         # Baselines run whenever a case compared with them does.
         cases_run = list(dict.fromkeys([*(needs[c] for c in wanted), *wanted]))
         order = [c for c in CHAT_CASES + EMBED_CASES if c in cases_run]
         if args.base:
-            for name in ("default", "translated", "v1embed-translated", "v1embed-base64"):
+            translated = ("translated", "v1embed-translated", "v1embed-base64", "embed-translated")
+            for name in ("default", *translated):
                 if name in wanted:
-                    _, path, body = setups[name]
-                    setups[f"{name}@{args.base}"] = ("base", path, body)
+                    server_name, path, body = setups[name]
+                    base = "base-openai" if server_name == "openai" else "base"
+                    setups[f"{name}@{args.base}"] = (base, path, body)
                     BASELINE[f"{name}@{args.base}"] = BASELINE[name]
                     order.insert(order.index(name) + 1, f"{name}@{args.base}")
 

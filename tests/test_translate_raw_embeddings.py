@@ -1,6 +1,7 @@
-"""Translated embedding answers (``encoding_format: float``) are converted from their bytes:
-the vectors are checked and copied, not parsed. The client gets what the parsing path
-gives (the same JSON values); any answer that path refuses is refused the same way."""
+"""Translated embedding answers are converted from their bytes, both ways: the vectors are
+checked and copied, not parsed (or packed as they are read, for base64). The client gets
+what the parsing path gives (the same JSON values); any answer that path refuses is
+refused the same way."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ollamux.plugins.translate import ollama_to_openai_response as to_openai
-from ollamux.plugins.translate.raw_embeddings import embedding_list_raw
+from ollamux.plugins.translate import openai_to_ollama_response as to_ollama
+from ollamux.plugins.translate.raw_embeddings import embed_answer_raw, embedding_list_raw
 from ollamux.transforms import BadUpstreamAnswer
 from tests.fakes.ollama_backend import Scripted
-from tests.translate_support import same_either_way, whole_for_openai
+from tests.translate_support import same_either_way, whole_for_ollama, whole_for_openai
 
 MODEL = "m:latest"
 
@@ -164,3 +166,94 @@ def test_a_number_no_32_bit_float_holds_is_refused_for_base64_either_way(value: 
         with pytest.raises(BadUpstreamAnswer, match="32-bit float"):
             _answer(body, fast, "base64")
     assert _answer(body, True, "float") == _answer(body, False, "float")
+
+
+# --- an OpenAI server's embedding list for an Ollama client (/api/embed) ------------------
+
+
+def _for_ollama(body: bytes, fast: bool) -> tuple[Any, dict[str, int]]:
+    raw = (lambda b: embed_answer_raw(b, MODEL)) if fast else None
+    text, usage = whole_for_ollama(body, lambda o: to_ollama.embed_response(o, MODEL), MODEL, raw)
+    return json.loads(text), usage
+
+
+def _openai_list(entries: list[dict[str, Any]], **fields: Any) -> bytes:
+    return _compact({"object": "list", "data": entries, "model": "m", **fields})
+
+
+entries = st.lists(
+    st.fixed_dictionaries(
+        {"embedding": st.lists(numbers, max_size=6) | st.sampled_from(["AACAPw==", None, 5])},
+        optional={
+            "index": st.integers(-1, 4) | st.none() | st.sampled_from(["0", True]),
+            "object": st.just("embedding"),
+        },
+    ),
+    max_size=4,
+)
+openai_fields = st.dictionaries(
+    st.sampled_from(["model", "usage", "error", "object", "x"]),
+    st.none()
+    | st.integers(-1, 9)
+    | st.text(max_size=4)
+    | st.fixed_dictionaries({"prompt_tokens": st.integers(-1, 9) | st.none()}),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries, openai_fields, st.booleans())
+def test_any_openai_embedding_list_converts_as_the_parsing_path_does(
+    data: list[dict[str, Any]], fields: dict[str, Any], compact: bool
+) -> None:
+    obj = {**fields, "data": data}
+    body = _compact(obj) if compact else json.dumps(obj, indent=1).encode()
+    same_either_way(lambda fast: _for_ollama(body, fast))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(numbers, max_size=4), max_size=3), st.data())
+def test_a_damaged_byte_in_an_openai_list_is_refused_or_converted_as_parsing_does(
+    vectors: list[list[Any]], data: Any
+) -> None:
+    body = bytearray(
+        _openai_list(
+            [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        )
+    )
+    at = data.draw(st.integers(0, len(body) - 1))
+    body[at] = ord(data.draw(st.sampled_from('0123456789.eE+-,[]{}:" x\n')))
+    same_either_way(lambda fast: _for_ollama(bytes(body), fast))
+
+
+def test_an_openai_list_gives_the_vectors_as_written_in_the_order_of_their_index() -> None:
+    body = (
+        b'{"object":"list","data":[{"object":"embedding","index":1,"embedding":[1E-7, 2]},'
+        b'{"embedding":[-0.50],"index":0,"object":"embedding"}],"model":"x",'
+        b'"usage":{"prompt_tokens":4,"total_tokens":4}}'
+    )
+    found = embed_answer_raw(body, MODEL)
+    assert found is not None
+    answer, tokens, _ = found
+    assert answer == (
+        b'{"model": "m:latest", "embeddings": [[-0.50], [1E-7, 2]], "total_duration": 0, '
+        b'"load_duration": 0, "prompt_eval_count": 4}'
+    )
+    assert tokens == 4
+    assert _for_ollama(body, True) == _for_ollama(body, False)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _openai_list([{"index": 0, "embedding": "AACAPw=="}]),  # base64: decoded by parsing
+        _openai_list([{"index": 0, "embedding": [float("nan")]}]),
+        _openai_list([{"index": -1, "embedding": [1]}]),
+        _openai_list([{"index": 0}]),
+        _openai_list([{"index": 0, "embedding": [1]}], error={"message": "boom"}),
+        _openai_list([{"index": 0, "embedding": [1]}], usage=[]),
+        _compact({"object": "list", "model": "m"}),
+        b'{"data":[{"embedding":[1]}]} x',
+    ],
+)
+def test_unusual_openai_lists_are_left_to_the_parsing_path(body: bytes) -> None:
+    assert embed_answer_raw(body, MODEL) is None

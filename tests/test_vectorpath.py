@@ -14,16 +14,19 @@ from hypothesis import strategies as st
 from ollamux.plugins.translate import vectorpath
 
 try:
+    from ollamux.plugins.translate._vectorpath import one as compiled_one
     from ollamux.plugins.translate._vectorpath import vectors as compiled
 except ImportError:  # installed without a C compiler: only Python's steps run (.ci/run checks)
-    compiled = None
+    compiled = compiled_one = None
 
 needs_c = pytest.mark.skipif(compiled is None, reason="the C helper is not built here")
 
 
 def _both(text: str, start: int = 0) -> None:
-    """Each format read by C and by Python gives the same."""
-    assert compiled is not None
+    """Each format read by C and by Python gives the same, and so does each vector."""
+    assert compiled is not None and compiled_one is not None
+    for at in [i for i, c in enumerate(text) if c == "["]:
+        assert compiled_one(text, at) == vectorpath._one(text, at), (text, at)
     for base64_, python in ((False, vectorpath._floats), (True, vectorpath._base64)):
         try:
             expected = python(text, start)

@@ -11,6 +11,10 @@
  * JSON text as it is; else a JSON string of its numbers packed as little-endian float32
  * (as ``struct.pack("<f")`` packs what ``json.loads`` makes of them) in base64. None for
  * anything else, and for a number float32 cannot hold (``struct`` would refuse it).
+ *
+ * one(text, start) -> (str, int) | None
+ *
+ * One vector (a JSON list of numbers) at ``start``: its text, and the index after it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -179,12 +183,12 @@ static int pack(Packed *packed, double value) {
     return 0;
 }
 
-/* The vector at p[i] (``[`` there), appended to ``out`` as its text, or with ``packed``
- * as its base64: the index after it, or -1 when it is not a list of numbers (an
- * exception set only when one was raised). */
+/* The vector at p[i] (``[`` there) as its text, or with ``packed`` as its base64, in
+ * ``*entry``: the index after it, or -1 when it is not a list of numbers (an exception
+ * set only when one was raised). */
 static Py_ssize_t vector(
     PyObject *text, const unsigned char *p, Py_ssize_t n, Py_ssize_t i, Packed *packed,
-    PyObject *out
+    PyObject **entry
 ) {
     Py_ssize_t start = i;
     double value = 0.0;
@@ -209,14 +213,38 @@ static Py_ssize_t vector(
         return -1;
     }
     i++;
-    PyObject *entry = packed != NULL ? quoted_base64(packed->data, packed->size)
-                                     : PyUnicode_Substring(text, start, i);
-    if (entry == NULL) {
-        return -1;
+    *entry = packed != NULL ? quoted_base64(packed->data, packed->size)
+                            : PyUnicode_Substring(text, start, i);
+    return *entry == NULL ? -1 : i;
+}
+
+/* ``text`` as the bytes to scan when it can be (an ASCII str, ``start`` within it). */
+static const unsigned char *scannable(PyObject *text, Py_ssize_t start) {
+    if (!PyUnicode_IS_ASCII(text) || start < 0 || start >= PyUnicode_GET_LENGTH(text)) {
+        return NULL;
     }
-    int failed = PyList_Append(out, entry);
-    Py_DECREF(entry);
-    return failed ? -1 : i;
+    return PyUnicode_1BYTE_DATA(text);
+}
+
+static PyObject *one(PyObject *self, PyObject *args) {
+    PyObject *text, *entry = NULL;
+    Py_ssize_t i;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Un", &text, &i)) {
+        return NULL;
+    }
+    const unsigned char *p = scannable(text, i);
+    if (p == NULL || p[i] != '[') {
+        Py_RETURN_NONE;
+    }
+    i = vector(text, p, PyUnicode_GET_LENGTH(text), i, NULL, &entry);
+    if (i < 0) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(Nn)", entry, i);
 }
 
 static PyObject *vectors(PyObject *self, PyObject *args) {
@@ -228,10 +256,10 @@ static PyObject *vectors(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    if (!PyUnicode_IS_ASCII(text) || i < 0 || i >= n) {
+    const unsigned char *p = scannable(text, i);
+    if (p == NULL) {
         Py_RETURN_NONE;
     }
-    const unsigned char *p = PyUnicode_1BYTE_DATA(text);
     Packed packed = {NULL, 0, 0};
     PyObject *out = PyList_New(0);
     if (out == NULL) {
@@ -248,8 +276,14 @@ static PyObject *vectors(PyObject *self, PyObject *args) {
             if (i >= n || p[i] != '[') {
                 goto refused;
             }
-            i = vector(text, p, n, i, base64 ? &packed : NULL, out);
+            PyObject *entry = NULL;
+            i = vector(text, p, n, i, base64 ? &packed : NULL, &entry);
             if (i < 0) {
+                goto refused;
+            }
+            int failed = PyList_Append(out, entry);
+            Py_DECREF(entry);
+            if (failed) {
                 goto refused;
             }
             i = skip(p, n, i);
@@ -276,6 +310,7 @@ refused:
 
 static PyMethodDef methods[] = {
     {"vectors", vectors, METH_VARARGS, "vectors(text, start, base64) -> (list[str], int) | None"},
+    {"one", one, METH_VARARGS, "one(text, start) -> (str, int) | None"},
     {NULL, NULL, 0, NULL},
 };
 

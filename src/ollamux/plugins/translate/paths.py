@@ -40,7 +40,7 @@ from .common import (
     ollama_extensions,
 )
 from .raw_chat import chat_completion_raw
-from .raw_embeddings import embedding_list_raw
+from .raw_embeddings import embed_answer_raw, embedding_list_raw
 from .stream import FrontStream, FrontTransform, ListingTransform, OllamaToOpenAI, OpenAIToOllama
 
 Factory = Callable[[Exchange], ResponseTransform]
@@ -306,6 +306,7 @@ async def _to_openai(exchange: Exchange, backend: Backend) -> Result:
                 lambda o: to_ollama.embed_response(o, model, legacy),
                 to_ollama.ChatStream(model),
                 limit,
+                raw=None if legacy else lambda b: embed_answer_raw(b, model),
             ),
         )
         return _post(exchange, "/v1/embeddings", out)

@@ -1,27 +1,32 @@
-"""An ``/api/embed`` answer -> OpenAI's embedding list, from its bytes.
+"""An ``/api/embed`` answer -> OpenAI's embedding list, and back, from their bytes.
 
 Parsing some 6000 numbers into Python floats and writing them back out was nearly all of
 a translated embedding request's cost. The vectors are read by ``vectorpath`` (in C when
-it was built): for ``encoding_format: float`` each vector's JSON text is checked (a list
-of JSON numbers, no objects made per number) and copied as it is, so the client gets the
-same JSON values as from the slow path (``embedding_list``), numbers written as the
-backend wrote them; for ``base64`` the numbers are packed as float32 as they are read.
-The answer is put together without ``json.dumps``.
+it was built): as JSON text, each checked (a list of JSON numbers, no objects made per
+number) and copied as it is, so the client gets the same JSON values as from the slow
+path (``embedding_list``, ``embed_response``), numbers written as the backend wrote them;
+for an OpenAI client's ``encoding_format: base64`` the numbers are packed as float32 as
+they are read. The answer is put together without ``json.dumps``.
 
-Only the top level is walked here; its other fields are parsed as usual. Anything unusual
-gives ``None`` and the caller converts the answer the slow way, which also words the
-errors: invalid UTF-8, a body that is not one JSON object, an ``embeddings`` that is not a
-list of plain number lists (``NaN`` included), a field of the wrong type, an error object.
+Only the levels around the vectors are walked here; the other fields are parsed as usual.
+Anything unusual gives ``None`` and the caller converts the answer the slow way, which
+also words the errors: invalid UTF-8, a body that is not one JSON object, vectors that are
+not plain number lists (``NaN`` included, and an OpenAI server's base64), a field of the
+wrong type, an error object.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Any, TypeVar
 
 from . import vectorpath
-from .common import Unreadable, count_of, text_of
-from .vectorpath import Reader, skip
+from .common import Unreadable, count_of, is_int, text_of
+from .vectorpath import skip
+
+T = TypeVar("T")
 
 _VALUE = json.JSONDecoder().raw_decode  # one JSON value at an index (its C scanner)
 
@@ -32,15 +37,10 @@ def embedding_list_raw(
     """The OpenAI embedding list for a whole ``/api/embed`` answer, and its prompt and
     completion (none) token counts; ``None`` when the answer needs the slow path."""
     read = vectorpath.base64 if encoding_format == "base64" else vectorpath.floats
-    try:
-        found = split_answer(body.decode(), read)
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
-        return None
+    found = _answer(body, "embeddings", read)
     if found is None:
         return None
     fields, vectors = found
-    if fields.get("error") is not None or fields.get("object") == "error":
-        return None
     try:
         tokens = count_of(fields, "prompt_eval_count")
         name = model or text_of(fields, "model")
@@ -59,34 +59,111 @@ def embedding_list_raw(
     return answer.encode(), tokens, 0
 
 
-def split_answer(text: str, read: Reader) -> tuple[dict[str, Any], list[str]] | None:
-    """The top-level fields of one JSON object (``embeddings`` left out) and its
-    ``embeddings`` vectors as ``read`` gives them; ``None`` unless ``read`` takes them.
+def embed_answer_raw(body: bytes, model: str) -> tuple[bytes, int, int] | None:
+    """The ``/api/embed`` answer for a whole OpenAI embedding list (its vectors in the order
+    of their ``index``), and its prompt and completion (none) token counts; ``None`` when
+    the answer needs the slow path."""
+    found = _answer(body, "data", _entries)
+    if found is None:
+        return None
+    fields, entries = found
+    usage = fields.get("usage")
+    if usage is not None and type(usage) is not dict:
+        return None
+    try:
+        tokens = count_of(usage or {}, "prompt_tokens")
+        count_of(usage or {}, "completion_tokens")
+        name = model or text_of(fields, "model")
+    except Unreadable:
+        return None
+    vectors = ", ".join([vector for _, vector in sorted(entries, key=itemgetter(0))])
+    answer = (
+        f'{{"model": {json.dumps(name)}, "embeddings": [{vectors}], "total_duration": 0, '
+        f'"load_duration": 0, "prompt_eval_count": {tokens}}}'
+    )
+    return answer.encode(), tokens, 0
 
-    Only the top level is walked here (a key, a value, a comma: as ``json`` does it, with
-    its C scanner for every value); a repeated key counts once, the last, as in ``json``.
+
+def _entries(text: str, i: int) -> tuple[list[tuple[int, str]], int] | None:
+    """The ``data`` list at ``i`` of an OpenAI embedding list: each entry's ``index`` and
+    vector (its text), and the index after the list; ``None`` for anything else (a vector
+    in base64 included)."""
+    if text[i : i + 1] != "[":
+        return None
+    i = skip(text, i + 1)
+    entries: list[tuple[int, str]] = []
+    if text[i : i + 1] == "]":
+        return entries, i + 1
+    while True:
+        found = members(text, i, "embedding", vectorpath.one)
+        if found is None:
+            return None
+        fields, vector, i = found
+        index = fields.get("index", 0)
+        if vector is None or not is_int(index) or index < 0:
+            return None
+        entries.append((index, vector))
+        i = skip(text, i)
+        sep = text[i : i + 1]
+        if sep == "]":
+            return entries, i + 1
+        if sep != ",":
+            return None
+        i = skip(text, i + 1)
+
+
+def _answer(
+    body: bytes, key: str, read: Callable[[str, int], tuple[T, int] | None]
+) -> tuple[dict[str, Any], T] | None:
+    """The members of a whole answer, one JSON object, but ``key``, and the value of ``key``
+    as ``read`` gives it; ``None`` when ``read`` does not take it, or the answer is not
+    one object or is an error object."""
+    try:
+        text = body.decode()
+        found = members(text, skip(text, 0), key, read)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        return None
+    if found is None:
+        return None
+    fields, value, end = found
+    if value is None or skip(text, end) != len(text):
+        return None
+    if fields.get("error") is not None or fields.get("object") == "error":
+        return None
+    return fields, value
+
+
+def members(
+    text: str, i: int, key: str, read: Callable[[str, int], tuple[T, int] | None]
+) -> tuple[dict[str, Any], T | None, int] | None:
+    """The members of the JSON object at ``i`` but ``key``, the value of ``key`` as
+    ``read`` gives it (``None`` when absent), and the index after the object; ``None``
+    unless ``read`` takes that value.
+
+    Only this object's level is walked here (a key, a value, a comma: as ``json`` does it,
+    with its C scanner for every other value); a repeated key counts once, the last, as in
+    ``json``.
     """
-    i = skip(text, 0)
     if text[i : i + 1] != "{":
         return None
     fields: dict[str, Any] = {}
-    vectors: list[str] | None = None
+    value: T | None = None
     i = skip(text, i + 1)
     while text[i : i + 1] != "}":
         if text[i : i + 1] != '"':
             return None
-        key, i = _VALUE(text, i)  # a string: it starts with a quote
+        name, i = _VALUE(text, i)  # a string: it starts with a quote
         i = skip(text, i)
         if text[i : i + 1] != ":":
             return None
         i = skip(text, i + 1)
-        if key == "embeddings":
+        if name == key:
             found = read(text, i)
             if found is None:
                 return None
-            vectors, i = found
+            value, i = found
         else:
-            fields[key], i = _VALUE(text, i)
+            fields[name], i = _VALUE(text, i)
         i = skip(text, i)
         if text[i : i + 1] == ",":
             i = skip(text, i + 1)
@@ -94,6 +171,4 @@ def split_answer(text: str, read: Reader) -> tuple[dict[str, Any], list[str]] | 
                 return None
         elif text[i : i + 1] != "}":
             return None
-    if skip(text, i + 1) != len(text) or vectors is None:
-        return None
-    return fields, vectors
+    return fields, value, i + 1

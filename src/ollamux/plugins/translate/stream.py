@@ -384,9 +384,11 @@ class OpenAIToOllama(Translating):
         whole: Whole,
         stream: to_ollama.ChatStream,
         max_line: int = DEFAULT_MAX_LINE_BYTES,
+        raw: Raw | None = None,
     ) -> None:
         super().__init__(exchange, self._whole_with_usage(whole), max_line)
         self.stream = stream
+        self.raw = raw
         self.read_of_texts = stream.read_lines_raw
         self.on_read = stream.tick  # each read's lines carry the time it came
 

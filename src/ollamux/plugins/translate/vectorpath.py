@@ -9,6 +9,8 @@ JSON text as the backend wrote it / a JSON string of its numbers as little-endia
 in base64, as ``struct`` packs what ``json`` reads), and the index after the list.
 ``None`` for anything else (``NaN`` included), and in base64 for a number float32 cannot
 hold: the caller then converts the answer the parsing way, which words the error.
+``one(text, i)``: one vector (a JSON list of numbers) at ``i``, its text as it is, and the
+index after it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .common import Unreadable, floats_to_base64
 # Reads the vectors at an index: each vector as it goes into the answer, and the index
 # after the list; ``None`` when it is not a list of vectors.
 Reader = Callable[[str, int], tuple[list[str], int] | None]
+One = Callable[[str, int], tuple[str, int] | None]
 
 # JSON's number grammar (RFC 8259), possessive: no backtracking, linear in the text
 _NUMBER = r"-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+"
@@ -31,13 +34,21 @@ _WS = r"[ \t\n\r]*+"
 _COMPACT = re.compile(rf"\[(?:{_NUMBER}(?:,{_NUMBER})*+)?+\]")
 _SPACED = re.compile(rf"\[{_WS}(?:{_NUMBER}{_WS}(?:,{_WS}{_NUMBER}{_WS})*+)?+\]")
 _SKIP = re.compile(_WS)
+_BLANKS = frozenset(" \t\n\r")
 _VALUE = json.JSONDecoder().raw_decode  # one JSON value at an index (its C scanner)
 
 
 def skip(text: str, i: int) -> int:
     """The index of the first character at or after ``i`` that is not JSON whitespace."""
+    if text[i : i + 1] not in _BLANKS:  # compact JSON: no regular expression to run
+        return i
     match = _SKIP.match(text, i)
     return i if match is None else match.end()
+
+
+def _one(text: str, i: int) -> tuple[str, int] | None:
+    match = _COMPACT.match(text, i) or _SPACED.match(text, i)
+    return None if match is None else (match.group(), match.end())
 
 
 def _floats(text: str, i: int) -> tuple[list[str], int] | None:
@@ -48,11 +59,11 @@ def _floats(text: str, i: int) -> tuple[list[str], int] | None:
     if text[i : i + 1] == "]":
         return vectors, i + 1
     while True:
-        match = _COMPACT.match(text, i) or _SPACED.match(text, i)
-        if match is None:
+        found = _one(text, i)
+        if found is None:
             return None
-        vectors.append(match.group())
-        i = skip(text, match.end())
+        vectors.append(found[0])
+        i = skip(text, found[1])
         sep = text[i : i + 1]
         if sep == "]":
             return vectors, i + 1
@@ -75,10 +86,11 @@ def _base64(text: str, i: int) -> tuple[list[str], int] | None:
         return None
 
 
-def _compiled() -> tuple[Reader, Reader] | None:
+def _compiled() -> tuple[Reader, Reader, One] | None:
     if os.environ.get("OLLAMUX_PURE_PYTHON"):
         return None
     try:
+        from ._vectorpath import one as compiled_one
         from ._vectorpath import vectors
     except ImportError:
         return None
@@ -89,7 +101,10 @@ def _compiled() -> tuple[Reader, Reader] | None:
     def base64(text: str, i: int) -> tuple[list[str], int] | None:
         return vectors(text, i, True) if text.isascii() else _base64(text, i)
 
-    return floats, base64
+    def one(text: str, i: int) -> tuple[str, int] | None:
+        return compiled_one(text, i) if text.isascii() else _one(text, i)
+
+    return floats, base64, one
 
 
-floats, base64 = _compiled() or (_floats, _base64)
+floats, base64, one = _compiled() or (_floats, _base64, _one)
