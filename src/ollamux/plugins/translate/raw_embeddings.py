@@ -18,17 +18,14 @@ wrong type, an error object.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from operator import itemgetter
 from typing import Any, TypeVar
 
 from . import vectorpath
 from .common import Unreadable, count_of, is_int, text_of
-from .vectorpath import skip
+from .jsonwalk import Read, items, members, skip
 
 T = TypeVar("T")
-
-_VALUE = json.JSONDecoder().raw_decode  # one JSON value at an index (its C scanner)
 
 
 def embedding_list_raw(
@@ -63,7 +60,7 @@ def embed_answer_raw(body: bytes, model: str) -> tuple[bytes, int, int] | None:
     """The ``/api/embed`` answer for a whole OpenAI embedding list (its vectors in the order
     of their ``index``), and its prompt and completion (none) token counts; ``None`` when
     the answer needs the slow path."""
-    found = _answer(body, "data", _entries)
+    found = _answer(body, "data", lambda text, i: items(text, i, _entry))
     if found is None:
         return None
     fields, entries = found
@@ -84,37 +81,20 @@ def embed_answer_raw(body: bytes, model: str) -> tuple[bytes, int, int] | None:
     return answer.encode(), tokens, 0
 
 
-def _entries(text: str, i: int) -> tuple[list[tuple[int, str]], int] | None:
-    """The ``data`` list at ``i`` of an OpenAI embedding list: each entry's ``index`` and
-    vector (its text), and the index after the list; ``None`` for anything else (a vector
-    in base64 included)."""
-    if text[i : i + 1] != "[":
+def _entry(text: str, i: int) -> tuple[tuple[int, str], int] | None:
+    """An entry of an OpenAI embedding list at ``i``: its ``index`` and vector (its text),
+    and the index after it; ``None`` for anything else (a vector in base64 included)."""
+    found = members(text, i, "embedding", vectorpath.one)
+    if found is None:
         return None
-    i = skip(text, i + 1)
-    entries: list[tuple[int, str]] = []
-    if text[i : i + 1] == "]":
-        return entries, i + 1
-    while True:
-        found = members(text, i, "embedding", vectorpath.one)
-        if found is None:
-            return None
-        fields, vector, i = found
-        index = fields.get("index", 0)
-        if vector is None or not is_int(index) or index < 0:
-            return None
-        entries.append((index, vector))
-        i = skip(text, i)
-        sep = text[i : i + 1]
-        if sep == "]":
-            return entries, i + 1
-        if sep != ",":
-            return None
-        i = skip(text, i + 1)
+    fields, vector, end = found
+    index = fields.get("index", 0)
+    if vector is None or not is_int(index) or index < 0:
+        return None
+    return (index, vector), end
 
 
-def _answer(
-    body: bytes, key: str, read: Callable[[str, int], tuple[T, int] | None]
-) -> tuple[dict[str, Any], T] | None:
+def _answer(body: bytes, key: str, read: Read[T]) -> tuple[dict[str, Any], T] | None:
     """The members of a whole answer, one JSON object, but ``key``, and the value of ``key``
     as ``read`` gives it; ``None`` when ``read`` does not take it, or the answer is not
     one object or is an error object."""
@@ -131,44 +111,3 @@ def _answer(
     if fields.get("error") is not None or fields.get("object") == "error":
         return None
     return fields, value
-
-
-def members(
-    text: str, i: int, key: str, read: Callable[[str, int], tuple[T, int] | None]
-) -> tuple[dict[str, Any], T | None, int] | None:
-    """The members of the JSON object at ``i`` but ``key``, the value of ``key`` as
-    ``read`` gives it (``None`` when absent), and the index after the object; ``None``
-    unless ``read`` takes that value.
-
-    Only this object's level is walked here (a key, a value, a comma: as ``json`` does it,
-    with its C scanner for every other value); a repeated key counts once, the last, as in
-    ``json``.
-    """
-    if text[i : i + 1] != "{":
-        return None
-    fields: dict[str, Any] = {}
-    value: T | None = None
-    i = skip(text, i + 1)
-    while text[i : i + 1] != "}":
-        if text[i : i + 1] != '"':
-            return None
-        name, i = _VALUE(text, i)  # a string: it starts with a quote
-        i = skip(text, i)
-        if text[i : i + 1] != ":":
-            return None
-        i = skip(text, i + 1)
-        if name == key:
-            found = read(text, i)
-            if found is None:
-                return None
-            value, i = found
-        else:
-            fields[name], i = _VALUE(text, i)
-        i = skip(text, i)
-        if text[i : i + 1] == ",":
-            i = skip(text, i + 1)
-            if text[i : i + 1] != '"':
-                return None
-        elif text[i : i + 1] != "}":
-            return None
-    return fields, value, i + 1

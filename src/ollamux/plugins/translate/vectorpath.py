@@ -15,17 +15,11 @@ index after it.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Callable
 
 from .common import Unreadable, floats_to_base64
-
-# Reads the vectors at an index: each vector as it goes into the answer, and the index
-# after the list; ``None`` when it is not a list of vectors.
-Reader = Callable[[str, int], tuple[list[str], int] | None]
-One = Callable[[str, int], tuple[str, int] | None]
+from .jsonwalk import Read, items, value
 
 # JSON's number grammar (RFC 8259), possessive: no backtracking, linear in the text
 _NUMBER = r"-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+"
@@ -33,17 +27,6 @@ _WS = r"[ \t\n\r]*+"
 # a vector as Go's encoder writes it (Ollama's server), then with JSON's optional spaces
 _COMPACT = re.compile(rf"\[(?:{_NUMBER}(?:,{_NUMBER})*+)?+\]")
 _SPACED = re.compile(rf"\[{_WS}(?:{_NUMBER}{_WS}(?:,{_WS}{_NUMBER}{_WS})*+)?+\]")
-_SKIP = re.compile(_WS)
-_BLANKS = frozenset(" \t\n\r")
-_VALUE = json.JSONDecoder().raw_decode  # one JSON value at an index (its C scanner)
-
-
-def skip(text: str, i: int) -> int:
-    """The index of the first character at or after ``i`` that is not JSON whitespace."""
-    if text[i : i + 1] not in _BLANKS:  # compact JSON: no regular expression to run
-        return i
-    match = _SKIP.match(text, i)
-    return i if match is None else match.end()
 
 
 def _one(text: str, i: int) -> tuple[str, int] | None:
@@ -52,28 +35,11 @@ def _one(text: str, i: int) -> tuple[str, int] | None:
 
 
 def _floats(text: str, i: int) -> tuple[list[str], int] | None:
-    if text[i : i + 1] != "[":
-        return None
-    i = skip(text, i + 1)
-    vectors: list[str] = []
-    if text[i : i + 1] == "]":
-        return vectors, i + 1
-    while True:
-        found = _one(text, i)
-        if found is None:
-            return None
-        vectors.append(found[0])
-        i = skip(text, found[1])
-        sep = text[i : i + 1]
-        if sep == "]":
-            return vectors, i + 1
-        if sep != ",":
-            return None
-        i = skip(text, i + 1)
+    return items(text, i, _one)
 
 
 def _base64(text: str, i: int) -> tuple[list[str], int] | None:
-    vectors, end = _VALUE(text, i)
+    vectors, end = value(text, i)
     if type(vectors) is not list or any(type(vector) is not list for vector in vectors):
         return None
     # ``true``, ``false``, ``NaN`` and ``Infinity``, which ``struct`` would pack: no letter
@@ -86,7 +52,7 @@ def _base64(text: str, i: int) -> tuple[list[str], int] | None:
         return None
 
 
-def _compiled() -> tuple[Reader, Reader, One] | None:
+def _compiled() -> tuple[Read[list[str]], Read[list[str]], Read[str]] | None:
     if os.environ.get("OLLAMUX_PURE_PYTHON"):
         return None
     try:
