@@ -34,7 +34,7 @@ Prints medians (req/s, p50 latency, CPU per request of the proxy), the ratios to
 relay of the same kind, each round's ratios' median, the targets, and the load average
 (the machine is shared: other load shows there).
 
-    python bench/bench_wrk.py                     # about 4 minutes
+    python bench/bench_wrk.py                     # about 7 minutes
     python bench/bench_wrk.py --cases relay,default --repetitions 3
     python bench/bench_wrk.py --long --json out.json
 """
@@ -106,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--base",
         metavar="REV",
-        help="also run git revision REV's default config (default, translated, v1embed-* @REV)",
+        help="also run git revision REV's code in the default and translated cases (NAME@REV)",
     )
     p.add_argument("--long", action="store_true", help="10 s windows, 5 rounds")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")

@@ -5,12 +5,12 @@
  *
  * vectors(text, start, base64) -> (list[str], int) | None
  *
- * ``text`` is an ASCII str; at ``start`` (after JSON whitespace) must come a JSON list of
- * lists of JSON numbers. The answer is each vector as it goes into an OpenAI embedding
- * list, and the index just after the outer list: with ``base64`` false, the vector's
- * JSON text as it is; else a JSON string of its numbers packed as little-endian float32
- * (as ``struct.pack("<f")`` packs what ``json.loads`` makes of them) in base64. None for
- * anything else, and for a number float32 cannot hold (``struct`` would refuse it).
+ * ``text`` is an ASCII str; at ``start`` must come a JSON list of lists of JSON numbers.
+ * The answer is each vector as it goes into an embedding list, and the index just after
+ * the outer list: with ``base64`` false, the vector's JSON text as it is; else a JSON
+ * string of its numbers packed as little-endian float32 (as ``struct.pack("<f")`` packs
+ * what ``json.loads`` makes of them) in base64. None for anything else, and for a number
+ * float32 cannot hold (``struct`` would refuse it).
  *
  * one(text, start) -> (str, int) | None
  *
