@@ -8,9 +8,10 @@ path becomes; the pure converters live in ``openai_to_ollama_request``,
 ``openai_to_ollama_response``, and for the two fronts ``anthropic_request``,
 ``anthropic_response``, ``responses_request``, ``responses_response``; ``stream``
 re-frames bodies (``textpath``: a read of text lines at once, in C when it was built;
-``raw_embeddings`` converts embedding answers from their bytes: ``jsonwalk`` walks
-their outer levels, ``vectorpath`` reads their vectors, in C when it was built). A request whose dialect
-matches its backend's API costs one comparison: both hooks return ``None`` at once.
+``raw_embeddings`` converts embedding answers from their bytes: ``jsonwalk`` walks their
+outer levels, ``vectorpath`` reads their vectors, in C when it was built). A request whose
+dialect matches its backend's API costs one comparison: both hooks return ``None`` at
+once.
 
 Settings (``plugins.config.translate``): ``fetch_image_urls`` (default false) lets
 ``http(s)`` image URLs in OpenAI chat messages be fetched for Ollama backends;

@@ -77,7 +77,11 @@ class Translating(ResponseTransform):
     client_type = ""  # what the client gets for a stream
 
     def __init__(
-        self, exchange: Exchange, whole: Whole, max_line: int = DEFAULT_MAX_LINE_BYTES
+        self,
+        exchange: Exchange,
+        whole: Whole,
+        max_line: int = DEFAULT_MAX_LINE_BYTES,
+        raw: Raw | None = None,
     ) -> None:
         self.exchange = exchange
         self.whole = whole
@@ -87,7 +91,7 @@ class Translating(ResponseTransform):
         self.buffer: list[bytes] = []
         self.failed = False
         self.sent = False  # some bytes went out to the client
-        self.raw: Raw | None = None
+        self.raw = raw  # a whole answer converted from its bytes first, when it can be
         self.event = b""  # an SSE event's name, until its data line comes
         # The fastest path: a read of whole text records (lines or events) converted at
         # once; ``None`` for any other read (an attribute: one call less on every read).
@@ -316,9 +320,8 @@ class OllamaToOpenAI(Translating):
         max_line: int = DEFAULT_MAX_LINE_BYTES,
         raw: Raw | None = None,
     ) -> None:
-        super().__init__(exchange, self._whole_with_usage(whole), max_line)
+        super().__init__(exchange, self._whole_with_usage(whole), max_line, raw)
         self.stream = stream
-        self.raw = raw
         self.read_of_texts = stream.read_events_raw
 
     def _whole_with_usage(self, whole: Whole) -> Whole:
@@ -386,9 +389,8 @@ class OpenAIToOllama(Translating):
         max_line: int = DEFAULT_MAX_LINE_BYTES,
         raw: Raw | None = None,
     ) -> None:
-        super().__init__(exchange, self._whole_with_usage(whole), max_line)
+        super().__init__(exchange, self._whole_with_usage(whole), max_line, raw)
         self.stream = stream
-        self.raw = raw
         self.read_of_texts = stream.read_lines_raw
         self.on_read = stream.tick  # each read's lines carry the time it came
 
